@@ -1,0 +1,106 @@
+package cgroupmon
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/cgmon/cgmon/metrics"
+)
+
+// Errors a caller can test for with errors.Is.
+var (
+	// ErrInvalidSpec: the Spec is malformed (bad id, empty command, ...).
+	ErrInvalidSpec = errors.New("invalid spec")
+	// ErrControllerUnavailable: a limit needs a cgroup controller that the
+	// cgroup root does not offer.
+	ErrControllerUnavailable = errors.New("cgroup controller unavailable")
+	// ErrNotDelegated: the cgroup root is not writable by this process.
+	ErrNotDelegated = errors.New("cgroup root not delegated")
+	// ErrUnavailable: a kernel file or feature is missing on this host.
+	ErrUnavailable = errors.New("unavailable on this host")
+	// ErrStart: the command could not be executed; the result has status
+	// failed_to_start. The cause (e.g. exec.ErrNotFound, fs.ErrPermission)
+	// is wrapped too.
+	ErrStart = errors.New("command could not be started")
+	// ErrClosed: the Monitor was closed.
+	ErrClosed = errors.New("monitor closed")
+)
+
+// BackendChoice is what Options.Backend asks for.
+type BackendChoice string
+
+// The backend choices.
+const (
+	// BackendAuto picks cgroup2 on a delegated v2 host with controllers,
+	// hybrid where v2 is mounted without controllers, else procfs.
+	BackendAuto BackendChoice = "auto"
+	// BackendCgroup2 requires a writable cgroup v2 root (hybrid counts: it
+	// then takes memory from procfs) and fails otherwise.
+	BackendCgroup2 BackendChoice = "cgroup2"
+	// BackendProcfs uses procfs and rusage only.
+	BackendProcfs BackendChoice = "procfs"
+)
+
+// Sink receives every finished execution; *metrics.Collector is one.
+type Sink interface {
+	RecordExecution(metrics.Execution)
+}
+
+// Options configure a Monitor. The zero value is usable.
+type Options struct {
+	// Interval is the sampler's tick; default 100 ms.
+	Interval time.Duration
+	// Backend is auto (default), cgroup2 or procfs.
+	Backend BackendChoice
+	// Sink, when set, receives every finished execution.
+	Sink Sink
+	// CgroupRoot is the cgroup directory under which per-execution leaves
+	// are made. Empty: the monitor's own cgroup when it is delegated and
+	// holds only this process (cgmon moves itself into a leaf first), else
+	// <mount>/cgmon when writable, else the procfs fallback.
+	CgroupRoot string
+	// CgroupMount is where cgroup v2 is looked for; empty: found from
+	// mountinfo (usually /sys/fs/cgroup or /sys/fs/cgroup/unified).
+	CgroupMount string
+	// ProcRoot is the proc filesystem; default /proc.
+	ProcRoot string
+	// Subreaper makes this process a child subreaper, so that orphaned
+	// descendants of executions are re-parented to it and can be measured
+	// and reaped. It is process-wide; the CLI turns it on.
+	Subreaper bool
+}
+
+// Spec describes one execution.
+type Spec struct {
+	// ID identifies the execution; it must not contain '/', NUL or "..",
+	// nor exceed 200 bytes. Empty: one is generated.
+	ID string
+	// Language and CodeLength label the record.
+	Language   string
+	CodeLength int
+	// Command is the argv; Command[0] is looked up in PATH when it has no
+	// slash.
+	Command []string
+	// Env is the environment; nil means this process's environment.
+	Env []string
+	// Dir is the working directory; empty means this process's.
+	Dir string
+	// Stdin, Stdout and Stderr are the command's standard streams; nil
+	// means /dev/null.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Limits are applied to the execution's cgroup. A limit whose
+	// controller is unavailable is an error (ErrControllerUnavailable).
+	Limits *specs.LinuxResources
+	// Timeout is the wall-clock limit; 0 means none.
+	Timeout time.Duration
+	// WaitAll waits for every process of the execution to exit instead of
+	// killing what is left when the main process exits.
+	WaitAll bool
+	// KeepSamples keeps the sampled timeline in the result (Execution.Samples).
+	KeepSamples bool
+}
