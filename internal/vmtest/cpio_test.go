@@ -1,0 +1,170 @@
+package vmtest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+type cpioEntry struct {
+	name         string
+	mode         uint32
+	rmaj, rmin   uint32
+	data         string
+	ino, nlink   uint32
+	uid, gid     uint32
+	headerOffset int
+}
+
+// readNewc is an independent newc parser used to check the writer.
+func readNewc(t *testing.T, b []byte) []cpioEntry {
+	t.Helper()
+	var out []cpioEntry
+	off := 0
+	for {
+		if off%4 != 0 {
+			t.Fatalf("record at offset %d not 4-byte aligned", off)
+		}
+		if len(b)-off < 110 {
+			t.Fatalf("truncated header at %d", off)
+		}
+		h := b[off : off+110]
+		if string(h[:6]) != "070701" {
+			t.Fatalf("bad magic %q at %d", h[:6], off)
+		}
+		field := func(i int) uint32 {
+			v, err := strconv.ParseUint(string(h[6+8*i:14+8*i]), 16, 32)
+			if err != nil {
+				t.Fatalf("field %d: %v", i, err)
+			}
+			return uint32(v)
+		}
+		e := cpioEntry{ino: field(0), mode: field(1), uid: field(2), gid: field(3), nlink: field(4),
+			rmaj: field(9), rmin: field(10), headerOffset: off}
+		size := int(field(6))
+		nameSize := int(field(11))
+		name := b[off+110 : off+110+nameSize]
+		if name[len(name)-1] != 0 {
+			t.Fatalf("name not NUL-terminated: %q", name)
+		}
+		e.name = string(name[:len(name)-1])
+		off += 110 + nameSize
+		off = (off + 3) &^ 3
+		e.data = string(b[off : off+size])
+		off += size
+		off = (off + 3) &^ 3
+		if e.name == cpioTrailer {
+			if off != len(b) {
+				t.Fatalf("%d bytes after trailer", len(b)-off)
+			}
+			return out
+		}
+		out = append(out, e)
+	}
+}
+
+func TestCPIOWriterRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewCPIOWriter(&buf)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(w.CharDev("dev/console", 0o600, 5, 1))
+	must(w.File("init", 0o755, 3, strings.NewReader("abc")))
+	must(w.File("tests/a/b.test", 0o755, 5, strings.NewReader("hello world")))
+	must(w.Dir("tests/a", 0o700)) // already added as a parent: no duplicate
+	must(w.File("./empty", 0o644, 0, strings.NewReader("")))
+	must(w.Close())
+
+	got := readNewc(t, buf.Bytes())
+	want := []struct {
+		name string
+		mode uint32
+		data string
+	}{
+		{"dev", cpioTypeDir | 0o755, ""},
+		{"dev/console", cpioTypeChr | 0o600, ""},
+		{"init", cpioTypeReg | 0o755, "abc"},
+		{"tests", cpioTypeDir | 0o755, ""},
+		{"tests/a", cpioTypeDir | 0o755, ""},
+		{"tests/a/b.test", cpioTypeReg | 0o755, "hello"},
+		{"empty", cpioTypeReg | 0o644, ""},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d entries %+v, want %d", len(got), got, len(want))
+	}
+	inos := map[uint32]bool{}
+	for i, w := range want {
+		g := got[i]
+		if g.name != w.name || g.mode != w.mode || g.data != w.data {
+			t.Errorf("entry %d = {%q %o %q}, want {%q %o %q}", i, g.name, g.mode, g.data, w.name, w.mode, w.data)
+		}
+		if g.uid != 0 || g.gid != 0 {
+			t.Errorf("%s: owner %d:%d, want 0:0", g.name, g.uid, g.gid)
+		}
+		if inos[g.ino] {
+			t.Errorf("%s: duplicate inode %d", g.name, g.ino)
+		}
+		inos[g.ino] = true
+	}
+	if got[1].rmaj != 5 || got[1].rmin != 1 {
+		t.Errorf("console rdev = %d:%d, want 5:1", got[1].rmaj, got[1].rmin)
+	}
+}
+
+func TestCPIOHeaderBytes(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewCPIOWriter(&buf)
+	if err := w.File("x", 0o644, 2, strings.NewReader("hi")); err != nil {
+		t.Fatal(err)
+	}
+	want := "070701" + "00000001" + "000081A4" + "00000000" + "00000000" + "00000001" +
+		"00000000" + "00000002" + "00000000" + "00000000" + "00000000" + "00000000" +
+		"00000002" + "00000000" + "x\x00" + "hi\x00\x00"
+	if got := buf.String(); got != want {
+		t.Fatalf("header bytes:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestCPIOBadNames(t *testing.T) {
+	for _, name := range []string{"", "/abs", "..", "../x", "a/../../x", "."} {
+		w := NewCPIOWriter(&bytes.Buffer{})
+		if err := w.File(name, 0o644, 0, strings.NewReader("")); !errors.Is(err, ErrBadArchiveName) {
+			t.Errorf("File(%q) error = %v, want ErrBadArchiveName", name, err)
+		}
+	}
+}
+
+func TestCPIOShortReader(t *testing.T) {
+	w := NewCPIOWriter(&bytes.Buffer{})
+	if err := w.File("x", 0o644, 10, strings.NewReader("short")); err == nil {
+		t.Fatal("File with a short reader succeeded")
+	}
+	if err := w.Close(); err == nil {
+		t.Fatal("Close after a failed File succeeded")
+	}
+}
+
+type failWriter struct{ n int }
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, fmt.Errorf("disk full")
+	}
+	f.n--
+	return len(p), nil
+}
+
+func TestCPIOWriteError(t *testing.T) {
+	w := NewCPIOWriter(&failWriter{n: 1})
+	err := w.File("dir/x", 0o644, 1, strings.NewReader("a"))
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("error = %v, want disk full", err)
+	}
+}
