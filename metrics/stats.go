@@ -1,0 +1,287 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+)
+
+// QuantileRelativeAccuracy is the relative accuracy of the execution-time
+// percentiles (p50, p95, p99): a reported percentile v of a quantile q lies
+// within ±1% of the exact value x at rank floor(q*(n-1)) of the sorted
+// execution times, |v-x| <= 0.01*x. This is DDSketch's guarantee; it holds
+// for every quantile as long as the recorded times span a ratio below about
+// 1e17 (sketchMaxBins bins), far beyond nanoseconds to years.
+const QuantileRelativeAccuracy = 0.01
+
+// sketchMaxBins bounds each sketch to 2048 bins of 8 bytes (16 KiB). With a
+// 1% accuracy one bin covers a factor of about 1.0202, so 2048 bins span a
+// ratio of about 6e17 before the lowest bins collapse.
+const sketchMaxBins = 2048
+
+// DurationBuckets are the upper bounds, in seconds, of the execution-time
+// histogram exposed to Prometheus, chosen for code-execution workloads
+// (from a 5 ms "hello world" to a 60 s limit).
+var DurationBuckets = [...]float64{
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+}
+
+// MemoryBuckets are the upper bounds, in bytes, of the memory-peak histogram
+// exposed to Prometheus: powers of four from 1 MiB to 16 GiB.
+var MemoryBuckets = [...]float64{
+	1 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30, 4 << 30, 16 << 30,
+}
+
+const numStatuses = len(Statuses)
+
+var successIndex = StatusSuccess.Index()
+
+// StatusCounts maps every Status in Statuses to the number of executions
+// that ended with it; statuses with no execution are present with 0.
+type StatusCounts map[Status]uint64
+
+// Breakdown holds the statistics that Summary and LanguageStats share
+// beyond the original module's fields. Absent values (nil pointers, JSON
+// null) mean there was no data to compute them from, never zero.
+type Breakdown struct {
+	// StatusCounts counts executions per status.
+	StatusCounts StatusCounts `json:"status_counts"`
+	// P50ExecutionTime, P95ExecutionTime and P99ExecutionTime are
+	// percentiles of the execution time, in seconds, within
+	// QuantileRelativeAccuracy; nil when there is no execution.
+	P50ExecutionTime *float64 `json:"p50_execution_time"`
+	P95ExecutionTime *float64 `json:"p95_execution_time"`
+	P99ExecutionTime *float64 `json:"p99_execution_time"`
+	// MaxExecutionTime is the exact longest execution time, in seconds;
+	// nil when there is no execution.
+	MaxExecutionTime *float64 `json:"max_execution_time"`
+	// MemoryPeakCount is the number of executions whose memory peak was
+	// measured (Usage.MemoryPeak valid); the memory statistics use only
+	// those.
+	MemoryPeakCount uint64 `json:"memory_peak_count"`
+	// AverageMemoryPeakBytes is the mean memory peak, in bytes; nil when
+	// MemoryPeakCount is 0.
+	AverageMemoryPeakBytes *float64 `json:"average_memory_peak_bytes"`
+	// MaxMemoryPeakBytes is the highest memory peak, in bytes; nil when
+	// MemoryPeakCount is 0.
+	MaxMemoryPeakBytes *uint64 `json:"max_memory_peak_bytes"`
+	// CPUCount is the number of executions whose CPU time was measured
+	// (Usage.CPUTotal valid).
+	CPUCount uint64 `json:"cpu_measured_count"`
+	// TotalCPUSeconds is the CPU time (user + system) of those
+	// executions, in seconds; nil when CPUCount is 0.
+	TotalCPUSeconds *float64 `json:"total_cpu_seconds"`
+	// OOMCount counts executions with OOMKilled set (a process of the
+	// execution was killed by the kernel's OOM killer), whatever their
+	// status; StatusCounts[StatusOOM] counts those whose status is oom.
+	OOMCount uint64 `json:"oom_count"`
+	// TimeoutCount counts executions with TimedOut set, whatever their
+	// status.
+	TimeoutCount uint64 `json:"timeout_count"`
+}
+
+// LanguageStats is the statistics of one language, as the original
+// module's get_language_stats returned them plus a Breakdown. Execution
+// times are in seconds. An execution is a success when its status is
+// StatusSuccess; every other status counts as an error.
+type LanguageStats struct {
+	// Count is the number of executions recorded.
+	Count uint64 `json:"count"`
+	// SuccessCount counts StatusSuccess; ErrorCount counts every other
+	// status (error, signaled, timeout, oom, canceled, failed_to_start).
+	SuccessCount uint64 `json:"success_count"`
+	ErrorCount   uint64 `json:"error_count"`
+	// SuccessRate is SuccessCount/Count in [0, 1]; 0 when Count is 0.
+	SuccessRate float64 `json:"success_rate"`
+	// TotalExecutionTime is the sum of execution times, in seconds.
+	TotalExecutionTime float64 `json:"total_execution_time"`
+	// AverageExecutionTime is TotalExecutionTime/Count, in seconds; 0
+	// when Count is 0.
+	AverageExecutionTime float64 `json:"average_execution_time"`
+	Breakdown
+}
+
+// Summary is the statistics over every language, as the original module's
+// get_summary returned them plus a Breakdown. Execution times are in
+// seconds. An execution is a success when its status is StatusSuccess; every
+// other status counts as an error.
+type Summary struct {
+	// TotalExecutions is the number of executions recorded.
+	TotalExecutions uint64 `json:"total_executions"`
+	// SuccessCount counts StatusSuccess; ErrorCount counts every other
+	// status.
+	SuccessCount uint64 `json:"success_count"`
+	ErrorCount   uint64 `json:"error_count"`
+	// SuccessRate is SuccessCount/TotalExecutions in [0, 1]; 0 when
+	// TotalExecutions is 0.
+	SuccessRate float64 `json:"success_rate"`
+	// AverageExecutionTime is TotalExecutionTime/TotalExecutions, in
+	// seconds; 0 when TotalExecutions is 0.
+	AverageExecutionTime float64 `json:"average_execution_time"`
+	// TotalExecutionTime is the sum of execution times, in seconds.
+	TotalExecutionTime float64 `json:"total_execution_time"`
+	// Languages is the number of distinct languages recorded.
+	Languages int `json:"languages"`
+	// RejectedCount counts records that RecordExecution refused (unknown
+	// status, negative execution time); they are in no other statistic.
+	RejectedCount uint64 `json:"rejected_count"`
+	Breakdown
+}
+
+// aggregate is the streaming state of a set of executions: fixed-size
+// counters plus one bounded sketch.
+type aggregate struct {
+	statusCounts [numStatuses]uint64
+	totalTime    time.Duration
+	maxTime      time.Duration
+	durBuckets   [len(DurationBuckets)]uint64 // per bucket, not cumulative; +Inf is the rest
+
+	memCount   uint64
+	memSum     float64 // bytes; float64 so that it cannot wrap
+	memMax     uint64
+	memBuckets [len(MemoryBuckets)]uint64
+
+	cpuCount uint64
+	cpuTotal time.Duration
+
+	oomCount, timeoutCount uint64
+
+	sketch *ddsketch.DDSketch // execution times in seconds; nil in snapshots without it
+}
+
+func newSketch() *ddsketch.DDSketch {
+	s, err := ddsketch.LogCollapsingLowestDenseDDSketch(QuantileRelativeAccuracy, sketchMaxBins)
+	if err != nil {
+		panic("metrics: cannot build DDSketch: " + err.Error()) // constant arguments: unreachable
+	}
+	return s
+}
+
+func (a *aggregate) count() uint64 {
+	var n uint64
+	for _, c := range a.statusCounts {
+		n += c
+	}
+	return n
+}
+
+// add records one execution whose fields were already validated.
+func (a *aggregate) add(st int, d time.Duration, e *Execution) {
+	a.statusCounts[st]++
+	a.totalTime += d
+	if d > a.maxTime {
+		a.maxTime = d
+	}
+	sec := d.Seconds()
+	for i, ub := range DurationBuckets {
+		if sec <= ub {
+			a.durBuckets[i]++
+			break
+		}
+	}
+	_ = a.sketch.Add(sec) // d >= 0 and finite: cannot fail
+
+	if m, ok := e.Usage.MemoryPeak.Get(); ok {
+		a.memCount++
+		a.memSum += float64(m)
+		if m > a.memMax {
+			a.memMax = m
+		}
+		fm := float64(m)
+		for i, ub := range MemoryBuckets {
+			if fm <= ub {
+				a.memBuckets[i]++
+				break
+			}
+		}
+	}
+	if c, ok := e.Usage.CPUTotal.Get(); ok {
+		a.cpuCount++
+		a.cpuTotal += c
+	}
+	if e.OOMKilled {
+		a.oomCount++
+	}
+	if e.TimedOut {
+		a.timeoutCount++
+	}
+}
+
+// merge adds b into a. When withSketch, a.sketch must be non-nil and b's
+// sketch is merged into it.
+func (a *aggregate) merge(b *aggregate, withSketch bool) {
+	for i := range a.statusCounts {
+		a.statusCounts[i] += b.statusCounts[i]
+	}
+	a.totalTime += b.totalTime
+	a.maxTime = max(a.maxTime, b.maxTime)
+	for i := range a.durBuckets {
+		a.durBuckets[i] += b.durBuckets[i]
+	}
+	a.memCount += b.memCount
+	a.memSum += b.memSum
+	a.memMax = max(a.memMax, b.memMax)
+	for i := range a.memBuckets {
+		a.memBuckets[i] += b.memBuckets[i]
+	}
+	a.cpuCount += b.cpuCount
+	a.cpuTotal += b.cpuTotal
+	a.oomCount += b.oomCount
+	a.timeoutCount += b.timeoutCount
+	if withSketch && b.sketch != nil {
+		_ = a.sketch.MergeWith(b.sketch) // same mapping: cannot fail
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// breakdown computes the shared statistics of a; a.sketch must be set.
+func (a *aggregate) breakdown() Breakdown {
+	b := Breakdown{
+		StatusCounts:    make(StatusCounts, numStatuses),
+		MemoryPeakCount: a.memCount,
+		CPUCount:        a.cpuCount,
+		OOMCount:        a.oomCount,
+		TimeoutCount:    a.timeoutCount,
+	}
+	for i, s := range Statuses {
+		b.StatusCounts[s] = a.statusCounts[i]
+	}
+	if a.count() > 0 {
+		// The sketch holds exactly count() values, so it is not empty.
+		if v, err := a.sketch.GetValueAtQuantile(0.50); err == nil {
+			b.P50ExecutionTime = ptr(v)
+		}
+		if v, err := a.sketch.GetValueAtQuantile(0.95); err == nil {
+			b.P95ExecutionTime = ptr(v)
+		}
+		if v, err := a.sketch.GetValueAtQuantile(0.99); err == nil {
+			b.P99ExecutionTime = ptr(v)
+		}
+		b.MaxExecutionTime = ptr(a.maxTime.Seconds())
+	}
+	if a.memCount > 0 {
+		b.AverageMemoryPeakBytes = ptr(a.memSum / float64(a.memCount))
+		b.MaxMemoryPeakBytes = ptr(a.memMax)
+	}
+	if a.cpuCount > 0 {
+		b.TotalCPUSeconds = ptr(a.cpuTotal.Seconds())
+	}
+	return b
+}
+
+func (a *aggregate) languageStats() LanguageStats {
+	n := a.count()
+	s := LanguageStats{
+		Count:              n,
+		SuccessCount:       a.statusCounts[successIndex],
+		ErrorCount:         n - a.statusCounts[successIndex],
+		TotalExecutionTime: a.totalTime.Seconds(),
+		Breakdown:          a.breakdown(),
+	}
+	if n > 0 {
+		s.SuccessRate = float64(s.SuccessCount) / float64(n)
+		s.AverageExecutionTime = s.TotalExecutionTime / float64(n)
+	}
+	return s
+}
