@@ -1,0 +1,264 @@
+package cgroupmon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/cgroups/v3/cgroup2"
+	"golang.org/x/sys/unix"
+)
+
+// leaf is one execution's cgroup v2 directory with the descriptors the
+// sampler reads held open, so that a tick is a pread and a parse.
+type leaf struct {
+	path string
+	dir  *os.File // O_RDONLY directory: the CgroupFD for CLONE_INTO_CGROUP
+
+	cpuStat    int // cpu.stat
+	memCurrent int // memory.current, -1 without the memory controller
+	pidsCurr   int // pids.current, -1 without the pids controller
+	events     int // cgroup.events
+	procs      int // cgroup.procs
+
+	buf      [512]byte
+	procsBuf []byte
+}
+
+// createLeaf makes root/name (which must not exist yet), applies res, and
+// opens the files the sampler reads. On error nothing is left behind.
+func createLeaf(root, name string, res *cgroup2.Resources, memory, pids bool) (_ *leaf, err error) {
+	path := filepath.Join(root, name)
+	if filepath.Dir(path) != filepath.Clean(root) {
+		return nil, fmt.Errorf("%w: leaf name %q escapes the root", ErrInvalidSpec, name)
+	}
+	if err := os.Mkdir(path, 0o755); err != nil {
+		return nil, fmt.Errorf("creating cgroup %s: %w", path, err)
+	}
+	l := &leaf{path: path, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1}
+	defer func() {
+		if err != nil {
+			l.closeFDs()
+			_ = os.Remove(path)
+		}
+	}()
+	if vals := res.Values(); len(vals) > 0 || len(res.Devices) > 0 {
+		mgr, err := cgroup2.Load("/"+name, cgroup2.WithMountpoint(root))
+		if err != nil {
+			return nil, fmt.Errorf("loading cgroup %s: %w", path, err)
+		}
+		if err := mgr.Update(res); err != nil {
+			return nil, fmt.Errorf("setting limits on %s: %w", path, err)
+		}
+	}
+	if l.dir, err = os.Open(path); err != nil {
+		return nil, fmt.Errorf("opening cgroup %s: %w", path, err)
+	}
+	open := func(file string) (int, error) {
+		fd, err := unix.Open(filepath.Join(path, file), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("opening %s/%s: %w", path, file, err)
+		}
+		return fd, nil
+	}
+	if l.cpuStat, err = open("cpu.stat"); err != nil {
+		return nil, err
+	}
+	if l.events, err = open("cgroup.events"); err != nil {
+		return nil, err
+	}
+	if l.procs, err = open("cgroup.procs"); err != nil {
+		return nil, err
+	}
+	if memory {
+		if l.memCurrent, err = open("memory.current"); err != nil {
+			return nil, err
+		}
+	}
+	if pids {
+		if l.pidsCurr, err = open("pids.current"); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// pread reads a whole small kernel file from offset 0 into l.buf.
+func (l *leaf) pread(fd int) ([]byte, error) {
+	n, err := unix.Pread(fd, l.buf[:], 0)
+	if err != nil {
+		return nil, err
+	}
+	if n == len(l.buf) {
+		return nil, fmt.Errorf("kernel file larger than %d bytes: %w", len(l.buf), errMalformed)
+	}
+	return l.buf[:n], nil
+}
+
+func (l *leaf) readCPU() (cpuStat, error) {
+	b, err := l.pread(l.cpuStat)
+	if err != nil {
+		return cpuStat{}, fmt.Errorf("cpu.stat: %w", err)
+	}
+	return parseCPUStat(b)
+}
+
+func (l *leaf) readMemoryCurrent() (uint64, error) {
+	b, err := l.pread(l.memCurrent)
+	if err != nil {
+		return 0, fmt.Errorf("memory.current: %w", err)
+	}
+	return parseUint(b)
+}
+
+func (l *leaf) readPidsCurrent() (uint64, error) {
+	b, err := l.pread(l.pidsCurr)
+	if err != nil {
+		return 0, fmt.Errorf("pids.current: %w", err)
+	}
+	return parseUint(b)
+}
+
+func (l *leaf) populated() (bool, error) {
+	b, err := l.pread(l.events)
+	if err != nil {
+		return false, fmt.Errorf("cgroup.events: %w", err)
+	}
+	ev, err := parseCgroupEvents(b)
+	return ev.Populated, err
+}
+
+// pids appends the pids in cgroup.procs to dst, reusing l.procsBuf.
+func (l *leaf) pids(dst []int) ([]int, error) {
+	if l.procsBuf == nil {
+		l.procsBuf = make([]byte, 4096)
+	}
+	n := 0
+	for {
+		m, err := unix.Pread(l.procs, l.procsBuf[n:], int64(n))
+		if err != nil {
+			return dst, fmt.Errorf("cgroup.procs: %w", err)
+		}
+		n += m
+		if m == 0 || n < len(l.procsBuf) {
+			break
+		}
+		if len(l.procsBuf) >= 4<<20 {
+			return dst, fmt.Errorf("cgroup.procs larger than 4 MiB: %w", errMalformed)
+		}
+		l.procsBuf = append(l.procsBuf, make([]byte, len(l.procsBuf))...)
+	}
+	v, digits := 0, 0
+	for _, c := range l.procsBuf[:n] {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v*10 + int(c-'0')
+			digits++
+			if digits > 10 {
+				return dst, fmt.Errorf("cgroup.procs: pid too long: %w", errMalformed)
+			}
+		case c == '\n':
+			if digits > 0 {
+				dst = append(dst, v)
+			}
+			v, digits = 0, 0
+		default:
+			return dst, fmt.Errorf("cgroup.procs: unexpected byte %q: %w", c, errMalformed)
+		}
+	}
+	if digits > 0 {
+		dst = append(dst, v)
+	}
+	return dst, nil
+}
+
+// readFile reads one file of the leaf (for the final, not-per-tick reads).
+func (l *leaf) readFile(name string) ([]byte, error) {
+	return readCapped(filepath.Join(l.path, name))
+}
+
+// kill kills every process in the leaf: with cgroup.kill where the kernel
+// has it (5.14), else by freezing the cgroup, sending SIGKILL to each
+// process and thawing it. It never waits for a process (exec.Cmd does).
+func (l *leaf) kill(hasKill bool) error {
+	if hasKill {
+		err := os.WriteFile(filepath.Join(l.path, "cgroup.kill"), []byte("1"), 0)
+		if err == nil || !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	freeze := filepath.Join(l.path, "cgroup.freeze")
+	frozen := os.WriteFile(freeze, []byte("1"), 0) == nil
+	var errs []error
+	pids, err := l.pids(nil)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, pid := range pids {
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("kill %d: %w", pid, err))
+		}
+	}
+	if frozen {
+		if err := os.WriteFile(freeze, []byte("0"), 0); err != nil {
+			errs = append(errs, fmt.Errorf("thaw: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitEmpty waits until cgroup.events says "populated 0", polling the
+// events file (the kernel signals changes with POLLPRI) or until ctx ends.
+func (l *leaf) waitEmpty(ctx context.Context) error {
+	for {
+		pop, err := l.populated()
+		if err != nil {
+			return err
+		}
+		if !pop {
+			return nil
+		}
+		fds := []unix.PollFd{{Fd: int32(l.events), Events: unix.POLLPRI}}
+		if _, err := unix.Poll(fds, 20); err != nil && !errors.Is(err, unix.EINTR) {
+			// Fall back to plain polling of the file.
+			time.Sleep(5 * time.Millisecond)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func (l *leaf) closeFDs() {
+	for _, fd := range []*int{&l.cpuStat, &l.memCurrent, &l.pidsCurr, &l.events, &l.procs} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+	if l.dir != nil {
+		l.dir.Close()
+		l.dir = nil
+	}
+}
+
+// remove closes every descriptor and removes the directory, retrying while
+// the kernel still reports it busy (a killed process may take a moment).
+func (l *leaf) remove() error {
+	l.closeFDs()
+	var err error
+	for i := 0; i < 100; i++ {
+		err = os.Remove(l.path)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			break
+		}
+		time.Sleep(time.Duration(i+1) * time.Millisecond)
+	}
+	return fmt.Errorf("removing cgroup %s: %w", l.path, err)
+}

@@ -1,0 +1,301 @@
+package cgroupmon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cgmon/cgmon/internal/workload"
+	"github.com/cgmon/cgmon/metrics"
+)
+
+// scenario is the VM scenario the tests run in ("" on a development or CI
+// host); see internal/vmtest.
+var scenario = os.Getenv("CGMON_VM_SCENARIO")
+
+func wl(t *testing.T, name string) string {
+	t.Helper()
+	p, err := workload.Path(name)
+	require.NoError(t, err, "building the C workloads needs cc (apt-get install gcc libc6-dev)")
+	return p
+}
+
+// newMonitor returns a Monitor on the host's default root, closed (and its
+// cgroups checked gone) at the end of the test.
+func newMonitor(t *testing.T, opts Options) *Monitor {
+	t.Helper()
+	m, err := New(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		require.NoError(t, m.Close())
+		if m.root != "" {
+			assertNoLeaves(t, m.root)
+		}
+	})
+	return m
+}
+
+// assertNoLeaves fails when an execution cgroup of this process is left.
+func assertNoLeaves(t *testing.T, root string) {
+	t.Helper()
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	require.NoError(t, err)
+	suffix := "-" + strconv.Itoa(os.Getpid()) + "-"
+	for _, e := range ents {
+		if e.IsDir() && strings.Contains(e.Name(), suffix) {
+			t.Errorf("cgroup %s left behind", filepath.Join(root, e.Name()))
+		}
+	}
+}
+
+func mustRun(t *testing.T, m *Monitor, s Spec) metrics.Execution {
+	t.Helper()
+	ex, err := m.Run(context.Background(), s)
+	require.NoError(t, err)
+	assertLabelled(t, ex)
+	return ex
+}
+
+// assertLabelled checks the rule: every metric has a source or a reason.
+func assertLabelled(t *testing.T, ex metrics.Execution) {
+	t.Helper()
+	for _, f := range ex.Usage.Fields() {
+		if f.Valid {
+			assert.NotEmpty(t, f.Source, "%s has a value but no source", f.Name)
+		} else {
+			assert.NotEmpty(t, f.Reason, "%s is absent without a reason", f.Name)
+		}
+	}
+}
+
+func TestExitCodesPassThrough(t *testing.T) {
+	m := newMonitor(t, Options{})
+	for _, tc := range []struct {
+		cmd    string
+		code   int
+		status metrics.Status
+		signal int
+	}{
+		{"exit 0", 0, metrics.StatusSuccess, 0},
+		{"exit 3", 3, metrics.StatusError, 0},
+		{"exit 255", 255, metrics.StatusError, 0},
+		{"kill -TERM $$", -1, metrics.StatusSignaled, int(syscall.SIGTERM)},
+	} {
+		t.Run(tc.cmd, func(t *testing.T) {
+			ex := mustRun(t, m, Spec{Command: []string{"/bin/sh", "-c", tc.cmd}, Language: "sh"})
+			assert.Equal(t, tc.status, ex.Status)
+			assert.Equal(t, tc.code, ex.ExitCode)
+			assert.Equal(t, tc.signal, ex.Signal)
+			assert.False(t, ex.TimedOut)
+			assert.False(t, ex.OOMKilled)
+			assert.Equal(t, m.Backend(), ex.Backend)
+		})
+	}
+}
+
+func TestFailedToStart(t *testing.T) {
+	m := newMonitor(t, Options{})
+	ex, err := m.Run(context.Background(), Spec{Command: []string{"/nonexistent/cgmon-no-such-command"}})
+	require.ErrorIs(t, err, ErrStart)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.Equal(t, metrics.StatusFailedToStart, ex.Status)
+	assert.Equal(t, -1, ex.ExitCode)
+	assertLabelled(t, ex)
+
+	ex, err = m.Run(context.Background(), Spec{Command: []string{"cgmon-no-such-command-in-path"}})
+	require.ErrorIs(t, err, ErrStart)
+	assert.ErrorIs(t, err, exec.ErrNotFound)
+	assert.Equal(t, metrics.StatusFailedToStart, ex.Status)
+
+	notExec := filepath.Join(t.TempDir(), "script")
+	require.NoError(t, os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644))
+	ex, err = m.Run(context.Background(), Spec{Command: []string{notExec}})
+	require.ErrorIs(t, err, ErrStart)
+	assert.ErrorIs(t, err, os.ErrPermission)
+	assert.Equal(t, metrics.StatusFailedToStart, ex.Status)
+}
+
+func TestBadSpecChangesNothing(t *testing.T) {
+	m := newMonitor(t, Options{})
+	marker := filepath.Join(t.TempDir(), "ran")
+	cmd := []string{"/bin/sh", "-c", "touch " + marker}
+	for _, id := range []string{"a/b", "..", "x..y", "nul\x00", strings.Repeat("x", 201)} {
+		_, err := m.Start(context.Background(), Spec{ID: id, Command: cmd})
+		assert.ErrorIs(t, err, ErrInvalidSpec, "id %q", id)
+	}
+	_, err := m.Start(context.Background(), Spec{Command: nil})
+	assert.ErrorIs(t, err, ErrInvalidSpec)
+	_, err = m.Start(context.Background(), Spec{Command: cmd, Timeout: -time.Second})
+	assert.ErrorIs(t, err, ErrInvalidSpec)
+	assert.NoFileExists(t, marker, "a rejected spec must not run")
+}
+
+func TestLimitWithoutControllerIsAnError(t *testing.T) {
+	m := newMonitor(t, Options{})
+	marker := filepath.Join(t.TempDir(), "ran")
+	limit := int64(64 << 20)
+	_, err := m.Start(context.Background(), Spec{
+		Command: []string{"/bin/sh", "-c", "touch " + marker},
+		Limits:  &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}},
+	})
+	if m.hasController("memory") {
+		require.NoError(t, err, "memory is enabled here: the limit must apply")
+		return
+	}
+	require.ErrorIs(t, err, ErrControllerUnavailable)
+	assert.Contains(t, err.Error(), "memory")
+	assert.NoFileExists(t, marker)
+}
+
+func TestCPUOfTwoThreads(t *testing.T) {
+	m := newMonitor(t, Options{})
+	ex := mustRun(t, m, Spec{Command: []string{wl(t, "burn"), "2", "500"}, Language: "c"})
+	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+	cpu, ok := ex.Usage.CPUTotal.Get()
+	require.True(t, ok, ex.Usage.CPUTotal.Reason())
+	assert.InDelta(t, 1.0, cpu.Seconds(), 0.05, "2 threads x 500 ms, source %s", ex.Usage.CPUTotal.Source())
+	user, _ := ex.Usage.CPUUser.Get()
+	sys, _ := ex.Usage.CPUSystem.Get()
+	assert.InDelta(t, cpu.Seconds(), (user + sys).Seconds(), 0.02)
+	peak, ok := ex.Usage.CPUPeakPercent.Get()
+	if runtime.NumCPU() >= 2 && ok {
+		// Two busy threads read about 200%; the other core may be busy
+		// with the test suite, so only require clearly more than one CPU.
+		assert.Greater(t, peak, 140.0, "peak CPU of two busy threads")
+		assert.Less(t, peak, 230.0)
+	}
+	assert.Greater(t, ex.Usage.CPUSamples.Value(), 0)
+}
+
+func TestSequentialChildrenAddUp(t *testing.T) {
+	m := newMonitor(t, Options{})
+	burn := wl(t, "burn")
+	script := "for i in $(seq 50); do " + burn + " 1 10 || exit 1; done"
+	ex := mustRun(t, m, Spec{Command: []string{"/bin/sh", "-c", script}})
+	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+	cpu, ok := ex.Usage.CPUTotal.Get()
+	require.True(t, ok)
+	// 50 x 10 ms of the children's own CPU, plus fork/exec and the shell.
+	assert.GreaterOrEqual(t, cpu.Seconds(), 0.5*0.9)
+	assert.LessOrEqual(t, cpu.Seconds(), 0.5*1.1+0.1, "source %s", ex.Usage.CPUTotal.Source())
+}
+
+func TestLeftoverDaemonIsKilled(t *testing.T) {
+	m := newMonitor(t, Options{})
+	var out bytes.Buffer
+	ex := mustRun(t, m, Spec{Command: []string{wl(t, "daemon"), "30000"}, Stdout: &out})
+	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+	pid, err := strconv.Atoi(strings.TrimSpace(out.String()))
+	require.NoError(t, err, "daemon printed %q", out.String())
+	assert.Equal(t, 1, ex.LeftoverProcessesKilled)
+	assertGone(t, pid)
+}
+
+func TestWaitAllCountsTheDaemon(t *testing.T) {
+	m := newMonitor(t, Options{})
+	var out bytes.Buffer
+	ex := mustRun(t, m, Spec{Command: []string{wl(t, "daemon"), "100", "300"}, Stdout: &out, WaitAll: true})
+	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+	assert.Equal(t, 0, ex.LeftoverProcessesKilled)
+	cpu, ok := ex.Usage.CPUTotal.Get()
+	require.True(t, ok, ex.Usage.CPUTotal.Reason())
+	assert.GreaterOrEqual(t, cpu.Seconds(), 0.3*0.95, "the daemon's 300 ms of CPU (source %s)", ex.Usage.CPUTotal.Source())
+	assert.GreaterOrEqual(t, ex.Duration(), 350*time.Millisecond, "wait-all waits for the daemon")
+}
+
+func TestMemoryPeak64MiB(t *testing.T) {
+	m := newMonitor(t, Options{})
+	ex := mustRun(t, m, Spec{Command: []string{wl(t, "alloc"), "64", "300"}})
+	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+	peak, ok := ex.Usage.MemoryPeak.Get()
+	require.True(t, ok, ex.Usage.MemoryPeak.Reason())
+	assert.InEpsilon(t, float64(64<<20), float64(peak), 0.10, "source %s", ex.Usage.MemoryPeak.Source())
+	if !m.hasController("memory") {
+		assert.Contains(t, []metrics.Source{metrics.SourceRusageMaxRSS, metrics.SourceProcVmHWM, metrics.SourceSampledProcRSS}, ex.Usage.MemoryPeak.Source())
+	}
+}
+
+func TestTimeoutKillsStubbornTree(t *testing.T) {
+	m := newMonitor(t, Options{Interval: 50 * time.Millisecond})
+	start := time.Now()
+	ex := mustRun(t, m, Spec{Command: []string{wl(t, "stubborn")}, Timeout: 300 * time.Millisecond})
+	took := time.Since(start)
+	assert.Equal(t, metrics.StatusTimeout, ex.Status)
+	assert.True(t, ex.TimedOut)
+	assert.False(t, ex.OOMKilled, "a timeout kill is never an OOM")
+	assert.Less(t, took, 300*time.Millisecond+50*time.Millisecond+time.Second, "kill within one interval plus a grace")
+}
+
+func TestCancelKillsTree(t *testing.T) {
+	m := newMonitor(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := m.Start(ctx, Spec{Command: []string{wl(t, "stubborn")}})
+	require.NoError(t, err)
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	ex, err := h.Wait()
+	require.NoError(t, err)
+	assert.Equal(t, metrics.StatusCanceled, ex.Status)
+	assert.False(t, ex.TimedOut)
+}
+
+func TestLiveUsage(t *testing.T) {
+	m := newMonitor(t, Options{Interval: 20 * time.Millisecond})
+	h, err := m.Start(context.Background(), Spec{Command: []string{wl(t, "burn"), "1", "300"}, KeepSamples: true})
+	require.NoError(t, err)
+	time.Sleep(200 * time.Millisecond)
+	u := h.Usage()
+	assert.True(t, u.WallTime.Valid())
+	assert.Greater(t, u.CPUSamples.Value(), 0)
+	ex, err := h.Wait()
+	require.NoError(t, err)
+	assert.NotEmpty(t, ex.Samples)
+	for i := 1; i < len(ex.Samples); i++ {
+		assert.GreaterOrEqual(t, ex.Samples[i].CPU, ex.Samples[i-1].CPU, "cumulative CPU never decreases")
+	}
+}
+
+func TestSinkReceivesEveryExecution(t *testing.T) {
+	c := metrics.NewCollector()
+	m := newMonitor(t, Options{Sink: c})
+	mustRun(t, m, Spec{Command: []string{"/bin/true"}, Language: "sh"})
+	mustRun(t, m, Spec{Command: []string{"/bin/false"}, Language: "sh"})
+	s := c.Summary()
+	assert.Equal(t, 2, int(s.TotalExecutions))
+	assert.Equal(t, 1, int(s.SuccessCount))
+}
+
+// assertGone fails unless pid is gone (or a zombie awaiting its reaper).
+func assertGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && len(b) > i+2 && b[i+2] == 'Z' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d survived its execution", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

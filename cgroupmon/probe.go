@@ -1,0 +1,409 @@
+package cgroupmon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cgmon/cgmon/metrics"
+)
+
+// Mode is how the host mounts cgroups.
+type Mode string
+
+// The cgroup modes.
+const (
+	// ModeUnified: only cgroup v2 is mounted.
+	ModeUnified Mode = "unified"
+	// ModeHybrid: v1 controllers plus a cgroup v2 tree (usually without
+	// controllers) at e.g. /sys/fs/cgroup/unified.
+	ModeHybrid Mode = "hybrid"
+	// ModeLegacy: only cgroup v1 is mounted.
+	ModeLegacy Mode = "legacy"
+	// ModeNone: no cgroup filesystem is mounted.
+	ModeNone Mode = "none"
+)
+
+// Features are the kernel's cgroup v2 features, as seen in the cgroup root.
+type Features struct {
+	// MemoryPeak: memory.peak exists (Linux 5.19).
+	MemoryPeak bool `json:"memory_peak"`
+	// PidsPeak: pids.peak exists (Linux 6.1).
+	PidsPeak bool `json:"pids_peak"`
+	// CgroupKill: cgroup.kill exists (Linux 5.14).
+	CgroupKill bool `json:"cgroup_kill"`
+	// PSI: pressure stall files (cpu.pressure) exist (Linux 4.20, CONFIG_PSI).
+	PSI bool `json:"psi"`
+	// CloneIntoCgroup: clone3 with CLONE_INTO_CGROUP is expected to work
+	// (Linux 5.7); a start that the kernel refuses falls back anyway.
+	CloneIntoCgroup bool `json:"clone_into_cgroup"`
+}
+
+// SourceChoice is the source a metric will come from and why.
+type SourceChoice struct {
+	Source metrics.Source `json:"source,omitempty"`
+	// Reason explains the choice, or why the metric is unavailable when
+	// Source is empty.
+	Reason string `json:"reason"`
+}
+
+// Gap is something the host lacks, with what would fix it.
+type Gap struct {
+	What   string `json:"what"`
+	Remedy string `json:"remedy"`
+}
+
+// Probe is what the host offers and what a Monitor will do with it. It is
+// read-only: probing never creates, writes or moves anything.
+type Probe struct {
+	// Mode is how cgroups are mounted.
+	Mode Mode `json:"mode"`
+	// Mount is the cgroup v2 mount point, empty when none.
+	Mount string `json:"mount,omitempty"`
+	// OwnCgroup is this process's cgroup v2 path relative to Mount.
+	OwnCgroup string `json:"own_cgroup,omitempty"`
+	// OwnCgroupDelegated: the own cgroup is writable and holds only this
+	// process, so cgmon may move itself into a leaf and nest executions.
+	OwnCgroupDelegated bool `json:"own_cgroup_delegated"`
+	// Root is the directory under which execution cgroups will be made,
+	// empty when the procfs fallback will be used.
+	Root string `json:"root,omitempty"`
+	// RootReason says why Root was chosen, or why no root could be.
+	RootReason string `json:"root_reason"`
+	// SelfMove: the Monitor will move this process into a leaf of Root
+	// before enabling controllers (Root is its own cgroup).
+	SelfMove bool `json:"self_move"`
+	// Available are the controllers Root offers (its cgroup.controllers).
+	Available []string `json:"controllers_available"`
+	// Enabled are the controllers enabled for Root's children (its
+	// cgroup.subtree_control).
+	Enabled []string `json:"controllers_enabled"`
+	// Features are the kernel features seen.
+	Features Features `json:"features"`
+	// Backend is what executions will be measured with.
+	Backend metrics.Backend `json:"backend"`
+	// Sources maps each metric name (as in metrics.Usage.Fields) to where
+	// it will come from.
+	Sources map[string]SourceChoice `json:"sources"`
+	// Gaps lists what is missing and the remedy for each.
+	Gaps []Gap `json:"gaps,omitempty"`
+
+	procRoot string
+}
+
+// HasController reports whether Root offers controller c.
+func (p *Probe) HasController(c string) bool { return slices.Contains(p.Available, c) }
+
+const (
+	defaultProcRoot = "/proc"
+	// maxKernelFile caps every read of a kernel file (STYLE: reads are capped).
+	maxKernelFile = 64 << 10
+)
+
+// readCapped reads a kernel file, refusing one larger than maxKernelFile.
+func readCapped(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKernelFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxKernelFile {
+		return nil, fmt.Errorf("%s: larger than %d bytes: %w", path, maxKernelFile, errMalformed)
+	}
+	return b, nil
+}
+
+// ProbeHost inspects the host as opts describe it (ProcRoot, CgroupMount,
+// CgroupRoot, Backend) without changing anything.
+func ProbeHost(opts Options) (*Probe, error) {
+	procRoot := opts.ProcRoot
+	if procRoot == "" {
+		procRoot = defaultProcRoot
+	}
+	p := &Probe{procRoot: procRoot, Sources: map[string]SourceChoice{}}
+
+	mi, err := readCapped(filepath.Join(procRoot, "self", "mountinfo"))
+	if err != nil {
+		return nil, fmt.Errorf("probe: reading mountinfo: %w", err)
+	}
+	mounts, err := parseMountinfo(mi)
+	if err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
+	}
+	var v2Mount string
+	v1 := false
+	for _, m := range mounts {
+		switch m.FSType {
+		case "cgroup2":
+			if v2Mount == "" || m.MountPoint == "/sys/fs/cgroup" {
+				v2Mount = m.MountPoint
+			}
+		case "cgroup":
+			v1 = true
+		}
+	}
+	switch {
+	case v2Mount != "" && v1:
+		p.Mode = ModeHybrid
+	case v2Mount != "":
+		p.Mode = ModeUnified
+	case v1:
+		p.Mode = ModeLegacy
+	default:
+		p.Mode = ModeNone
+	}
+	if opts.CgroupMount != "" {
+		v2Mount = opts.CgroupMount
+		if p.Mode == ModeNone || p.Mode == ModeLegacy {
+			p.Mode = ModeUnified
+		}
+	}
+	p.Mount = v2Mount
+
+	if v2Mount != "" {
+		if cg, err := readCapped(filepath.Join(procRoot, "self", "cgroup")); err == nil {
+			if path, ok, _, perr := parseProcCgroup(cg); perr == nil && ok {
+				p.OwnCgroup = path
+			}
+		}
+	}
+	p.chooseRoot(opts)
+	p.readRoot()
+	p.chooseSources(opts.Backend)
+	return p, nil
+}
+
+// chooseRoot picks the cgroup root in the documented order.
+func (p *Probe) chooseRoot(opts Options) {
+	if opts.Backend == BackendProcfs {
+		p.RootReason = "backend procfs was asked for"
+		return
+	}
+	if p.Mount == "" {
+		p.RootReason = "no cgroup v2 filesystem is mounted"
+		p.Gaps = append(p.Gaps, Gap{
+			What:   "no cgroup v2 hierarchy",
+			Remedy: "mount cgroup2 (mount -t cgroup2 none /sys/fs/cgroup) or boot with systemd.unified_cgroup_hierarchy=1",
+		})
+		return
+	}
+	if opts.CgroupRoot != "" {
+		root := filepath.Clean(opts.CgroupRoot)
+		if !withinDir(p.Mount, root) {
+			p.RootReason = fmt.Sprintf("cgroup root %s is not inside the cgroup v2 mount %s", root, p.Mount)
+			return
+		}
+		if err := writableDir(root); err != nil {
+			p.RootReason = fmt.Sprintf("cgroup root %s is not usable: %v", root, err)
+			p.Gaps = append(p.Gaps, Gap{What: "the given cgroup root is not writable", Remedy: "pass a --cgroup-root that this user owns, or run under systemd-run --user -p Delegate=yes --scope"})
+			return
+		}
+		p.Root, p.RootReason = root, "given as the cgroup root"
+		return
+	}
+	own := filepath.Join(p.Mount, p.OwnCgroup)
+	if p.OwnCgroup != "" && p.OwnCgroup != "/" {
+		if err := writableDir(own); err == nil {
+			if only, err := holdsOnlySelf(own); err == nil && only {
+				p.OwnCgroupDelegated = true
+				p.Root, p.SelfMove = own, true
+				p.RootReason = "own cgroup " + p.OwnCgroup + " is delegated and holds only this process; cgmon moves itself into a leaf and nests executions beside it"
+				return
+			}
+		}
+	}
+	shared := filepath.Join(p.Mount, "cgmon")
+	if err := writableDir(shared); err == nil {
+		p.Root, p.RootReason = shared, shared+" is writable"
+		return
+	} else if errors.Is(err, fs.ErrNotExist) {
+		if werr := writableDir(p.Mount); werr == nil {
+			p.Root, p.RootReason = shared, shared+" will be created (the mount is writable)"
+			return
+		}
+	}
+	p.RootReason = fmt.Sprintf("own cgroup %s is not delegated and %s is not writable", p.OwnCgroup, shared)
+	p.Gaps = append(p.Gaps, Gap{
+		What:   "no writable cgroup v2 directory",
+		Remedy: "run cgmon under `systemd-run --user -p Delegate=yes --scope cgmon ...`, or have root create a cgroup and chown it to this user (directory, cgroup.procs, cgroup.subtree_control, cgroup.threads)",
+	})
+}
+
+// readRoot reads Root's controllers and the kernel features.
+func (p *Probe) readRoot() {
+	if p.Root == "" {
+		return
+	}
+	dir := p.Root
+	if _, err := os.Stat(dir); err != nil {
+		dir = filepath.Dir(dir) // to be created: its parent tells
+	}
+	if b, err := readCapped(filepath.Join(dir, "cgroup.controllers")); err == nil {
+		p.Available, _ = parseControllers(b)
+	}
+	if b, err := readCapped(filepath.Join(dir, "cgroup.subtree_control")); err == nil {
+		p.Enabled, _ = parseControllers(b)
+	}
+	has := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
+	}
+	// Interface files of the root cgroup differ from a child's (no
+	// memory.peak, cgroup.kill at the mount root), so look at what a child
+	// would get: the kernel version tells where the root lacks the file.
+	p.Features.CgroupKill = has("cgroup.kill") || kernelAtLeast(p.procRoot, 5, 14)
+	p.Features.PSI = has("cpu.pressure")
+	if p.HasController("memory") {
+		p.Features.MemoryPeak = has("memory.peak") || kernelAtLeast(p.procRoot, 5, 19)
+	}
+	if p.HasController("pids") {
+		p.Features.PidsPeak = has("pids.peak") || kernelAtLeast(p.procRoot, 6, 1)
+	}
+	p.Features.CloneIntoCgroup = kernelAtLeast(p.procRoot, 5, 7)
+}
+
+// chooseSources fills Sources, Backend and the gaps they imply.
+func (p *Probe) chooseSources(choice BackendChoice) {
+	set := func(metric string, src metrics.Source, reason string) {
+		p.Sources[metric] = SourceChoice{Source: src, Reason: reason}
+	}
+	p.Sources["execution_time"] = SourceChoice{Source: metrics.SourceMonotonic, Reason: "monotonic clock from start to the main process's exit"}
+	if p.Root == "" {
+		p.Backend = metrics.BackendProcfs
+		set("cpu_total", metrics.SourceRusage, "no cgroup: rusage of reaped processes plus /proc of live ones")
+		set("cpu_user", metrics.SourceRusage, "no cgroup: rusage")
+		set("cpu_system", metrics.SourceRusage, "no cgroup: rusage")
+		set("cpu_average_percent", metrics.SourceSampledProcCPU, "sampled /proc/PID/stat of the process tree")
+		set("cpu_peak_percent", metrics.SourceSampledProcCPU, "sampled /proc/PID/stat of the process tree")
+		p.setProcMemory(set)
+		set("pids_peak", metrics.SourceSampledProcTree, "sampled process tree (a lower bound)")
+		set("io_read", metrics.SourceProcIO, "/proc/PID/io of the tree")
+		set("io_write", metrics.SourceProcIO, "/proc/PID/io of the tree")
+		set("cpu_throttled", "", "no cgroup cpu controller")
+		return
+	}
+	set("cpu_total", metrics.SourceCgroupCPUStat, "cpu.stat usage_usec, exact")
+	set("cpu_user", metrics.SourceCgroupCPUStat, "cpu.stat user_usec, exact")
+	set("cpu_system", metrics.SourceCgroupCPUStat, "cpu.stat system_usec, exact")
+	set("cpu_average_percent", metrics.SourceCgroupCPUStat, "cpu.stat usage over wall time")
+	set("cpu_peak_percent", metrics.SourceSampler, "highest per-interval cpu.stat delta")
+	if p.HasController("cpu") {
+		set("cpu_throttled", metrics.SourceCgroupCPUStat, "cpu.stat throttled_usec")
+	} else {
+		set("cpu_throttled", "", "the cpu controller is not available in "+p.Root)
+		p.Gaps = append(p.Gaps, controllerGap("cpu", p.Root, "cpu.max limits and throttled time"))
+	}
+	if p.HasController("memory") {
+		p.Backend = metrics.BackendCgroup2
+		if p.Features.MemoryPeak {
+			set("memory_peak", metrics.SourceCgroupMemoryPeak, "memory.peak, exact (Linux >= 5.19)")
+		} else {
+			set("memory_peak", metrics.SourceSampledMemoryCurrent, "memory.peak is missing (Linux < 5.19): sampled memory.current, a lower bound")
+			p.Gaps = append(p.Gaps, Gap{What: "memory.peak is missing (Linux < 5.19)", Remedy: "use Linux 5.19 or newer for an exact memory peak; until then the peak is sampled every interval"})
+		}
+		set("memory_start", metrics.SourceCgroupMemoryCurrent, "memory.current at the first sample")
+	} else {
+		p.Backend = metrics.BackendHybrid
+		p.setProcMemory(set)
+		p.Gaps = append(p.Gaps, controllerGap("memory", p.Root, "memory.peak, memory limits and OOM detection"))
+	}
+	if p.HasController("pids") {
+		if p.Features.PidsPeak {
+			set("pids_peak", metrics.SourceCgroupPidsPeak, "pids.peak, exact (Linux >= 6.1)")
+		} else {
+			set("pids_peak", metrics.SourceSampledPidsCurrent, "pids.peak is missing (Linux < 6.1): sampled pids.current, a lower bound")
+		}
+	} else {
+		set("pids_peak", metrics.SourceSampledProcTree, "the pids controller is not available: sampled cgroup.procs, a lower bound")
+		p.Gaps = append(p.Gaps, controllerGap("pids", p.Root, "pids.peak and pids.max limits"))
+	}
+	if p.HasController("io") {
+		set("io_read", metrics.SourceCgroupIOStat, "io.stat rbytes")
+		set("io_write", metrics.SourceCgroupIOStat, "io.stat wbytes")
+	} else {
+		set("io_read", metrics.SourceProcIO, "the io controller is not available: /proc/PID/io of the tree, sampled")
+		set("io_write", metrics.SourceProcIO, "the io controller is not available: /proc/PID/io of the tree, sampled")
+		p.Gaps = append(p.Gaps, controllerGap("io", p.Root, "io.stat and io limits"))
+	}
+	if !p.Features.CgroupKill {
+		p.Gaps = append(p.Gaps, Gap{What: "cgroup.kill is missing (Linux < 5.14)", Remedy: "cgmon freezes the cgroup and signals each process instead; Linux 5.14 or newer kills atomically"})
+	}
+}
+
+func (p *Probe) setProcMemory(set func(string, metrics.Source, string)) {
+	set("memory_peak", metrics.SourceRusageMaxRSS, "no memory controller: the larger of rusage maxrss, VmHWM and the sampled tree RSS")
+	set("memory_start", metrics.SourceSampledProcRSS, "tree RSS at the first sample")
+}
+
+func controllerGap(c, root, what string) Gap {
+	return Gap{
+		What:   fmt.Sprintf("the %s controller is not available in %s (no %s)", c, root, what),
+		Remedy: fmt.Sprintf("enable it from the parent: echo +%s > %s/cgroup.subtree_control (and in each ancestor), or on a hybrid host boot with cgroup_no_v1=%s or systemd.unified_cgroup_hierarchy=1", c, filepath.Dir(root), c),
+	}
+}
+
+// withinDir reports whether path is dir or below it.
+func withinDir(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// writableDir reports whether dir exists and this process may create
+// cgroups and move processes there.
+func writableDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Errorf("%s: %w (%w)", dir, ErrNotDelegated, err)
+	}
+	if err := unix.Access(filepath.Join(dir, "cgroup.procs"), unix.W_OK); err != nil {
+		return fmt.Errorf("%s/cgroup.procs: %w (%w)", dir, ErrNotDelegated, err)
+	}
+	return nil
+}
+
+// holdsOnlySelf reports whether the cgroup's only process is this one.
+func holdsOnlySelf(dir string) (bool, error) {
+	b, err := readCapped(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return false, err
+	}
+	self := strconv.Itoa(os.Getpid())
+	for _, f := range strings.Fields(string(b)) {
+		if f != self {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// kernelAtLeast reports whether the running kernel (from
+// <procRoot>/sys/kernel/osrelease) is at least major.minor.
+func kernelAtLeast(procRoot string, major, minor int) bool {
+	b, err := readCapped(filepath.Join(procRoot, "sys", "kernel", "osrelease"))
+	if err != nil {
+		return false
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(string(b), "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
+}

@@ -1,0 +1,563 @@
+package cgroupmon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cgmon/cgmon/metrics"
+	"github.com/cgmon/cgmon/procfallback"
+)
+
+// Handle is a started execution.
+type Handle struct{ r *run }
+
+// ID returns the execution's id.
+func (h *Handle) ID() string { return h.r.rec.ID }
+
+// Pid returns the main process's pid.
+func (h *Handle) Pid() int { return h.r.cmd.Process.Pid }
+
+// CgroupPath returns the execution's cgroup directory, empty for procfs.
+func (h *Handle) CgroupPath() string {
+	if h.r.leaf == nil {
+		return ""
+	}
+	return h.r.leaf.path
+}
+
+// Usage returns a live snapshot of what the execution has used so far, from
+// the sampler (the final record reads the kernel's counters instead).
+func (h *Handle) Usage() metrics.Usage { return h.r.liveUsage() }
+
+// Wait waits for the execution to end and returns its record; the error is
+// non-nil only for a failed start (ErrStart) or when measuring failed.
+func (h *Handle) Wait() (metrics.Execution, error) {
+	<-h.r.done
+	return h.r.rec, h.r.err
+}
+
+// Done is closed when the execution has ended and its record is final.
+func (h *Handle) Done() <-chan struct{} { return h.r.done }
+
+// Kill kills every process of the execution now; it ends with status
+// canceled. Killing an ended execution does nothing.
+func (h *Handle) Kill() error {
+	h.r.killAll(metrics.StatusCanceled)
+	return nil
+}
+
+// run is the state of one execution.
+type run struct {
+	m     *Monitor
+	spec  Spec
+	cmd   *exec.Cmd
+	leaf  *leaf              // nil for the procfs backend
+	tree  *procfallback.Tree // nil for a cgroup2 backend with memory
+	pipes *pipes
+	done  chan struct{}
+
+	start    time.Time
+	killOnce sync.Once
+	killedAs metrics.Status // timeout or canceled; set in killOnce
+
+	mu       sync.Mutex // guards everything below, leaf and tree reads
+	finished bool
+	lastT    time.Time
+	lastCPU  time.Duration
+	samples  int
+	peakPct  float64
+	memStart uint64
+	memPeak  uint64
+	memOK    bool
+	pidsPeak uint64
+	tickErr  error
+	timeline []metrics.Sample
+
+	rec metrics.Execution
+	err error
+}
+
+// Start validates s, creates the execution's cgroup with its limits, and
+// starts the command inside it. It returns an error, with nothing left
+// behind, when the spec is invalid, a limit cannot be applied or the cgroup
+// cannot be made. A command that cannot be executed is not an error here:
+// Wait reports it (status failed_to_start, ErrStart).
+func (m *Monitor) Start(ctx context.Context, s Spec) (_ *Handle, err error) {
+	if s.ID == "" {
+		s.ID = "exec-" + strconv.FormatUint(m.seq.Add(1), 10)
+	}
+	if err := validateID(s.ID); err != nil {
+		return nil, err
+	}
+	if len(s.Command) == 0 || s.Command[0] == "" {
+		return nil, fmt.Errorf("%w: empty command", ErrInvalidSpec)
+	}
+	if s.Timeout < 0 {
+		return nil, fmt.Errorf("%w: negative timeout %v", ErrInvalidSpec, s.Timeout)
+	}
+	if err := m.CheckLimits(s.Limits); err != nil {
+		return nil, err
+	}
+	res, _ := toResources(s.Limits) // checked above
+
+	r := &run{m: m, spec: s, done: make(chan struct{})}
+	r.rec = metrics.Execution{
+		ID: s.ID, Language: s.Language, CodeLength: s.CodeLength,
+		Command: append([]string(nil), s.Command...), ExitCode: -1,
+		Backend: m.probe.Backend, Limits: s.Limits,
+	}
+	if err := m.track(r); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			m.untrack(r)
+		}
+	}()
+
+	if m.root != "" {
+		name := fmt.Sprintf("%s-%d-%d", leafName(s.ID), os.Getpid(), m.seq.Add(1))
+		hasMem := m.hasController("memory")
+		r.leaf, err = createLeaf(m.root, name, res, hasMem, m.hasController("pids"))
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				_ = r.leaf.remove()
+			}
+		}()
+	}
+
+	cmd := exec.Command(s.Command[0], s.Command[1:]...)
+	cmd.Env, cmd.Dir = s.Env, s.Dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.Stdin, s.Stdout, s.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	var marker string
+	if r.leaf == nil {
+		// Without a cgroup, the process group and an environment marker
+		// are how the tree is found and killed (see procfallback).
+		cmd.SysProcAttr.Setpgid = true
+		marker = procfallback.NewMarker()
+		env := s.Env
+		if env == nil {
+			env = os.Environ()
+		}
+		cmd.Env = append(env[:len(env):len(env)], marker)
+	}
+	r.cmd = cmd
+	if r.pipes, err = plumb(cmd); err != nil {
+		return nil, fmt.Errorf("%w: creating pipes: %w", errCgmon, err)
+	}
+
+	startErr := r.startCmd()
+	if startErr != nil {
+		r.pipes.abort()
+	} else {
+		r.pipes.started()
+	}
+	if startErr != nil {
+		if errors.Is(startErr, errCgmon) {
+			return nil, startErr
+		}
+		// The command could not be executed: a record, not a cgmon failure.
+		now := time.Now()
+		r.rec.Status, r.rec.Reason = metrics.StatusFailedToStart, startErr.Error()
+		r.rec.StartedAt, r.rec.EndedAt = now, now
+		r.rec.Usage = unavailableUsage("the command did not start")
+		r.err = fmt.Errorf("%w: %w", ErrStart, startErr)
+		if r.leaf != nil {
+			_ = r.leaf.remove()
+		}
+		m.untrack(r)
+		m.record(r.rec)
+		close(r.done)
+		return &Handle{r}, nil
+	}
+	r.rec.StartedAt = r.start
+	if r.leaf == nil || !m.hasController("memory") {
+		opts := procfallback.TreeOptions{Marker: marker}
+		if r.leaf != nil {
+			l := r.leaf
+			opts.Members = l.pids
+		}
+		r.tree = m.procfs.NewTree(cmd.Process.Pid, opts)
+		if m.reaper != nil {
+			m.reaper.Register(r.tree)
+		}
+	}
+	r.lastT = r.start
+	m.sampler.add(r)
+	go r.watch(ctx)
+	go r.wait()
+	return &Handle{r}, nil
+}
+
+// errCgmon marks a start failure that is cgmon's, not the command's.
+var errCgmon = errors.New("cgmon")
+
+// startCmd starts the command inside the leaf: directly with
+// CLONE_INTO_CGROUP, or gated (stopped at exec under ptrace, moved, then
+// released) where the kernel refuses that.
+func (r *run) startCmd() error {
+	m := r.m
+	if m.reaper != nil {
+		done := m.reaper.Starting()
+		defer done()
+	}
+	protect := func() {
+		if m.reaper != nil {
+			m.reaper.Protect(r.cmd.Process.Pid)
+		}
+	}
+	if r.leaf == nil {
+		r.start = time.Now()
+		if err := r.cmd.Start(); err != nil {
+			return err
+		}
+		protect()
+		return nil
+	}
+	if !m.forceGated {
+		r.cmd.SysProcAttr.UseCgroupFD = true
+		r.cmd.SysProcAttr.CgroupFD = int(r.leaf.dir.Fd())
+		r.start = time.Now()
+		err := r.cmd.Start()
+		if err == nil {
+			protect()
+			return nil
+		}
+		if !cloneIntoCgroupRefused(err) || r.cmd.Process != nil {
+			return err
+		}
+		// Start again, gated; exec.Cmd cannot be started twice.
+		r.cmd = cloneCmd(r.cmd)
+		r.cmd.SysProcAttr.UseCgroupFD = false
+	}
+	return r.startGated(protect)
+}
+
+// cloneIntoCgroupRefused reports whether err is the kernel refusing
+// clone3(CLONE_INTO_CGROUP) rather than the command failing to execute.
+func cloneIntoCgroupRefused(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case unix.ENOSYS, unix.EINVAL, unix.EOPNOTSUPP, unix.EBUSY:
+		return true
+	}
+	return false
+}
+
+func cloneCmd(c *exec.Cmd) *exec.Cmd {
+	n := exec.Command(c.Path, c.Args[1:]...)
+	n.Args = c.Args
+	n.Env, n.Dir = c.Env, c.Dir
+	n.Stdin, n.Stdout, n.Stderr = c.Stdin, c.Stdout, c.Stderr
+	attr := *c.SysProcAttr
+	n.SysProcAttr = &attr
+	return n
+}
+
+// startGated starts the command traced, so that it stops right after exec
+// before running any instruction of its own, moves it into the leaf and
+// detaches. ptrace requests must come from the thread that started it.
+func (r *run) startGated(protect func()) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r.cmd.SysProcAttr.Ptrace = true
+	r.start = time.Now()
+	if err := r.cmd.Start(); err != nil {
+		return err
+	}
+	protect()
+	pid := r.cmd.Process.Pid
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+		return fmt.Errorf("%w: gated start: waiting for the stopped child: %v (status %v)", errCgmon, err, ws)
+	}
+	werr := os.WriteFile(r.leaf.path+"/cgroup.procs", []byte(strconv.Itoa(pid)), 0)
+	if werr != nil {
+		_ = r.cmd.Process.Kill()
+	}
+	if err := unix.PtraceDetach(pid); err != nil && werr == nil {
+		_ = r.cmd.Process.Kill()
+		werr = err
+	}
+	if werr != nil {
+		_ = r.cmd.Wait()
+		return fmt.Errorf("%w: gated start into %s: %w", errCgmon, r.leaf.path, werr)
+	}
+	return nil
+}
+
+// watch kills the execution on timeout or when ctx is cancelled.
+func (r *run) watch(ctx context.Context) {
+	var timeout <-chan time.Time
+	if r.spec.Timeout > 0 {
+		t := time.NewTimer(r.spec.Timeout - time.Since(r.start))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ctx.Done():
+		r.killAll(metrics.StatusCanceled)
+	case <-timeout:
+		r.killAll(metrics.StatusTimeout)
+	case <-r.done:
+	}
+}
+
+// killAll kills every process of the execution once; the first reason wins.
+func (r *run) killAll(why metrics.Status) {
+	r.killOnce.Do(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.finished {
+			return
+		}
+		r.killedAs = why
+		r.killTreeLocked()
+	})
+}
+
+// killTreeLocked sends SIGKILL to every process; r.mu is held.
+func (r *run) killTreeLocked() (int, error) {
+	if r.leaf != nil {
+		pids, _ := r.leaf.pids(nil)
+		return len(pids), r.leaf.kill(r.m.probe.Features.CgroupKill)
+	}
+	return r.tree.Kill(unix.SIGKILL)
+}
+
+// tick takes one sample; called by the sampler goroutine.
+func (r *run) tick(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return
+	}
+	var cpu time.Duration
+	var mem, procs uint64
+	memOK := false
+	if r.leaf != nil {
+		st, err := r.leaf.readCPU()
+		if err != nil {
+			r.noteTickErr(err)
+			return
+		}
+		cpu = time.Duration(st.UsageUsec) * time.Microsecond
+		if r.leaf.memCurrent >= 0 {
+			if v, err := r.leaf.readMemoryCurrent(); err == nil {
+				mem, memOK = v, true
+			} else {
+				r.noteTickErr(err)
+			}
+		}
+		if r.leaf.pidsCurr >= 0 {
+			if v, err := r.leaf.readPidsCurrent(); err == nil {
+				procs = v
+			}
+		}
+	}
+	if r.tree != nil {
+		ts, err := r.tree.Sample()
+		if err != nil {
+			r.noteTickErr(err)
+		} else {
+			if !memOK {
+				mem, memOK = ts.RSS, true
+			}
+			if r.leaf == nil {
+				cpu = ts.CPU
+			}
+			if r.leaf == nil || r.leaf.pidsCurr < 0 {
+				procs = uint64(ts.Procs)
+			}
+		}
+	}
+	dt := now.Sub(r.lastT)
+	pct := 0.0
+	if dt > 0 {
+		pct = float64(cpu-r.lastCPU) / float64(dt) * 100
+	}
+	if pct < 0 {
+		pct = 0 // a process that left the tree takes its CPU with it
+	}
+	r.samples++
+	if pct > r.peakPct || r.samples == 1 {
+		r.peakPct = pct
+	}
+	if memOK {
+		if !r.memOK {
+			r.memStart, r.memOK = mem, true
+		}
+		r.memPeak = max(r.memPeak, mem)
+	}
+	r.pidsPeak = max(r.pidsPeak, procs)
+	r.lastT, r.lastCPU = now, cpu
+	if r.spec.KeepSamples {
+		r.timeline = append(r.timeline, metrics.Sample{
+			Elapsed: now.Sub(r.start), CPU: cpu, CPUPercent: pct, Memory: mem, MemoryValid: memOK,
+		})
+	}
+}
+
+func (r *run) noteTickErr(err error) {
+	if r.tickErr == nil {
+		r.tickErr = err
+	}
+}
+
+// wait waits for the main process, deals with what is left, reads the final
+// counters, removes the cgroup and publishes the record.
+func (r *run) wait() {
+	waitErr := r.cmd.Wait()
+	mainEnd := time.Now()
+	if r.m.reaper != nil {
+		r.m.reaper.Unprotect(r.cmd.Process.Pid)
+	}
+	ps := r.cmd.ProcessState
+	if ps == nil {
+		r.err = fmt.Errorf("waiting for %d: %w", r.cmd.Process.Pid, waitErr)
+	}
+
+	var errs []error
+	if r.tree != nil && ps != nil {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok && ru != nil {
+			r.mu.Lock()
+			r.tree.Reaped(r.cmd.Process.Pid, toUnixRusage(ru))
+			r.mu.Unlock()
+		}
+	}
+	leftovers := 0
+	if r.spec.WaitAll {
+		if err := r.waitEmpty(); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		r.mu.Lock()
+		if r.tree != nil {
+			_ = r.tree.Snapshot()
+		}
+		n, kerr := r.leftoverCountLocked()
+		if n > 0 {
+			leftovers = n
+			if _, err := r.killTreeLocked(); err != nil {
+				kerr = errors.Join(kerr, err)
+			}
+		}
+		r.mu.Unlock()
+		if kerr != nil {
+			errs = append(errs, kerr)
+		}
+		if err := r.waitEmpty(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := r.pipes.finish(time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	end := time.Now()
+	if !r.spec.WaitAll {
+		end = mainEnd
+	}
+
+	r.m.sampler.remove(r)
+	r.mu.Lock()
+	r.finished = true
+	r.finalizeLocked(ps, end, leftovers)
+	if r.tree != nil {
+		if r.m.reaper != nil {
+			r.m.reaper.Unregister(r.tree)
+		}
+		if err := r.tree.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.leaf != nil {
+		if err := r.leaf.remove(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	r.mu.Unlock()
+	if len(errs) > 0 && r.err == nil {
+		r.err = errors.Join(errs...)
+	}
+	r.m.untrack(r)
+	r.m.record(r.rec)
+	close(r.done)
+}
+
+// leftoverCountLocked counts processes other than the (exited) main one.
+func (r *run) leftoverCountLocked() (int, error) {
+	if r.leaf != nil {
+		pids, err := r.leaf.pids(nil)
+		return len(pids), err
+	}
+	return len(r.tree.Pids(nil)), nil
+}
+
+// waitEmpty waits until no process of the execution is left.
+func (r *run) waitEmpty() error {
+	if r.leaf != nil {
+		return r.leaf.waitEmpty(context.Background())
+	}
+	for {
+		r.mu.Lock()
+		_, err := r.tree.Sample()
+		n := len(r.tree.Pids(nil))
+		r.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func toUnixRusage(ru *syscall.Rusage) *unix.Rusage {
+	return &unix.Rusage{
+		Utime:  unix.Timeval{Sec: ru.Utime.Sec, Usec: ru.Utime.Usec},
+		Stime:  unix.Timeval{Sec: ru.Stime.Sec, Usec: ru.Stime.Usec},
+		Maxrss: ru.Maxrss,
+	}
+}
+
+// record hands a finished execution to the sink.
+func (m *Monitor) record(e metrics.Execution) {
+	if m.opts.Sink != nil {
+		m.opts.Sink.RecordExecution(e)
+	}
+}
+
+func (m *Monitor) hasController(c string) bool {
+	for _, x := range m.controllers {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// isNotFound reports whether a start error means the command does not exist.
+func isNotFound(err error) bool {
+	return errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
+}
