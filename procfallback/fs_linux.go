@@ -1,0 +1,219 @@
+//go:build linux
+
+package procfallback
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// userHZ is the unit of the times in /proc/PID/stat, in ticks per second:
+// USER_HZ, 100 on every architecture Go supports (sysconf(_SC_CLK_TCK)).
+const userHZ = 100
+
+// maxProcFile caps a read of one proc file, in bytes.
+const maxProcFile = 1 << 20
+
+// NewFS returns the proc filesystem mounted at root; empty root means
+// DefaultRoot. It fails when root is not a directory or root/self does not
+// name a pid.
+func NewFS(root string) (FS, error) {
+	if root == "" {
+		root = DefaultRoot
+	}
+	st, err := os.Stat(root)
+	if err != nil {
+		return FS{}, fmt.Errorf("procfallback: proc root: %w", err)
+	}
+	if !st.IsDir() {
+		return FS{}, fmt.Errorf("procfallback: proc root %s is not a directory", root)
+	}
+	link, err := os.Readlink(filepath.Join(root, "self"))
+	if err != nil {
+		return FS{}, fmt.Errorf("procfallback: %s/self: %w: %w", root, ErrUnavailable, err)
+	}
+	self, err := strconv.Atoi(filepath.Base(link))
+	if err != nil || self <= 0 {
+		return FS{}, fmt.Errorf("procfallback: %s/self points to %q, not a pid: %w", root, link, ErrUnavailable)
+	}
+	return FS{root: root, self: self, pageSize: uint64(os.Getpagesize())}, nil
+}
+
+// pathBuf builds NUL-terminated proc paths without allocating.
+type pathBuf []byte
+
+// pid returns root/pid/name, NUL-terminated, reusing b.
+func (b *pathBuf) pid(root string, pid int, name string) []byte {
+	p := append((*b)[:0], root...)
+	p = append(p, '/')
+	p = strconv.AppendInt(p, int64(pid), 10)
+	if name != "" {
+		p = append(p, '/')
+		p = append(p, name...)
+	}
+	p = append(p, 0)
+	*b = p
+	return p
+}
+
+// task returns root/pid/task/tid/name, NUL-terminated, reusing b.
+func (b *pathBuf) task(root string, pid, tid int, name string) []byte {
+	p := b.pid(root, pid, "task")
+	p = p[:len(p)-1]
+	p = append(p, '/')
+	p = strconv.AppendInt(p, int64(tid), 10)
+	p = append(p, '/')
+	p = append(p, name...)
+	p = append(p, 0)
+	*b = p
+	return p
+}
+
+// openPath opens a NUL-terminated path read-only without allocating.
+func openPath(path []byte, flags int) (int, error) {
+	dirfd := unix.AT_FDCWD // a variable: the constant -100 does not convert to uintptr
+	for {
+		fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd),
+			uintptr(unsafe.Pointer(&path[0])), uintptr(flags|unix.O_RDONLY|unix.O_CLOEXEC), 0, 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return -1, errno
+		}
+		return int(fd), nil
+	}
+}
+
+// preadAll reads the whole file behind fd from offset 0 into buf, growing
+// it up to maxProcFile, and returns what it read.
+func preadAll(fd int, buf []byte) ([]byte, error) {
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, 4096)
+	}
+	n := 0
+	for {
+		buf = buf[:cap(buf)]
+		m, err := unix.Pread(fd, buf[n:], int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return buf[:0], err
+		}
+		n += m
+		if m == 0 || n < len(buf) {
+			return buf[:n], nil
+		}
+		if len(buf) >= maxProcFile {
+			return buf[:0], fmt.Errorf("procfallback: proc file larger than %d bytes", maxProcFile)
+		}
+		buf = append(buf[:n], make([]byte, len(buf))...)
+	}
+}
+
+// readPath opens path, reads it whole into buf and closes it.
+func readPath(path []byte, buf []byte) ([]byte, error) {
+	fd, err := openPath(path, 0)
+	if err != nil {
+		return buf[:0], err
+	}
+	b, err := preadAll(fd, buf)
+	unix.Close(fd)
+	return b, err
+}
+
+// gone reports whether err says that the process no longer exists.
+func gone(err error) bool {
+	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) || errors.Is(err, io.EOF)
+}
+
+// lister lists the children of processes through root/PID/task/*/children
+// (CONFIG_PROC_CHILDREN, Linux 3.5+), reusing its buffers.
+type lister struct {
+	path pathBuf
+	dent []byte
+	buf  []byte
+	tids []int
+}
+
+// children appends the pids of pid's children to dst. A process that is
+// gone has none.
+func (l *lister) children(fs *FS, pid int, dst []int) ([]int, error) {
+	fd, err := openPath(l.path.pid(fs.root, pid, "task"), unix.O_DIRECTORY)
+	if err != nil {
+		if gone(err) {
+			return dst, nil
+		}
+		return dst, fmt.Errorf("procfallback: list tasks of %d: %w", pid, err)
+	}
+	l.tids, err = readDirPids(fd, l.tids[:0], &l.dent)
+	unix.Close(fd)
+	if err != nil {
+		return dst, fmt.Errorf("procfallback: list tasks of %d: %w", pid, err)
+	}
+	var errs error
+	for _, tid := range l.tids {
+		b, err := readPath(l.path.task(fs.root, pid, tid, "children"), l.buf)
+		l.buf = b
+		if err != nil {
+			if !gone(err) {
+				errs = errors.Join(errs, fmt.Errorf("procfallback: children of %d/%d: %w", pid, tid, err))
+			}
+			continue
+		}
+		if dst, err = parseChildren(b, dst); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("procfallback: children of %d/%d: %w", pid, tid, err))
+		}
+	}
+	return dst, errs
+}
+
+// readDirPids appends the numeric entry names of the directory open at fd.
+func readDirPids(fd int, dst []int, dent *[]byte) ([]int, error) {
+	if cap(*dent) < 8192 {
+		*dent = make([]byte, 8192)
+	}
+	buf := (*dent)[:cap(*dent)]
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return dst, err
+		}
+		if n <= 0 {
+			return dst, nil
+		}
+		for off := 0; off+19 <= n; {
+			reclen := int(*(*uint16)(unsafe.Pointer(&buf[off+16])))
+			if reclen <= 0 || off+reclen > n {
+				return dst, fmt.Errorf("procfallback: bad dirent")
+			}
+			name := buf[off+19 : off+reclen]
+			v, ok := 0, false
+			for _, c := range name {
+				if c == 0 {
+					break
+				}
+				if c < '0' || c > '9' {
+					ok = false
+					break
+				}
+				v, ok = v*10+int(c-'0'), true
+			}
+			if ok {
+				dst = append(dst, v)
+			}
+			off += reclen
+		}
+	}
+}

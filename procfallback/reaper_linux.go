@@ -1,0 +1,243 @@
+//go:build linux
+
+package procfallback
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// reaperActive is set while a Reaper's goroutine runs: two would race for
+// the same zombies.
+var reaperActive atomic.Bool
+
+// Reaper reaps the orphans re-parented to this process once it is a child
+// subreaper, and gives their rusage to the Tree they belong to.
+//
+// Which zombies it reaps (the rule that keeps it from stealing anyone
+// else's wait): never a protected pid; at once, a zombie that a registered
+// Tree owns or claims (a member, or linked to one by process group,
+// session or marker; see TreeOptions.Marker); and when a Tree is
+// unregistered, any other zombie child started after that tree's main
+// process and before every other registered tree's (so it can only be that
+// tree's orphan), which is then counted as that tree's. Zombies started
+// before every registered tree are never reaped. It waits with wait4 on
+// specific pids only, never wait4(-1).
+//
+// Caveat: code in this process that starts its own children while a Reaper
+// is on must Protect them (under Starting) until it has waited for them;
+// otherwise a child of its that dies while an execution's Tree is
+// registered and is still unwaited when that Tree is unregistered can be
+// reaped as the execution's orphan, and its own Wait then fails with
+// ECHILD. exec.Cmd children that cgmon starts are protected by cgmon.
+type Reaper struct {
+	fs FS
+	// gate is read-held by Starting and write-held by every scan, so that
+	// no scan runs while a main pid is started but not yet protected.
+	gate sync.RWMutex
+
+	mu        sync.Mutex
+	protected map[int]int // pid -> protections
+	trees     []*Tree
+	reaped    int
+	swept     int
+
+	sig     chan os.Signal
+	stop    chan struct{}
+	done    chan struct{}
+	closing sync.Once
+
+	ls   lister
+	path pathBuf
+	buf  []byte
+	pids []int
+}
+
+// EnableReaper makes this process a child subreaper (prctl
+// PR_SET_CHILD_SUBREAPER, Linux 3.4+) and starts one goroutine that reaps
+// orphans re-parented to it on SIGCHLD, with wait4 on specific pids only,
+// never wait4(-1), so that it never steals exec.Cmd's own wait. fs must be
+// the real /proc of this process. Only one Reaper may be open at a time.
+func EnableReaper(fs FS) (*Reaper, error) {
+	if fs.self != os.Getpid() {
+		return nil, fmt.Errorf("procfallback: reaper needs this process's /proc, but %s/self is %d", fs.root, fs.self)
+	}
+	if !reaperActive.CompareAndSwap(false, true) {
+		return nil, errors.New("procfallback: a Reaper is already enabled in this process")
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		reaperActive.Store(false)
+		return nil, fmt.Errorf("procfallback: become child subreaper: %w", err)
+	}
+	r := &Reaper{
+		fs:        fs,
+		protected: make(map[int]int),
+		sig:       make(chan os.Signal, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		buf:       make([]byte, 0, 4096),
+	}
+	signal.Notify(r.sig, unix.SIGCHLD)
+	go r.run()
+	r.sig <- unix.SIGCHLD // an orphan may already be waiting
+	return r, nil
+}
+
+func (r *Reaper) run() {
+	defer close(r.done)
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.sig:
+			r.scan(nil)
+		}
+	}
+}
+
+// Starting must be held while a main process is started and protected:
+// call it, run cmd.Start, Protect the pid, then call the returned func.
+func (r *Reaper) Starting() (done func()) {
+	r.gate.RLock()
+	return sync.OnceFunc(r.gate.RUnlock)
+}
+
+// Protect marks pid as a main process that exec.Cmd (or other code) will
+// wait for: the Reaper never reaps it. Protections nest.
+func (r *Reaper) Protect(pid int) {
+	r.mu.Lock()
+	r.protected[pid]++
+	r.mu.Unlock()
+}
+
+// Unprotect undoes one Protect of pid (call it after waiting for it).
+func (r *Reaper) Unprotect(pid int) {
+	r.mu.Lock()
+	if r.protected[pid]--; r.protected[pid] <= 0 {
+		delete(r.protected, pid)
+	}
+	r.mu.Unlock()
+}
+
+// Register routes the reaped pids that t owns or claims to t.Reaped.
+func (r *Reaper) Register(t *Tree) {
+	r.mu.Lock()
+	r.trees = append(r.trees, t)
+	r.mu.Unlock()
+	r.kick()
+}
+
+// Unregister stops routing to t, after a last scan that reaps t's zombies
+// and those only t can own (see Reaper). Call it after the execution's
+// processes are dead and before t.Totals.
+func (r *Reaper) Unregister(t *Tree) {
+	r.scan(t)
+	r.mu.Lock()
+	for i, u := range r.trees {
+		if u == t {
+			r.trees = append(r.trees[:i], r.trees[i+1:]...)
+			break
+		}
+	}
+	r.mu.Unlock()
+}
+
+// Stats returns how many zombies were reaped, and how many of those were
+// given to a tree by the start-time rule at Unregister rather than by
+// membership.
+func (r *Reaper) Stats() (reaped, swept int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reaped, r.swept
+}
+
+// kick asks the goroutine for a scan.
+func (r *Reaper) kick() {
+	select {
+	case r.sig <- unix.SIGCHLD:
+	default:
+	}
+}
+
+// scan reaps the zombie children it may reap; sweep, when not nil, is a
+// tree being unregistered.
+func (r *Reaper) scan(sweep *Tree) {
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	var err error
+	r.pids, err = r.ls.children(&r.fs, r.fs.self, r.pids[:0])
+	_ = err // a child we could not list shows up at the next SIGCHLD
+	for _, pid := range r.pids {
+		r.mu.Lock()
+		_, prot := r.protected[pid]
+		trees := append([]*Tree(nil), r.trees...)
+		r.mu.Unlock()
+		if prot {
+			continue
+		}
+		b, err := readPath(r.path.pid(r.fs.root, pid, "stat"), r.buf)
+		r.buf = b
+		if err != nil {
+			continue
+		}
+		st, err := parseProcStat(b)
+		if err != nil || st.State != 'Z' {
+			continue
+		}
+		var owner *Tree
+		for _, t := range trees {
+			if t.claim(pid, st.StartTimeTicks) {
+				owner = t
+				break
+			}
+		}
+		bySweep := false
+		if owner == nil && sweep != nil && st.StartTimeTicks >= sweep.start {
+			owner, bySweep = sweep, true
+			for _, t := range trees {
+				if t != sweep && t.start <= st.StartTimeTicks {
+					owner, bySweep = nil, false // could be t's
+					break
+				}
+			}
+			if owner != nil {
+				owner.adopt(pid)
+			}
+		}
+		if owner == nil {
+			continue
+		}
+		var ws unix.WaitStatus
+		var ru unix.Rusage
+		wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, &ru)
+		if err != nil || wpid != pid {
+			continue // someone else reaped it
+		}
+		owner.Reaped(pid, &ru)
+		r.mu.Lock()
+		r.reaped++
+		if bySweep {
+			r.swept++
+		}
+		r.mu.Unlock()
+	}
+}
+
+// Close stops the goroutine. The process stays a child subreaper (it
+// cannot hand orphans back): orphans that arrive later stay zombies until
+// a new Reaper or someone else waits for them.
+func (r *Reaper) Close() error {
+	r.closing.Do(func() {
+		signal.Stop(r.sig)
+		close(r.stop)
+		<-r.done
+		reaperActive.Store(false)
+	})
+	return nil
+}
