@@ -63,7 +63,7 @@ type Tree struct {
 	// that is not this process's own (else 0: never signalled as a group).
 	main, mainPgrp int
 	// start is the main process's start time in ticks since boot.
-	start            uint64
+	start             uint64
 	selfPgrp, selfSid int
 
 	mu      sync.Mutex
