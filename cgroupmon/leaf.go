@@ -24,7 +24,8 @@ type leaf struct {
 	events     int // cgroup.events
 	procs      int // cgroup.procs
 
-	buf      [512]byte
+	buf      [512]byte // for the sampler's reads, under the run's lock
+	evBuf    [128]byte // for cgroup.events, read by the waiting goroutine
 	procsBuf []byte
 }
 
@@ -123,11 +124,14 @@ func (l *leaf) readPidsCurrent() (uint64, error) {
 }
 
 func (l *leaf) populated() (bool, error) {
-	b, err := l.pread(l.events)
+	n, err := unix.Pread(l.events, l.evBuf[:], 0)
 	if err != nil {
 		return false, fmt.Errorf("cgroup.events: %w", err)
 	}
-	ev, err := parseCgroupEvents(b)
+	if n == len(l.evBuf) {
+		return false, fmt.Errorf("cgroup.events larger than %d bytes: %w", len(l.evBuf), errMalformed)
+	}
+	ev, err := parseCgroupEvents(l.evBuf[:n])
 	return ev.Populated, err
 }
 

@@ -1,6 +1,7 @@
 /* daemon MS [BURN_MS]: double-forks a grandchild that calls setsid, burns
    BURN_MS of CPU, then sleeps MS milliseconds; the main process exits at
-   once with status 0. The grandchild writes its pid to stdout first. */
+   once with status 0. The middle process writes the grandchild's pid to
+   stdout before it exits, so the pid is out before the main process ends. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -12,10 +13,13 @@ int main(int argc, char **argv) {
 	pid_t c = fork();
 	if (c < 0) return 2;
 	if (c == 0) {
-		if (fork() != 0) _exit(0);
+		pid_t g = fork();
+		if (g != 0) {
+			printf("%d\n", (int)g);
+			fflush(stdout);
+			_exit(0);
+		}
 		setsid();
-		printf("%d\n", (int)getpid());
-		fflush(stdout);
 		struct timespec ts;
 		volatile unsigned long x = 0;
 		for (;;) {
