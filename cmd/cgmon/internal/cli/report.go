@@ -1,0 +1,401 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/cgmon/cgmon/metrics"
+)
+
+// SchemaVersion is the version of the JSON report's schema.
+const SchemaVersion = 1
+
+// mib is one MiB in bytes; the report's "MB" means MiB, as in the original
+// module.
+const mib = 1 << 20
+
+// Report is the JSON report of one execution (schema_version 1). Every
+// number that could not be measured is null, and its key is in Unavailable
+// with the reason; every measured one has its key in Sources.
+type Report struct {
+	SchemaVersion int `json:"schema_version"`
+	// InputLine is the line of a batch's input the execution came from;
+	// absent for `cgmon run`.
+	InputLine               int            `json:"input_line,omitempty"`
+	ID                      string         `json:"id"`
+	Language                string         `json:"language"`
+	CodeLength              int            `json:"code_length"`
+	Command                 []string       `json:"command"`
+	Status                  metrics.Status `json:"status"`
+	Reason                  string         `json:"reason,omitempty"`
+	ExitCode                int            `json:"exit_code"`
+	Signal                  int            `json:"signal"`
+	SignalName              string         `json:"signal_name,omitempty"`
+	TimedOut                bool           `json:"timed_out"`
+	OOMKilled               bool           `json:"oom_killed"`
+	LeftoverProcessesKilled int            `json:"leftover_processes_killed"`
+	StartedAt               time.Time      `json:"started_at"`
+	EndedAt                 time.Time      `json:"ended_at"`
+	// ExecutionTimeSeconds is the wall time, in seconds.
+	ExecutionTimeSeconds *float64 `json:"execution_time_seconds"`
+	// CPUUserSeconds, CPUSystemSeconds and CPUTotalSeconds are CPU times,
+	// in seconds.
+	CPUUserSeconds   *float64 `json:"cpu_user_seconds"`
+	CPUSystemSeconds *float64 `json:"cpu_system_seconds"`
+	CPUTotalSeconds  *float64 `json:"cpu_total_seconds"`
+	CPUSamples       *int     `json:"cpu_samples"`
+	// CPUAveragePercent and CPUPeakPercent are in percent of one CPU.
+	CPUAveragePercent *float64 `json:"cpu_average_percent"`
+	CPUPeakPercent    *float64 `json:"cpu_peak_percent"`
+	// MemoryStartMB and MemoryPeakMB are in MiB (2^20 bytes).
+	MemoryStartMB   *float64 `json:"memory_start_mb"`
+	MemoryPeakMB    *float64 `json:"memory_peak_mb"`
+	MemoryPeakBytes *uint64  `json:"memory_peak_bytes"`
+	PidsPeak        *uint64  `json:"pids_peak"`
+	// IOReadBytes and IOWriteBytes are in bytes.
+	IOReadBytes  *uint64 `json:"io_read_bytes"`
+	IOWriteBytes *uint64 `json:"io_write_bytes"`
+	// CPUThrottledSeconds is the time throttled by cpu.max, in seconds.
+	CPUThrottledSeconds *float64              `json:"cpu_throttled_seconds"`
+	Backend             metrics.Backend       `json:"backend"`
+	Sources             map[string]string     `json:"sources"`
+	Unavailable         map[string]string     `json:"unavailable"`
+	Limits              *specs.LinuxResources `json:"limits"`
+}
+
+// reportKeys maps a metrics.Usage field name to the report keys it fills.
+var reportKeys = map[string][]string{
+	"execution_time":      {"execution_time_seconds"},
+	"cpu_user":            {"cpu_user_seconds"},
+	"cpu_system":          {"cpu_system_seconds"},
+	"cpu_total":           {"cpu_total_seconds"},
+	"cpu_samples":         {"cpu_samples"},
+	"cpu_average_percent": {"cpu_average_percent"},
+	"cpu_peak_percent":    {"cpu_peak_percent"},
+	"memory_start":        {"memory_start_mb"},
+	"memory_peak":         {"memory_peak_mb", "memory_peak_bytes"},
+	"pids_peak":           {"pids_peak"},
+	"io_read":             {"io_read_bytes"},
+	"io_write":            {"io_write_bytes"},
+	"cpu_throttled":       {"cpu_throttled_seconds"},
+}
+
+// ReportKeys returns the report keys filled from the metrics.Usage field
+// name (as in Usage.Fields), the name itself for a field it does not know.
+func ReportKeys(field string) []string {
+	if k, ok := reportKeys[field]; ok {
+		return k
+	}
+	return []string{field}
+}
+
+func round(v float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(v*p) / p
+}
+
+func seconds(m metrics.Measure[time.Duration]) *float64 {
+	v, ok := m.Get()
+	if !ok {
+		return nil
+	}
+	s := v.Seconds()
+	return &s
+}
+
+func percent(m metrics.Measure[float64]) *float64 {
+	v, ok := m.Get()
+	if !ok {
+		return nil
+	}
+	r := round(v, 2)
+	return &r
+}
+
+func megabytes(m metrics.Measure[uint64]) *float64 {
+	v, ok := m.Get()
+	if !ok {
+		return nil
+	}
+	r := round(float64(v)/mib, 3)
+	return &r
+}
+
+func count[T uint64 | int](m metrics.Measure[T]) *T {
+	v, ok := m.Get()
+	if !ok {
+		return nil
+	}
+	return &v
+}
+
+// signalName returns e.g. "SIGKILL" for 9, "" for 0.
+func signalName(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if s := unix.SignalName(unix.Signal(n)); s != "" {
+		return s
+	}
+	return fmt.Sprintf("signal %d", n)
+}
+
+// NewReport builds the report of ex.
+func NewReport(ex *metrics.Execution) *Report {
+	u := &ex.Usage
+	r := &Report{
+		SchemaVersion:           SchemaVersion,
+		ID:                      ex.ID,
+		Language:                ex.Language,
+		CodeLength:              ex.CodeLength,
+		Command:                 ex.Command,
+		Status:                  ex.Status,
+		Reason:                  ex.Reason,
+		ExitCode:                ex.ExitCode,
+		Signal:                  ex.Signal,
+		SignalName:              signalName(ex.Signal),
+		TimedOut:                ex.TimedOut,
+		OOMKilled:               ex.OOMKilled,
+		LeftoverProcessesKilled: ex.LeftoverProcessesKilled,
+		StartedAt:               ex.StartedAt.Round(0),
+		EndedAt:                 ex.EndedAt.Round(0),
+		ExecutionTimeSeconds:    seconds(u.WallTime),
+		CPUUserSeconds:          seconds(u.CPUUser),
+		CPUSystemSeconds:        seconds(u.CPUSystem),
+		CPUTotalSeconds:         seconds(u.CPUTotal),
+		CPUSamples:              count(u.CPUSamples),
+		CPUAveragePercent:       percent(u.CPUAveragePercent),
+		CPUPeakPercent:          percent(u.CPUPeakPercent),
+		MemoryStartMB:           megabytes(u.MemoryStart),
+		MemoryPeakMB:            megabytes(u.MemoryPeak),
+		MemoryPeakBytes:         count(u.MemoryPeak),
+		PidsPeak:                count(u.PidsPeak),
+		IOReadBytes:             count(u.IORead),
+		IOWriteBytes:            count(u.IOWrite),
+		CPUThrottledSeconds:     seconds(u.CPUThrottled),
+		Backend:                 ex.Backend,
+		Sources:                 map[string]string{},
+		Unavailable:             map[string]string{},
+		Limits:                  ex.Limits,
+	}
+	if r.Command == nil {
+		r.Command = []string{}
+	}
+	for _, f := range u.Fields() {
+		for _, k := range ReportKeys(f.Name) {
+			if f.Valid {
+				r.Sources[k] = string(f.Source)
+			} else {
+				reason := f.Reason
+				if reason == "" {
+					reason = "not measured (no reason given)"
+				}
+				r.Unavailable[k] = reason
+			}
+		}
+	}
+	return r
+}
+
+// WriteJSON writes the report as one JSON object and a newline.
+func (r *Report) WriteJSON(w io.Writer) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// WriteHuman writes the report the way `time -v` does: the status and any
+// reason first, then one aligned line per quantity with its unit and the
+// source it came from.
+func (r *Report) WriteHuman(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(label, value, note string) {
+		if note == "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", label, value)
+			return
+		}
+		fmt.Fprintf(tw, "%s:\t%s\t%s\n", label, value, note)
+	}
+	src := func(key string) string {
+		if s, ok := r.Sources[key]; ok {
+			return "[" + s + "]"
+		}
+		return ""
+	}
+	// An unavailable number is "n/a" with its reason in the note column.
+	unavailable := func(label, key string) {
+		reason := r.Unavailable[key]
+		if reason == "" {
+			reason = "not measured"
+		}
+		line(label, "n/a", "("+reason+")")
+	}
+	status := string(r.Status)
+	switch {
+	case r.Status == metrics.StatusSignaled && r.SignalName != "":
+		status += " (" + r.SignalName + ")"
+	case r.Status == metrics.StatusOOM:
+		status += " (killed by the kernel's OOM killer)"
+	}
+	line("Status", status, "")
+	if r.Reason != "" {
+		line("Reason", r.Reason, "")
+	}
+	exit := fmt.Sprint(r.ExitCode)
+	if r.ExitCode < 0 {
+		exit = "none (did not exit normally)"
+	}
+	line("Exit code", exit, "")
+	if r.Signal != 0 {
+		line("Signal", fmt.Sprintf("%d (%s)", r.Signal, r.SignalName), "")
+	}
+	line("Command", shellQuote(r.Command), "")
+	line("ID", r.ID, "")
+	line("Language", r.Language, "")
+	line("Code length", fmt.Sprintf("%d bytes", r.CodeLength), "")
+	line("Backend", string(r.Backend), "")
+	line("Started", r.StartedAt.Format(time.RFC3339Nano), "")
+	line("Ended", r.EndedAt.Format(time.RFC3339Nano), "")
+
+	secs := func(label, key string, v *float64) {
+		if v == nil {
+			unavailable(label, key)
+			return
+		}
+		line(label, fmt.Sprintf("%.6f s", *v), src(key))
+	}
+	pct := func(label, key string, v *float64) {
+		if v == nil {
+			unavailable(label, key)
+			return
+		}
+		line(label, fmt.Sprintf("%.2f %%", *v), src(key))
+	}
+	num := func(label, key, unit string, v *uint64) {
+		if v == nil {
+			unavailable(label, key)
+			return
+		}
+		s := fmt.Sprint(*v)
+		if unit != "" {
+			s += " " + unit
+		}
+		line(label, s, src(key))
+	}
+	secs("Elapsed (wall clock) time", "execution_time_seconds", r.ExecutionTimeSeconds)
+	secs("User CPU time", "cpu_user_seconds", r.CPUUserSeconds)
+	secs("System CPU time", "cpu_system_seconds", r.CPUSystemSeconds)
+	secs("Total CPU time", "cpu_total_seconds", r.CPUTotalSeconds)
+	pct("Average CPU (of one CPU)", "cpu_average_percent", r.CPUAveragePercent)
+	pct("Peak CPU (per interval)", "cpu_peak_percent", r.CPUPeakPercent)
+	if r.CPUSamples == nil {
+		unavailable("CPU samples", "cpu_samples")
+	} else {
+		line("CPU samples", fmt.Sprint(*r.CPUSamples), src("cpu_samples"))
+	}
+	if r.MemoryStartMB == nil {
+		unavailable("Memory at start", "memory_start_mb")
+	} else {
+		line("Memory at start", fmt.Sprintf("%.3f MiB", *r.MemoryStartMB), src("memory_start_mb"))
+	}
+	if r.MemoryPeakBytes == nil {
+		unavailable("Maximum memory (peak)", "memory_peak_bytes")
+	} else {
+		line("Maximum memory (peak)", fmt.Sprintf("%.3f MiB (%d bytes)", float64(*r.MemoryPeakBytes)/mib, *r.MemoryPeakBytes), src("memory_peak_bytes"))
+	}
+	num("Peak processes", "pids_peak", "", r.PidsPeak)
+	num("I/O read", "io_read_bytes", "bytes", r.IOReadBytes)
+	num("I/O written", "io_write_bytes", "bytes", r.IOWriteBytes)
+	secs("CPU throttled time", "cpu_throttled_seconds", r.CPUThrottledSeconds)
+	line("Timed out", yesNo(r.TimedOut), "")
+	line("OOM killed", yesNo(r.OOMKilled), "")
+	line("Leftover processes killed", fmt.Sprint(r.LeftoverProcessesKilled), "")
+	line("Limits", describeLimits(r.Limits), "")
+	return tw.Flush()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// describeLimits renders limits in cgroup v2 terms, "none" when nil.
+func describeLimits(l *specs.LinuxResources) string {
+	if l == nil {
+		return "none"
+	}
+	var parts []string
+	if l.Memory != nil {
+		if l.Memory.Limit != nil {
+			if *l.Memory.Limit < 0 {
+				parts = append(parts, "memory.max max")
+			} else {
+				parts = append(parts, fmt.Sprintf("memory.max %s", FormatSize(uint64(*l.Memory.Limit))))
+			}
+		}
+		if l.Memory.Reservation != nil {
+			parts = append(parts, fmt.Sprintf("memory.low %d bytes", *l.Memory.Reservation))
+		}
+		if l.Memory.Swap != nil {
+			parts = append(parts, fmt.Sprintf("memory+swap %d bytes", *l.Memory.Swap))
+		}
+	}
+	if l.CPU != nil {
+		if l.CPU.Quota != nil {
+			period := uint64(cpuPeriod)
+			if l.CPU.Period != nil {
+				period = *l.CPU.Period
+			}
+			parts = append(parts, fmt.Sprintf("cpu.max %d %d (%.2f CPUs)", *l.CPU.Quota, period, float64(*l.CPU.Quota)/float64(period)))
+		}
+		if l.CPU.Shares != nil {
+			parts = append(parts, fmt.Sprintf("cpu shares %d", *l.CPU.Shares))
+		}
+		if l.CPU.Cpus != "" {
+			parts = append(parts, "cpuset.cpus "+l.CPU.Cpus)
+		}
+		if l.CPU.Mems != "" {
+			parts = append(parts, "cpuset.mems "+l.CPU.Mems)
+		}
+	}
+	if l.Pids != nil && l.Pids.Limit != nil {
+		parts = append(parts, fmt.Sprintf("pids.max %d", *l.Pids.Limit))
+	}
+	if l.BlockIO != nil {
+		parts = append(parts, "io limits")
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// shellQuote renders argv so that a shell would read it back.
+func shellQuote(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+		}) < 0 {
+			out[i] = a
+			continue
+		}
+		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(out, " ")
+}
