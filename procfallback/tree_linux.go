@@ -6,8 +6,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -776,4 +779,17 @@ func (t *Tree) Close() error {
 	t.closed = true
 	t.each(func(p *proc) { p.close() })
 	return nil
+}
+
+// RusageOf returns the rusage of a process that exec.Cmd waited for, for
+// Reaped; nil when ps is nil or carries none.
+func RusageOf(ps *os.ProcessState) *unix.Rusage {
+	if ps == nil {
+		return nil
+	}
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok || ru == nil {
+		return nil
+	}
+	return (*unix.Rusage)(unsafe.Pointer(ru))
 }
