@@ -64,6 +64,15 @@ func assertNoLeaves(t *testing.T, root string) {
 	}
 }
 
+// forEachBackend runs f with the backend auto picks here and with procfs.
+// The procfs backend runs as a subreaper, as the CLI does: without one, an
+// orphan is re-parented to init and cannot be followed.
+func forEachBackend(t *testing.T, f func(t *testing.T, backend BackendChoice)) {
+	for _, b := range []BackendChoice{BackendAuto, BackendProcfs} {
+		t.Run(string(b), func(t *testing.T) { f(t, b) })
+	}
+}
+
 func mustRun(t *testing.T, m *Monitor, s Spec) metrics.Execution {
 	t.Helper()
 	ex, err := m.Run(context.Background(), s)
@@ -85,50 +94,54 @@ func assertLabelled(t *testing.T, ex metrics.Execution) {
 }
 
 func TestExitCodesPassThrough(t *testing.T) {
-	m := newMonitor(t, Options{})
-	for _, tc := range []struct {
-		cmd    string
-		code   int
-		status metrics.Status
-		signal int
-	}{
-		{"exit 0", 0, metrics.StatusSuccess, 0},
-		{"exit 3", 3, metrics.StatusError, 0},
-		{"exit 255", 255, metrics.StatusError, 0},
-		{"kill -TERM $$", -1, metrics.StatusSignaled, int(syscall.SIGTERM)},
-	} {
-		t.Run(tc.cmd, func(t *testing.T) {
-			ex := mustRun(t, m, Spec{Command: []string{"/bin/sh", "-c", tc.cmd}, Language: "sh"})
-			assert.Equal(t, tc.status, ex.Status)
-			assert.Equal(t, tc.code, ex.ExitCode)
-			assert.Equal(t, tc.signal, ex.Signal)
-			assert.False(t, ex.TimedOut)
-			assert.False(t, ex.OOMKilled)
-			assert.Equal(t, m.Backend(), ex.Backend)
-		})
-	}
+	forEachBackend(t, func(t *testing.T, backend BackendChoice) {
+		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs})
+		for _, tc := range []struct {
+			cmd    string
+			code   int
+			status metrics.Status
+			signal int
+		}{
+			{"exit 0", 0, metrics.StatusSuccess, 0},
+			{"exit 3", 3, metrics.StatusError, 0},
+			{"exit 255", 255, metrics.StatusError, 0},
+			{"kill -TERM $$", -1, metrics.StatusSignaled, int(syscall.SIGTERM)},
+		} {
+			t.Run(tc.cmd, func(t *testing.T) {
+				ex := mustRun(t, m, Spec{Command: []string{"/bin/sh", "-c", tc.cmd}, Language: "sh"})
+				assert.Equal(t, tc.status, ex.Status)
+				assert.Equal(t, tc.code, ex.ExitCode)
+				assert.Equal(t, tc.signal, ex.Signal)
+				assert.False(t, ex.TimedOut)
+				assert.False(t, ex.OOMKilled)
+				assert.Equal(t, m.Backend(), ex.Backend)
+			})
+		}
+	})
 }
 
 func TestFailedToStart(t *testing.T) {
-	m := newMonitor(t, Options{})
-	ex, err := m.Run(context.Background(), Spec{Command: []string{"/nonexistent/cgmon-no-such-command"}})
-	require.ErrorIs(t, err, ErrStart)
-	assert.ErrorIs(t, err, os.ErrNotExist)
-	assert.Equal(t, metrics.StatusFailedToStart, ex.Status)
-	assert.Equal(t, -1, ex.ExitCode)
-	assertLabelled(t, ex)
+	forEachBackend(t, func(t *testing.T, backend BackendChoice) {
+		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs})
+		ex, err := m.Run(context.Background(), Spec{Command: []string{"/nonexistent/cgmon-no-such-command"}})
+		require.ErrorIs(t, err, ErrStart)
+		assert.ErrorIs(t, err, os.ErrNotExist)
+		assert.Equal(t, metrics.StatusFailedToStart, ex.Status)
+		assert.Equal(t, -1, ex.ExitCode)
+		assertLabelled(t, ex)
 
-	ex, err = m.Run(context.Background(), Spec{Command: []string{"cgmon-no-such-command-in-path"}})
-	require.ErrorIs(t, err, ErrStart)
-	assert.ErrorIs(t, err, exec.ErrNotFound)
-	assert.Equal(t, metrics.StatusFailedToStart, ex.Status)
+		ex, err = m.Run(context.Background(), Spec{Command: []string{"cgmon-no-such-command-in-path"}})
+		require.ErrorIs(t, err, ErrStart)
+		assert.ErrorIs(t, err, exec.ErrNotFound)
+		assert.Equal(t, metrics.StatusFailedToStart, ex.Status)
 
-	notExec := filepath.Join(t.TempDir(), "script")
-	require.NoError(t, os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644))
-	ex, err = m.Run(context.Background(), Spec{Command: []string{notExec}})
-	require.ErrorIs(t, err, ErrStart)
-	assert.ErrorIs(t, err, os.ErrPermission)
-	assert.Equal(t, metrics.StatusFailedToStart, ex.Status)
+		notExec := filepath.Join(t.TempDir(), "script")
+		require.NoError(t, os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644))
+		ex, err = m.Run(context.Background(), Spec{Command: []string{notExec}})
+		require.ErrorIs(t, err, ErrStart)
+		assert.ErrorIs(t, err, os.ErrPermission)
+		assert.Equal(t, metrics.StatusFailedToStart, ex.Status)
+	})
 }
 
 func TestBadSpecChangesNothing(t *testing.T) {
@@ -164,98 +177,112 @@ func TestLimitWithoutControllerIsAnError(t *testing.T) {
 }
 
 func TestCPUOfTwoThreads(t *testing.T) {
-	m := newMonitor(t, Options{})
-	ex := mustRun(t, m, Spec{Command: []string{wl(t, "burn"), "2", "500"}, Language: "c"})
-	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
-	cpu, ok := ex.Usage.CPUTotal.Get()
-	require.True(t, ok, ex.Usage.CPUTotal.Reason())
-	assert.InDelta(t, 1.0, cpu.Seconds(), 0.05, "2 threads x 500 ms, source %s", ex.Usage.CPUTotal.Source())
-	user, _ := ex.Usage.CPUUser.Get()
-	sys, _ := ex.Usage.CPUSystem.Get()
-	assert.InDelta(t, cpu.Seconds(), (user + sys).Seconds(), 0.02)
-	peak, ok := ex.Usage.CPUPeakPercent.Get()
-	require.True(t, ok, ex.Usage.CPUPeakPercent.Reason())
-	avg := ex.Usage.CPUAveragePercent.Value()
-	t.Logf("cpu %.3fs over %v: average %.0f%%, peak %.0f%% over %d samples", cpu.Seconds(), ex.Duration(), avg, peak, ex.Usage.CPUSamples.Value())
-	// Two busy threads read about 200% on an idle 2-core machine. Other
-	// test packages share the cores, so the bound is relative: the peak
-	// interval is at least the average one and at most all the CPUs.
-	assert.GreaterOrEqual(t, peak, avg*0.9, "peak CPU below the average")
-	assert.LessOrEqual(t, peak, float64(runtime.NumCPU())*100*1.15, "peak CPU above what the CPUs can give")
-	assert.Greater(t, avg, 0.0)
-	assert.Greater(t, ex.Usage.CPUSamples.Value(), 0)
+	forEachBackend(t, func(t *testing.T, backend BackendChoice) {
+		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs})
+		ex := mustRun(t, m, Spec{Command: []string{wl(t, "burn"), "2", "500"}, Language: "c"})
+		require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+		cpu, ok := ex.Usage.CPUTotal.Get()
+		require.True(t, ok, ex.Usage.CPUTotal.Reason())
+		assert.InDelta(t, 1.0, cpu.Seconds(), 0.05, "2 threads x 500 ms, source %s", ex.Usage.CPUTotal.Source())
+		user, _ := ex.Usage.CPUUser.Get()
+		sys, _ := ex.Usage.CPUSystem.Get()
+		assert.InDelta(t, cpu.Seconds(), (user + sys).Seconds(), 0.02)
+		peak, ok := ex.Usage.CPUPeakPercent.Get()
+		require.True(t, ok, ex.Usage.CPUPeakPercent.Reason())
+		avg := ex.Usage.CPUAveragePercent.Value()
+		t.Logf("cpu %.3fs over %v: average %.0f%%, peak %.0f%% over %d samples", cpu.Seconds(), ex.Duration(), avg, peak, ex.Usage.CPUSamples.Value())
+		// Two busy threads read about 200% on an idle 2-core machine. Other
+		// test packages share the cores, so the bound is relative: the peak
+		// interval is at least the average one and at most all the CPUs.
+		assert.GreaterOrEqual(t, peak, avg*0.9, "peak CPU below the average")
+		assert.LessOrEqual(t, peak, float64(runtime.NumCPU())*100*1.15, "peak CPU above what the CPUs can give")
+		assert.Greater(t, avg, 0.0)
+		assert.Greater(t, ex.Usage.CPUSamples.Value(), 0)
+	})
 }
 
 func TestSequentialChildrenAddUp(t *testing.T) {
-	m := newMonitor(t, Options{})
-	burn := wl(t, "burn")
-	script := "for i in $(seq 50); do " + burn + " 1 10 || exit 1; done"
-	ex := mustRun(t, m, Spec{Command: []string{"/bin/sh", "-c", script}})
-	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
-	cpu, ok := ex.Usage.CPUTotal.Get()
-	require.True(t, ok)
-	// 50 x 10 ms of the children's own CPU, plus fork/exec and the shell.
-	assert.GreaterOrEqual(t, cpu.Seconds(), 0.5*0.9)
-	assert.LessOrEqual(t, cpu.Seconds(), 0.5*1.1+0.1, "source %s", ex.Usage.CPUTotal.Source())
+	forEachBackend(t, func(t *testing.T, backend BackendChoice) {
+		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs})
+		burn := wl(t, "burn")
+		script := "for i in $(seq 50); do " + burn + " 1 10 || exit 1; done"
+		ex := mustRun(t, m, Spec{Command: []string{"/bin/sh", "-c", script}})
+		require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+		cpu, ok := ex.Usage.CPUTotal.Get()
+		require.True(t, ok)
+		// 50 x 10 ms of the children's own CPU, plus fork/exec and the shell.
+		assert.GreaterOrEqual(t, cpu.Seconds(), 0.5*0.9)
+		assert.LessOrEqual(t, cpu.Seconds(), 0.5*1.1+0.1, "source %s", ex.Usage.CPUTotal.Source())
+	})
 }
 
 func TestLeftoverDaemonIsKilled(t *testing.T) {
-	m := newMonitor(t, Options{})
-	var out bytes.Buffer
-	ex := mustRun(t, m, Spec{Command: []string{wl(t, "daemon"), "30000"}, Stdout: &out})
-	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
-	pid, err := strconv.Atoi(strings.TrimSpace(out.String()))
-	require.NoError(t, err, "daemon printed %q", out.String())
-	assert.Equal(t, 1, ex.LeftoverProcessesKilled)
-	assertGone(t, pid)
+	forEachBackend(t, func(t *testing.T, backend BackendChoice) {
+		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs})
+		var out bytes.Buffer
+		ex := mustRun(t, m, Spec{Command: []string{wl(t, "daemon"), "30000"}, Stdout: &out})
+		require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+		pid, err := strconv.Atoi(strings.TrimSpace(out.String()))
+		require.NoError(t, err, "daemon printed %q", out.String())
+		assert.Equal(t, 1, ex.LeftoverProcessesKilled)
+		assertGone(t, pid)
+	})
 }
 
 func TestWaitAllCountsTheDaemon(t *testing.T) {
-	m := newMonitor(t, Options{})
-	var out bytes.Buffer
-	ex := mustRun(t, m, Spec{Command: []string{wl(t, "daemon"), "100", "300"}, Stdout: &out, WaitAll: true})
-	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
-	assert.Equal(t, 0, ex.LeftoverProcessesKilled)
-	cpu, ok := ex.Usage.CPUTotal.Get()
-	require.True(t, ok, ex.Usage.CPUTotal.Reason())
-	assert.GreaterOrEqual(t, cpu.Seconds(), 0.3*0.95, "the daemon's 300 ms of CPU (source %s)", ex.Usage.CPUTotal.Source())
-	assert.GreaterOrEqual(t, ex.Duration(), 350*time.Millisecond, "wait-all waits for the daemon")
+	forEachBackend(t, func(t *testing.T, backend BackendChoice) {
+		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs})
+		var out bytes.Buffer
+		ex := mustRun(t, m, Spec{Command: []string{wl(t, "daemon"), "100", "300"}, Stdout: &out, WaitAll: true})
+		require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+		assert.Equal(t, 0, ex.LeftoverProcessesKilled)
+		cpu, ok := ex.Usage.CPUTotal.Get()
+		require.True(t, ok, ex.Usage.CPUTotal.Reason())
+		assert.GreaterOrEqual(t, cpu.Seconds(), 0.3*0.95, "the daemon's 300 ms of CPU (source %s)", ex.Usage.CPUTotal.Source())
+		assert.GreaterOrEqual(t, ex.Duration(), 350*time.Millisecond, "wait-all waits for the daemon")
+	})
 }
 
 func TestMemoryPeak64MiB(t *testing.T) {
-	m := newMonitor(t, Options{})
-	ex := mustRun(t, m, Spec{Command: []string{wl(t, "alloc"), "64", "300"}})
-	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
-	peak, ok := ex.Usage.MemoryPeak.Get()
-	require.True(t, ok, ex.Usage.MemoryPeak.Reason())
-	assert.InEpsilon(t, float64(64<<20), float64(peak), 0.10, "source %s", ex.Usage.MemoryPeak.Source())
-	if !m.hasController("memory") {
-		assert.Contains(t, []metrics.Source{metrics.SourceRusageMaxRSS, metrics.SourceProcVmHWM, metrics.SourceSampledProcRSS}, ex.Usage.MemoryPeak.Source())
-	}
+	forEachBackend(t, func(t *testing.T, backend BackendChoice) {
+		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs})
+		ex := mustRun(t, m, Spec{Command: []string{wl(t, "alloc"), "64", "300"}})
+		require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+		peak, ok := ex.Usage.MemoryPeak.Get()
+		require.True(t, ok, ex.Usage.MemoryPeak.Reason())
+		assert.InEpsilon(t, float64(64<<20), float64(peak), 0.10, "source %s", ex.Usage.MemoryPeak.Source())
+		if !m.hasController("memory") {
+			assert.Contains(t, []metrics.Source{metrics.SourceRusageMaxRSS, metrics.SourceProcVmHWM, metrics.SourceSampledProcRSS}, ex.Usage.MemoryPeak.Source())
+		}
+	})
 }
 
 func TestTimeoutKillsStubbornTree(t *testing.T) {
-	m := newMonitor(t, Options{Interval: 50 * time.Millisecond})
-	start := time.Now()
-	ex := mustRun(t, m, Spec{Command: []string{wl(t, "stubborn")}, Timeout: 300 * time.Millisecond})
-	took := time.Since(start)
-	assert.Equal(t, metrics.StatusTimeout, ex.Status)
-	assert.True(t, ex.TimedOut)
-	assert.False(t, ex.OOMKilled, "a timeout kill is never an OOM")
-	assert.Less(t, took, 300*time.Millisecond+50*time.Millisecond+time.Second, "kill within one interval plus a grace")
+	forEachBackend(t, func(t *testing.T, backend BackendChoice) {
+		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs, Interval: 50 * time.Millisecond})
+		start := time.Now()
+		ex := mustRun(t, m, Spec{Command: []string{wl(t, "stubborn")}, Timeout: 300 * time.Millisecond})
+		took := time.Since(start)
+		assert.Equal(t, metrics.StatusTimeout, ex.Status)
+		assert.True(t, ex.TimedOut)
+		assert.False(t, ex.OOMKilled, "a timeout kill is never an OOM")
+		assert.Less(t, took, 300*time.Millisecond+50*time.Millisecond+time.Second, "kill within one interval plus a grace")
+	})
 }
 
 func TestCancelKillsTree(t *testing.T) {
-	m := newMonitor(t, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	h, err := m.Start(ctx, Spec{Command: []string{wl(t, "stubborn")}})
-	require.NoError(t, err)
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	ex, err := h.Wait()
-	require.NoError(t, err)
-	assert.Equal(t, metrics.StatusCanceled, ex.Status)
-	assert.False(t, ex.TimedOut)
+	forEachBackend(t, func(t *testing.T, backend BackendChoice) {
+		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs})
+		ctx, cancel := context.WithCancel(context.Background())
+		h, err := m.Start(ctx, Spec{Command: []string{wl(t, "stubborn")}})
+		require.NoError(t, err)
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		ex, err := h.Wait()
+		require.NoError(t, err)
+		assert.Equal(t, metrics.StatusCanceled, ex.Status)
+		assert.False(t, ex.TimedOut)
+	})
 }
 
 func TestLiveUsage(t *testing.T) {
