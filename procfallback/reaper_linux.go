@@ -24,15 +24,18 @@ var reaperActive atomic.Bool
 // else's wait): never a protected pid; at once, a zombie that a registered
 // Tree owns or claims (a member, or linked to one by process group,
 // session or marker; see TreeOptions.Marker); and when a Tree is
-// unregistered, any other zombie child started after that tree's main
-// process and before every other registered tree's (so it can only be that
-// tree's orphan), which is then counted as that tree's. Zombies started
-// before every registered tree are never reaped. It waits with wait4 on
-// specific pids only, never wait4(-1).
+// unregistered, any other zombie child outside this process's own process
+// group that started after that tree's main process (to the 10 ms of
+// /proc start times) and before every other registered tree's (so it can
+// only be that tree's orphan), which is then counted as that tree's.
+// Zombies started before every registered tree, and children left in this
+// process's process group (as exec.Cmd leaves them without Setpgid), are
+// never reaped unless a tree owns them. It waits with wait4 on specific
+// pids only, never wait4(-1).
 //
 // Caveat: code in this process that starts its own children while a Reaper
 // is on must Protect them (under Starting) until it has waited for them;
-// otherwise a child of its that dies while an execution's Tree is
+// otherwise a child of its in a process group of its own that dies while an execution's Tree is
 // registered and is still unwaited when that Tree is unregistered can be
 // reaped as the execution's orphan, and its own Wait then fails with
 // ECHILD. exec.Cmd children that cgmon starts are protected by cgmon.
@@ -173,6 +176,7 @@ func (r *Reaper) scan(sweep *Tree) {
 	var err error
 	r.pids, err = r.ls.children(&r.fs, r.fs.self, r.pids[:0])
 	_ = err // a child we could not list shows up at the next SIGCHLD
+	selfPgrp := unix.Getpgrp()
 	for _, pid := range r.pids {
 		r.mu.Lock()
 		_, prot := r.protected[pid]
@@ -198,7 +202,7 @@ func (r *Reaper) scan(sweep *Tree) {
 			}
 		}
 		bySweep := false
-		if owner == nil && sweep != nil && st.StartTimeTicks >= sweep.start {
+		if owner == nil && sweep != nil && st.StartTimeTicks >= sweep.start && st.PGRP != selfPgrp {
 			owner, bySweep = sweep, true
 			for _, t := range trees {
 				if t != sweep && t.start <= st.StartTimeTicks {
