@@ -1,0 +1,234 @@
+package vmtest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config is what one run of the VM stage does.
+type Config struct {
+	ModRoot     string        // the module's root directory
+	CacheDir    string        // kernels, build output and console logs
+	Scenarios   []Scenario    // what to boot
+	Pkgs        []string      // packages whose tests run in each guest ("./cgroupmon")
+	BootTimeout time.Duration // per boot, from qemu start to power-off
+	TestTimeout time.Duration // -test.timeout of each test binary
+	Parallel    int           // boots at a time
+	Go          string        // the go command
+	Out         io.Writer     // the verdicts
+	Log         io.Writer     // progress and provisioning output
+}
+
+// Outcome is the verdict on one scenario.
+type Outcome struct {
+	Scenario Scenario
+	Console  Console
+	BootErr  error // qemu failed to run or timed out
+	Duration time.Duration
+	LogPath  string
+	Want     []ManifestEntry
+}
+
+// Passed reports whether the scenario passed: a PASS result line for this
+// scenario, every package finished and passed, and at least one test ran.
+func (o Outcome) Passed() bool { return o.failure() == "" }
+
+func (o Outcome) failure() string {
+	r := o.Console.Result
+	switch {
+	case r == nil && o.BootErr != nil:
+		return "no result line: " + o.BootErr.Error()
+	case r == nil:
+		return "no result line: the guest powered off or crashed without one"
+	case r.Scenario != o.Scenario.Name:
+		return fmt.Sprintf("result line is for scenario %q", r.Scenario)
+	case r.Status != StatusPass:
+		if r.Reason != "" {
+			return r.Reason
+		}
+		return fmt.Sprintf("%d passed, %d failed", r.Passed, r.Failed)
+	case r.Passed == 0:
+		return "no test passed"
+	}
+	done := map[string]bool{}
+	for _, p := range o.Console.Pkgs {
+		if p.End != nil && p.End.Status == StatusPass {
+			done[p.Pkg] = true
+		}
+	}
+	for _, w := range o.Want {
+		if !done[w.Pkg] {
+			return "package " + w.Pkg + " did not report PASS"
+		}
+	}
+	return ""
+}
+
+// Report writes the verdict: `vmtest NAME: PASS (N tests)`, or FAIL with
+// the failing packages' output (or the console's tail when there is none).
+func (o Outcome) Report(w io.Writer) {
+	if f := o.failure(); f == "" {
+		fmt.Fprintf(w, "vmtest %s: PASS (%d tests) in %.1fs\n", o.Scenario.Name, o.Console.Result.Passed, o.Duration.Seconds())
+		return
+	} else {
+		fmt.Fprintf(w, "vmtest %s: FAIL: %s (after %.1fs; console log %s)\n", o.Scenario.Name, f, o.Duration.Seconds(), o.LogPath)
+	}
+	shown := false
+	for _, p := range o.Console.Pkgs {
+		if p.End != nil && p.End.Status == StatusPass {
+			continue
+		}
+		status := "did not finish"
+		if p.End != nil {
+			status = p.End.Exit
+		}
+		fmt.Fprintf(w, "--- %s (%s) ---\n", p.Pkg, status)
+		for _, l := range p.Lines {
+			fmt.Fprintln(w, l)
+		}
+		shown = true
+	}
+	if !shown {
+		lines := o.Console.Lines
+		if len(lines) > 60 {
+			lines = lines[len(lines)-60:]
+		}
+		fmt.Fprintf(w, "--- last %d console lines ---\n", len(lines))
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
+	}
+}
+
+// Cmdline returns the kernel command line for s.
+func Cmdline(s Scenario, testTimeout time.Duration) string {
+	args := []string{"console=ttyS0", "quiet", "panic=-1", "random.trust_cpu=on",
+		ParamScenario + "=" + s.Name, ParamTestTimeout + "=" + testTimeout.String()}
+	return strings.Join(append(args, s.Cmdline...), " ")
+}
+
+// Boot runs one scenario under qemu's TCG emulation, streaming the serial
+// console into logPath and parsing it. qemu is killed at timeout.
+func Boot(ctx context.Context, qemu, kernel, initrd string, s Scenario, timeout, testTimeout time.Duration, logPath string) (Console, error) {
+	var c Console
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return c, err
+	}
+	defer logf.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, qemu,
+		"-accel", "tcg,thread=multi", "-cpu", "max", "-m", "512", "-smp", "2",
+		"-nographic", "-no-reboot",
+		"-kernel", kernel, "-initrd", initrd, "-append", Cmdline(s, testTimeout))
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return c, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return c, fmt.Errorf("start qemu: %w", err)
+	}
+	sc := bufio.NewScanner(io.TeeReader(out, logf))
+	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+	for sc.Scan() {
+		c.Feed(sc.Text())
+	}
+	c.Finish()
+	err = cmd.Wait()
+	if ctx.Err() == context.DeadlineExceeded {
+		return c, fmt.Errorf("boot timed out after %s", timeout)
+	}
+	if err != nil {
+		return c, fmt.Errorf("qemu: %w", err)
+	}
+	return c, nil
+}
+
+// Run provisions, builds and boots every scenario, writes the verdicts to
+// cfg.Out and returns the outcomes. An error wrapping ErrCannotProvision
+// means the stage could not run at all on this host.
+func Run(ctx context.Context, cfg Config) ([]Outcome, error) {
+	start := time.Now()
+	p := &Provisioner{CacheDir: cfg.CacheDir, AptEtc: "/etc/apt", OSRelease: "/etc/os-release", Log: cfg.Log}
+	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+		return nil, err
+	}
+	qemu, err := p.QEMU(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kernels := map[Kernel]string{}
+	for _, s := range cfg.Scenarios {
+		if _, ok := kernels[s.Kernel]; ok {
+			continue
+		}
+		k, err := p.Kernel(ctx, s.Kernel)
+		if err != nil {
+			return nil, err
+		}
+		kernels[s.Kernel] = k
+	}
+	provisioned := time.Now()
+	b := &Builder{ModRoot: cfg.ModRoot, OutDir: filepath.Join(cfg.CacheDir, "build"), Go: cfg.Go, Log: cfg.Log}
+	initrd, manifest, err := b.Build(ctx, cfg.Pkgs)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if len(manifest) == 0 {
+		return nil, errors.New("build: no package has tests to run")
+	}
+	built := time.Now()
+	logDir := filepath.Join(cfg.CacheDir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, err
+	}
+	par := max(cfg.Parallel, 1)
+	outcomes := make([]Outcome, len(cfg.Scenarios))
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	next := 0 // verdicts are printed in scenario order as soon as possible
+	done := make([]bool, len(outcomes))
+	for i, s := range cfg.Scenarios {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			t0 := time.Now()
+			o := Outcome{Scenario: s, LogPath: filepath.Join(logDir, s.Name+".log"), Want: manifest}
+			o.Console, o.BootErr = Boot(ctx, qemu, kernels[s.Kernel], initrd, s, cfg.BootTimeout, cfg.TestTimeout, o.LogPath)
+			o.Duration = time.Since(t0)
+			mu.Lock()
+			defer mu.Unlock()
+			outcomes[i], done[i] = o, true
+			for next < len(outcomes) && done[next] {
+				outcomes[next].Report(cfg.Out)
+				next++
+			}
+		}()
+	}
+	wg.Wait()
+	failed := 0
+	for _, o := range outcomes {
+		if !o.Passed() {
+			failed++
+		}
+	}
+	fmt.Fprintf(cfg.Out, "vmtest: %d/%d scenarios passed; stage %.1fs (provision %.1fs, build %.1fs, boots %.1fs, %d at a time)\n",
+		len(outcomes)-failed, len(outcomes), time.Since(start).Seconds(), provisioned.Sub(start).Seconds(),
+		built.Sub(provisioned).Seconds(), time.Since(built).Seconds(), par)
+	return outcomes, nil
+}
