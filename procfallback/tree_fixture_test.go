@@ -290,7 +290,7 @@ func TestTreeAdoptsOrphansFixture(t *testing.T) {
 	const marker = MarkerKey + "=abc"
 	// Children of self (pid 1), which the walk from 100 cannot reach.
 	f.put(fxProc{pid: 200, ppid: 1, pgrp: fxPgrp, sid: fxSid, start: 600, utime: 1}) // main's group
-	f.put(fxProc{pid: 201, ppid: 1, pgrp: 201, sid: 201, start: 610, utime: 2})     // marker only
+	f.put(fxProc{pid: 201, ppid: 1, pgrp: 201, sid: 201, start: 610, utime: 2})      // marker only
 	f.write("201/environ", "A=1\x00"+marker+"\x00")
 	f.put(fxProc{pid: 202, ppid: 1, pgrp: 202, sid: 202, start: 620, utime: 4}) // no link
 	f.write("202/environ", "A=1\x00"+marker+"x\x00")

@@ -89,7 +89,13 @@ type Tree struct {
 	sampled  bool
 	ioErr    error
 	closed   bool
+	// died is set when a member exited since the last orphan scan.
+	died bool
 }
+
+// orphanEvery is how often (in samples) a Tree looks for orphans among
+// this process's children when no member was seen to die.
+const orphanEvery = 10
 
 // NewTree starts tracking the processes of one execution whose main process
 // is pid. The main process should be in a process group of its own
@@ -227,10 +233,15 @@ func (t *Tree) refresh() error {
 		if p.state != stLive && p.state != stZombie {
 			continue
 		}
+		was := p.state
 		err := t.read(p, false)
 		switch {
 		case err == nil:
+			if p.state == stZombie && was != stZombie {
+				t.died = true
+			}
 		case errors.Is(err, errReused):
+			t.died = true
 			// Another process has the pid: keep the old record for the
 			// account and track the new one.
 			p.state = stVanished
@@ -248,6 +259,7 @@ func (t *Tree) refresh() error {
 		case gone(err):
 			p.state = stVanished
 			p.close()
+			t.died = true
 		default:
 			p.state = stVanished
 			p.close()
@@ -306,7 +318,14 @@ func (t *Tree) discover() error {
 			t.queue = append(t.queue, pid)
 		}
 	}
-	errs := t.adoptOrphans()
+	var errs error
+	// Orphans come back to this process only when a process dies; scan
+	// for them when a member died since the last scan, and every
+	// orphanEvery samples for those whose parent died unseen.
+	if t.died || t.gen%orphanEvery == 1 {
+		t.died = false
+		errs = t.adoptOrphans()
+	}
 	for i := 0; i < len(t.queue); i++ {
 		var err error
 		t.pids, err = t.ls.children(&t.fs, t.queue[i], t.pids[:0])
