@@ -17,6 +17,8 @@ var benchLanguages = func() []string {
 	return l
 }()
 
+var benchCommand = []string{"python3", "main.py"}
+
 // benchExecution returns a realistic record for the benchmarks; i varies
 // its language, status and measures.
 func benchExecution(i int) Execution {
@@ -28,7 +30,7 @@ func benchExecution(i int) Execution {
 		Status:    Statuses[i%len(Statuses)],
 		StartedAt: start,
 		EndedAt:   start.Add(d),
-		Command:   []string{"python3", "main.py"},
+		Command:   benchCommand,
 	}
 	e.Usage.WallTime = Measured(d, SourceMonotonic)
 	e.Usage.CPUTotal = Measured(d/2, SourceCgroupCPUStat)
@@ -105,4 +107,72 @@ func BenchmarkCollectorRecordParallel(b *testing.B) {
 			})
 		})
 	}
+}
+
+// heapInUse returns the bytes of live heap objects after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// recordRange records benchExecution(i) for i in [from, to).
+func recordRange(c *Collector, from, to int) {
+	for i := from; i < to; i++ {
+		c.RecordExecution(benchExecution(i))
+	}
+}
+
+// TestCollectorMemoryBounded records 10 million executions of 20 languages
+// (1 million with -short, 300 000 under -race) and checks that the collector's heap,
+// measured as the growth of live heap since before it was made, does not
+// grow past what it was after 100 000 records (by more than 1 MiB of
+// slack) and stays under 10 MiB.
+func TestCollectorMemoryBounded(t *testing.T) {
+	total := 10_000_000
+	switch {
+	case raceEnabled:
+		total = 300_000
+	case testing.Short():
+		total = 1_000_000
+	}
+	base := heapInUse()
+	c := NewCollector()
+	recordRange(c, 0, 100_000)
+	h1 := int64(heapInUse()) - int64(base)
+	recordRange(c, 100_000, total)
+	h2 := int64(heapInUse()) - int64(base)
+	runtime.KeepAlive(c)
+	if n := c.Summary().TotalExecutions; n != uint64(total) {
+		t.Fatalf("recorded %d, want %d", n, total)
+	}
+	t.Logf("collector heap: %.2f MiB after 100k records, %.2f MiB after %d records (20 languages, %d recent kept)",
+		float64(h1)/(1<<20), float64(h2)/(1<<20), total, DefaultRecent)
+	if h2 > h1+1<<20 {
+		t.Errorf("heap grew from %d to %d bytes between 100k and %d records", h1, h2, total)
+	}
+	if h2 > 10<<20 {
+		t.Errorf("collector uses %d bytes, over 10 MiB", h2)
+	}
+}
+
+// BenchmarkCollectorMemory10M records 10 million executions of 20
+// languages per iteration into a fresh Collector and reports its heap
+// (live heap growth after GC) as heap-MiB; ns/op is the time of all 10M.
+func BenchmarkCollectorMemory10M(b *testing.B) {
+	var h int64
+	for b.Loop() {
+		b.StopTimer()
+		base := heapInUse()
+		b.StartTimer()
+		c := NewCollector()
+		recordRange(c, 0, 10_000_000)
+		b.StopTimer()
+		h = int64(heapInUse()) - int64(base)
+		runtime.KeepAlive(c)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(h)/(1<<20), "heap-MiB")
 }

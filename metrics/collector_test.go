@@ -269,7 +269,7 @@ func TestCollectorPercentiles(t *testing.T) {
 	var all []Execution
 	for name, gen := range dists {
 		var execs []Execution
-		for range 50000 {
+		for range 20000 {
 			e := ex(name, StatusSuccess, gen(), -1, -1)
 			execs = append(execs, e)
 			c.RecordExecution(e)
