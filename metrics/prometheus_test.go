@@ -176,3 +176,23 @@ func TestPrometheusLint(t *testing.T) {
 		t.Errorf("empty collector exposes %d metrics, want only the rejected counter", n)
 	}
 }
+
+// TestHistogramBucketBoundaries checks that a value equal to a bucket's
+// upper bound falls in that bucket (Prometheus's le), and above the last
+// one only in +Inf.
+func TestHistogramBucketBoundaries(t *testing.T) {
+	c := NewCollector()
+	c.RecordExecution(ex("go", StatusSuccess, 5*time.Millisecond, 1<<20, -1))
+	c.RecordExecution(ex("go", StatusSuccess, 60*time.Second, 16<<30, -1))
+	c.RecordExecution(ex("go", StatusSuccess, 61*time.Second, 16<<30+1, -1))
+	langs, _ := c.snapshot(false)
+	a := langs[0].agg
+	last := len(DurationBuckets) - 1
+	if a.durBuckets[0] != 1 || a.durBuckets[last] != 1 || a.count()-cumulative(DurationBuckets[:], a.durBuckets[:])[DurationBuckets[last]] != 1 {
+		t.Errorf("duration buckets %v", a.durBuckets)
+	}
+	lastM := len(MemoryBuckets) - 1
+	if a.memBuckets[0] != 1 || a.memBuckets[lastM] != 1 || a.memCount-cumulative(MemoryBuckets[:], a.memBuckets[:])[MemoryBuckets[lastM]] != 1 {
+		t.Errorf("memory buckets %v", a.memBuckets)
+	}
+}
