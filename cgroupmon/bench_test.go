@@ -22,7 +22,7 @@ func fixtureLeaf(b testing.TB) *leaf {
 		require.NoError(b, err)
 		require.NoError(b, os.WriteFile(filepath.Join(dir, f), data, 0o644))
 	}
-	l := &leaf{path: dir}
+	l := &leaf{path: dir, memory: true, pidsCtl: true}
 	open := func(f string) int {
 		fd, err := unix.Open(filepath.Join(dir, f), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		require.NoError(b, err)

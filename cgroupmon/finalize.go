@@ -43,7 +43,7 @@ func (r *run) sampledLocked(u *metrics.Usage) {
 	}
 	if r.memOK {
 		src := metrics.SourceSampledMemoryCurrent
-		if r.leaf == nil || r.leaf.memCurrent < 0 {
+		if r.leaf == nil || !r.leaf.memory {
 			src = metrics.SourceSampledProcRSS
 		}
 		u.MemoryStart = metrics.Measured(r.memStart, src)
@@ -169,7 +169,7 @@ func (r *run) finalCgroupLocked(u *metrics.Usage, oomKills *uint64) error {
 			u.CPUThrottled = metrics.Unavailable[time.Duration]("the cpu controller is not enabled for this cgroup")
 		}
 	}
-	if l.memCurrent >= 0 {
+	if l.memory {
 		if b, err := l.readFile("memory.peak"); err == nil {
 			if v, err := parseUint(b); err == nil {
 				u.MemoryPeak = metrics.Measured(v, metrics.SourceCgroupMemoryPeak)
@@ -198,7 +198,7 @@ func (r *run) finalCgroupLocked(u *metrics.Usage, oomKills *uint64) error {
 			errs = append(errs, err)
 		}
 	}
-	if l.pidsCurr >= 0 {
+	if l.pidsCtl {
 		if b, err := l.readFile("pids.peak"); err == nil {
 			if v, err := parseUint(b); err == nil {
 				u.PidsPeak = metrics.Measured(v, metrics.SourceCgroupPidsPeak)
@@ -239,7 +239,7 @@ func (r *run) finalTreeLocked(u *metrics.Usage) {
 		}
 	}
 	if !u.PidsPeak.Valid() {
-		if v, ok := t.Procs.Get(); ok && (r.leaf == nil || r.leaf.pidsCurr < 0) {
+		if v, ok := t.Procs.Get(); ok && (r.leaf == nil || !r.leaf.pidsCtl) {
 			u.PidsPeak = metrics.Measured(max(v, r.pidsPeak), t.Procs.Source())
 		} else if !ok {
 			u.PidsPeak = t.Procs

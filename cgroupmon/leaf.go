@@ -18,11 +18,15 @@ type leaf struct {
 	path string
 	dir  *os.File // O_RDONLY directory: the CgroupFD for CLONE_INTO_CGROUP
 
+	// Descriptors held open once used, -1 until then.
 	cpuStat    int // cpu.stat
-	memCurrent int // memory.current, -1 without the memory controller
-	pidsCurr   int // pids.current, -1 without the pids controller
+	memCurrent int // memory.current (only with the memory controller)
+	pidsCurr   int // pids.current (only with the pids controller)
 	events     int // cgroup.events
 	procs      int // cgroup.procs
+
+	memory   bool // the memory controller is enabled: memory.current exists
+	pidsCtl  bool // the pids controller is enabled: pids.current exists
 
 	buf      [512]byte // for the sampler's reads, under the run's lock
 	evBuf    [128]byte // for cgroup.events, read by the waiting goroutine
@@ -58,37 +62,31 @@ func createLeaf(root, name string, res *cgroup2.Resources, memory, pids bool) (_
 	if l.dir, err = os.Open(path); err != nil {
 		return nil, fmt.Errorf("opening cgroup %s: %w", path, err)
 	}
-	open := func(file string) (int, error) {
-		fd, err := unix.Open(filepath.Join(path, file), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return -1, fmt.Errorf("opening %s/%s: %w", path, file, err)
-		}
-		return fd, nil
-	}
-	if l.cpuStat, err = open("cpu.stat"); err != nil {
-		return nil, err
-	}
-	if l.events, err = open("cgroup.events"); err != nil {
-		return nil, err
-	}
-	if l.procs, err = open("cgroup.procs"); err != nil {
-		return nil, err
-	}
-	if memory {
-		if l.memCurrent, err = open("memory.current"); err != nil {
-			return nil, err
-		}
-	}
-	if pids {
-		if l.pidsCurr, err = open("pids.current"); err != nil {
-			return nil, err
-		}
-	}
+	l.memory, l.pidsCtl = memory, pids
 	return l, nil
 }
 
-// pread reads a whole small kernel file from offset 0 into l.buf.
-func (l *leaf) pread(fd int) ([]byte, error) {
+// fd returns the descriptor in *fd, opening file on first use: a run that
+// ends before its first tick never opens the files the sampler reads.
+func (l *leaf) fd(fd *int, file string) (int, error) {
+	if *fd >= 0 {
+		return *fd, nil
+	}
+	f, err := unix.Open(l.path+"/"+file, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("opening %s/%s: %w", l.path, file, err)
+	}
+	*fd = f
+	return f, nil
+}
+
+// pread reads a whole small kernel file from offset 0 into l.buf, through
+// the descriptor held in *fd (opened on first use).
+func (l *leaf) pread(fdp *int, file string) ([]byte, error) {
+	fd, err := l.fd(fdp, file)
+	if err != nil {
+		return nil, err
+	}
 	n, err := unix.Pread(fd, l.buf[:], 0)
 	if err != nil {
 		return nil, err
@@ -100,7 +98,7 @@ func (l *leaf) pread(fd int) ([]byte, error) {
 }
 
 func (l *leaf) readCPU() (cpuStat, error) {
-	b, err := l.pread(l.cpuStat)
+	b, err := l.pread(&l.cpuStat, "cpu.stat")
 	if err != nil {
 		return cpuStat{}, fmt.Errorf("cpu.stat: %w", err)
 	}
@@ -108,7 +106,7 @@ func (l *leaf) readCPU() (cpuStat, error) {
 }
 
 func (l *leaf) readMemoryCurrent() (uint64, error) {
-	b, err := l.pread(l.memCurrent)
+	b, err := l.pread(&l.memCurrent, "memory.current")
 	if err != nil {
 		return 0, fmt.Errorf("memory.current: %w", err)
 	}
@@ -116,7 +114,7 @@ func (l *leaf) readMemoryCurrent() (uint64, error) {
 }
 
 func (l *leaf) readPidsCurrent() (uint64, error) {
-	b, err := l.pread(l.pidsCurr)
+	b, err := l.pread(&l.pidsCurr, "pids.current")
 	if err != nil {
 		return 0, fmt.Errorf("pids.current: %w", err)
 	}
@@ -124,7 +122,11 @@ func (l *leaf) readPidsCurrent() (uint64, error) {
 }
 
 func (l *leaf) populated() (bool, error) {
-	n, err := unix.Pread(l.events, l.evBuf[:], 0)
+	fd, err := l.fd(&l.events, "cgroup.events")
+	if err != nil {
+		return false, err
+	}
+	n, err := unix.Pread(fd, l.evBuf[:], 0)
 	if err != nil {
 		return false, fmt.Errorf("cgroup.events: %w", err)
 	}
@@ -140,9 +142,13 @@ func (l *leaf) pids(dst []int) ([]int, error) {
 	if l.procsBuf == nil {
 		l.procsBuf = make([]byte, 4096)
 	}
+	fd, err := l.fd(&l.procs, "cgroup.procs")
+	if err != nil {
+		return dst, err
+	}
 	n := 0
 	for {
-		m, err := unix.Pread(l.procs, l.procsBuf[n:], int64(n))
+		m, err := unix.Pread(fd, l.procsBuf[n:], int64(n))
 		if err != nil {
 			return dst, fmt.Errorf("cgroup.procs: %w", err)
 		}
@@ -225,8 +231,8 @@ func (l *leaf) waitEmpty(ctx context.Context) error {
 		if !pop {
 			return nil
 		}
-		fds := []unix.PollFd{{Fd: int32(l.events), Events: unix.POLLPRI}}
-		if _, err := unix.Poll(fds, 20); err != nil && !errors.Is(err, unix.EINTR) {
+		fds := [1]unix.PollFd{{Fd: int32(l.events), Events: unix.POLLPRI}}
+		if _, err := unix.Poll(fds[:], 20); err != nil && !errors.Is(err, unix.EINTR) {
 			// Fall back to plain polling of the file.
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -255,7 +261,7 @@ func (l *leaf) remove() error {
 	l.closeFDs()
 	var err error
 	for i := 0; i < 100; i++ {
-		err = os.Remove(l.path)
+		err = unix.Rmdir(l.path)
 		if err == nil || errors.Is(err, os.ErrNotExist) {
 			return nil
 		}

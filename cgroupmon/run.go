@@ -362,14 +362,14 @@ func (r *run) tick(now time.Time) {
 			return
 		}
 		cpu = time.Duration(st.UsageUsec) * time.Microsecond
-		if r.leaf.memCurrent >= 0 {
+		if r.leaf.memory {
 			if v, err := r.leaf.readMemoryCurrent(); err == nil {
 				mem, memOK = v, true
 			} else {
 				r.noteTickErr(err)
 			}
 		}
-		if r.leaf.pidsCurr >= 0 {
+		if r.leaf.pidsCtl {
 			if v, err := r.leaf.readPidsCurrent(); err == nil {
 				procs = v
 			}
@@ -386,7 +386,7 @@ func (r *run) tick(now time.Time) {
 			if r.leaf == nil {
 				cpu = ts.CPU
 			}
-			if r.leaf == nil || r.leaf.pidsCurr < 0 {
+			if r.leaf == nil || !r.leaf.pidsCtl {
 				procs = uint64(ts.Procs)
 			}
 		}
@@ -439,9 +439,9 @@ func (r *run) wait() {
 
 	var errs []error
 	if r.tree != nil && ps != nil {
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok && ru != nil {
+		if ru := procfallback.RusageOf(ps); ru != nil {
 			r.mu.Lock()
-			r.tree.Reaped(r.cmd.Process.Pid, toUnixRusage(ru))
+			r.tree.Reaped(r.cmd.Process.Pid, ru)
 			r.mu.Unlock()
 		}
 	}
@@ -452,12 +452,12 @@ func (r *run) wait() {
 		}
 	} else {
 		r.mu.Lock()
-		if r.tree != nil {
-			_ = r.tree.Snapshot()
-		}
 		n, kerr := r.leftoverCountLocked()
 		if n > 0 {
 			leftovers = n
+			if r.tree != nil {
+				_ = r.tree.Snapshot() // their VmHWM, before they go
+			}
 			if _, err := r.killTreeLocked(); err != nil {
 				kerr = errors.Join(kerr, err)
 			}
@@ -479,13 +479,14 @@ func (r *run) wait() {
 	}
 
 	r.m.sampler.remove(r)
+	if r.tree != nil && r.m.reaper != nil {
+		// Unregister sweeps the last zombies into the tree: before Totals.
+		r.m.reaper.Unregister(r.tree)
+	}
 	r.mu.Lock()
 	r.finished = true
 	r.finalizeLocked(ps, end, leftovers)
 	if r.tree != nil {
-		if r.m.reaper != nil {
-			r.m.reaper.Unregister(r.tree)
-		}
 		if err := r.tree.Close(); err != nil {
 			errs = append(errs, err)
 		}
@@ -510,7 +511,9 @@ func (r *run) leftoverCountLocked() (int, error) {
 		pids, err := r.leaf.pids(nil)
 		return len(pids), err
 	}
-	return len(r.tree.Pids(nil)), nil
+	// Refresh the tree first: an orphan appears only once re-parented.
+	_, err := r.tree.Sample()
+	return len(r.tree.Pids(nil)), err
 }
 
 // waitEmpty waits until no process of the execution is left.
@@ -533,13 +536,6 @@ func (r *run) waitEmpty() error {
 	}
 }
 
-func toUnixRusage(ru *syscall.Rusage) *unix.Rusage {
-	return &unix.Rusage{
-		Utime:  unix.Timeval{Sec: ru.Utime.Sec, Usec: ru.Utime.Usec},
-		Stime:  unix.Timeval{Sec: ru.Stime.Sec, Usec: ru.Stime.Usec},
-		Maxrss: ru.Maxrss,
-	}
-}
 
 // record hands a finished execution to the sink.
 func (m *Monitor) record(e metrics.Execution) {
