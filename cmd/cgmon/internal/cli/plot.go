@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -55,7 +56,7 @@ func writePlot(w io.Writer, ex *metrics.Execution) error {
 	}
 
 	title := fmt.Sprintf("%s (%s): %s, %.2f s", ex.ID, ex.Language, ex.Status, ex.Duration().Seconds())
-	top, err := panel(title, "CPU (% of one CPU)", "CPU %", cpu, cpuColor, "cpu.max", cpuLimit, xmax)
+	top, err := panel(title, "CPU (% of one CPU)", cpu, cpuColor, fmt.Sprintf("cpu.max (%.4g %%)", cpuLimit), cpuLimit, xmax)
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func writePlot(w io.Writer, ex *metrics.Execution) error {
 	if len(ex.Samples) == 0 {
 		top.Title.Text += " — no samples (shorter than one interval)"
 	}
-	bottom, err := panel("Memory"+memNote, "Memory (MiB)", "memory", mem, memColor, "memory.max", memLimit, xmax)
+	bottom, err := panel("Memory"+memNote, "Memory (MiB)", mem, memColor, fmt.Sprintf("memory.max (%.4g MiB)", memLimit), memLimit, xmax)
 	if err != nil {
 		return err
 	}
@@ -84,7 +85,7 @@ func writePlot(w io.Writer, ex *metrics.Execution) error {
 }
 
 // panel is one time series with an optional limit line (limit > 0).
-func panel(title, ylabel, name string, xy plotter.XYs, col color.Color, limitName string, limit, xmax float64) (*plot.Plot, error) {
+func panel(title, ylabel string, xy plotter.XYs, col color.Color, limitLabel string, limit, xmax float64) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "Time since start (s)"
@@ -93,6 +94,10 @@ func panel(title, ylabel, name string, xy plotter.XYs, col color.Color, limitNam
 	p.Y.Min = 0
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Legend.XOffs = vg.Millimeter * 2
+	p.X.Tick.Marker = niceTicks{}
+	p.Y.Tick.Marker = niceTicks{}
 	ymax := limit
 	if len(xy) > 0 {
 		l, err := plotter.NewLine(xy)
@@ -102,7 +107,6 @@ func panel(title, ylabel, name string, xy plotter.XYs, col color.Color, limitNam
 		l.LineStyle.Color = col
 		l.LineStyle.Width = vg.Points(1.5)
 		p.Add(l)
-		p.Legend.Add(name, l)
 		for _, v := range xy {
 			ymax = math.Max(ymax, v.Y)
 		}
@@ -113,11 +117,43 @@ func panel(title, ylabel, name string, xy plotter.XYs, col color.Color, limitNam
 		f.LineStyle.Width = vg.Points(1.2)
 		f.LineStyle.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
 		p.Add(f)
-		p.Legend.Add(fmt.Sprintf("%s (%.4g)", limitName, limit), f)
+		p.Legend.Add(limitLabel, f)
 	}
 	if ymax <= 0 {
 		ymax = 1
 	}
-	p.Y.Max = ymax * 1.1
+	// Headroom above the highest point keeps the legend off the curves.
+	p.Y.Max = ymax * 1.25
 	return p, nil
+}
+
+// niceTicks puts about five major ticks at 1, 2 or 5 times a power of ten,
+// labelled without trailing zeros.
+type niceTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (niceTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(hi > lo) {
+		return []plot.Tick{{Value: lo, Label: strconv.FormatFloat(lo, 'g', 4, 64)}}
+	}
+	raw := (hi - lo) / 5
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := mag
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	decimals := max(0, int(-math.Floor(math.Log10(step))))
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi+step*1e-9; v += step {
+		r := math.Round(v/step) * step
+		ticks = append(ticks, plot.Tick{Value: r, Label: strconv.FormatFloat(r, 'f', decimals, 64)})
+		// Minor ticks halfway.
+		if m := r + step/2; m <= hi {
+			ticks = append(ticks, plot.Tick{Value: m})
+		}
+	}
+	return ticks
 }

@@ -385,6 +385,32 @@ func describeLimits(l *specs.LinuxResources) string {
 	return strings.Join(parts, ", ")
 }
 
+// ansiCQuote quotes s as bash's $'...', so that control characters stay on
+// one line.
+func ansiCQuote(s string) string {
+	var b strings.Builder
+	b.WriteString("$'")
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\', '\'':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			if c < 0x20 || c == 0x7f {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			} else {
+				b.WriteByte(c)
+			}
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
 // shellQuote renders argv so that a shell would read it back.
 func shellQuote(argv []string) string {
 	out := make([]string, len(argv))
@@ -393,6 +419,10 @@ func shellQuote(argv []string) string {
 			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
 		}) < 0 {
 			out[i] = a
+			continue
+		}
+		if strings.IndexFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+			out[i] = ansiCQuote(a)
 			continue
 		}
 		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
