@@ -68,6 +68,7 @@ type run struct {
 	done  chan struct{}
 
 	start    time.Time
+	gated    bool // started stopped and moved, not with CLONE_INTO_CGROUP
 	killOnce sync.Once
 	killedAs metrics.Status // timeout or canceled; set in killOnce
 
@@ -278,6 +279,7 @@ func cloneCmd(c *exec.Cmd) *exec.Cmd {
 func (r *run) startGated(protect func()) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	r.gated = true
 	r.cmd.SysProcAttr.Ptrace = true
 	r.start = time.Now()
 	if err := r.cmd.Start(); err != nil {
