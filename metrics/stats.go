@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/DataDog/sketches-go/ddsketch/store"
 )
 
 // QuantileRelativeAccuracy is the relative accuracy of the execution-time
@@ -149,12 +151,24 @@ type aggregate struct {
 	sketch *ddsketch.DDSketch // execution times in seconds; nil in snapshots without it
 }
 
-func newSketch() *ddsketch.DDSketch {
-	s, err := ddsketch.LogCollapsingLowestDenseDDSketch(QuantileRelativeAccuracy, sketchMaxBins)
+// sketchMapping maps values to bins with QuantileRelativeAccuracy. The
+// cubically interpolated mapping gives the same guarantee as the
+// logarithmic one without calling math.Log on the hot path, at the cost of
+// about 1% more bins.
+var sketchMapping = func() mapping.IndexMapping {
+	m, err := mapping.NewCubicallyInterpolatedMapping(QuantileRelativeAccuracy)
 	if err != nil {
-		panic("metrics: cannot build DDSketch: " + err.Error()) // constant arguments: unreachable
+		panic("metrics: cannot build the DDSketch mapping: " + err.Error()) // constant argument: unreachable
 	}
-	return s
+	return m
+}()
+
+// newSketch returns an empty sketch of at most sketchMaxBins bins, whose
+// lowest bins collapse first (only the lowest quantiles would lose accuracy).
+func newSketch() *ddsketch.DDSketch {
+	return ddsketch.NewDDSketch(sketchMapping,
+		store.NewCollapsingLowestDenseStore(sketchMaxBins),
+		store.NewCollapsingLowestDenseStore(sketchMaxBins))
 }
 
 func (a *aggregate) count() uint64 {
