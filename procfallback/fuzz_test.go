@@ -1,0 +1,136 @@
+package procfallback
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// seedProc adds every file under testdata/proc whose name starts with one
+// of prefixes.
+func seedProc(f *testing.F, prefixes ...string) {
+	f.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join("..", "testdata", "proc"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(d.Name(), p) {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				f.Add(b)
+				n++
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if n == 0 {
+		f.Fatalf("no seed files for %q", prefixes)
+	}
+}
+
+// checkFuzzErr enforces what every parser promises: errors wrap
+// errMalformed, and input with a NUL byte is always an error.
+func checkFuzzErr(t *testing.T, in []byte, err error) {
+	t.Helper()
+	if err != nil && !errors.Is(err, errMalformed) {
+		t.Fatalf("error %v does not wrap errMalformed", err)
+	}
+	if err == nil && bytes.IndexByte(in, 0) >= 0 {
+		t.Fatalf("input with NUL accepted: %q", in)
+	}
+}
+
+func FuzzParseProcStat(f *testing.F) {
+	seedProc(f, "stat")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s, err := parseProcStat(in)
+		checkFuzzErr(t, in, err)
+		comm, cerr := parseProcStatComm(in)
+		if err != nil {
+			if s != (procStat{}) {
+				t.Fatalf("error %v with result %+v", err, s)
+			}
+			return
+		}
+		if cerr != nil {
+			t.Fatalf("stat parsed but comm did not: %v", cerr)
+		}
+		// The line must start with the pid and hold the comm in parentheses.
+		if !bytes.HasPrefix(in, []byte(strconv.Itoa(s.PID)+" ("+comm+") ")) {
+			t.Fatalf("%q gave pid %d comm %q", in, s.PID, comm)
+		}
+		if s.PID <= 0 || s.PPID < 0 || s.PGRP < 0 || s.Session < 0 {
+			t.Fatalf("%q gave ids %+v", in, s)
+		}
+	})
+}
+
+func FuzzParseProcStatus(f *testing.F) {
+	seedProc(f, "status")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m, err := parseProcStatusMem(in)
+		checkFuzzErr(t, in, err)
+		if err != nil {
+			return
+		}
+		if m.HasVmRSS != bytes.Contains(in, []byte("\nVmRSS:")) && !bytes.HasPrefix(in, []byte("VmRSS:")) {
+			t.Fatalf("%q: HasVmRSS=%v", in, m.HasVmRSS)
+		}
+		if m.VmRSS%1024 != 0 || m.VmHWM%1024 != 0 {
+			t.Fatalf("%q gave %+v, not whole kB", in, m)
+		}
+		if (!m.HasVmRSS && m.VmRSS != 0) || (!m.HasVmHWM && m.VmHWM != 0) {
+			t.Fatalf("%q gave a value without its flag: %+v", in, m)
+		}
+	})
+}
+
+func FuzzParseProcIO(f *testing.F) {
+	seedProc(f, "io")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s, err := parseProcIO(in)
+		checkFuzzErr(t, in, err)
+		if err == nil && !bytes.Contains(in, []byte("rchar: "+strconv.FormatUint(s.RChar, 10)+"\n")) {
+			t.Fatalf("rchar %d not in %q", s.RChar, in)
+		}
+	})
+}
+
+func FuzzParseChildren(f *testing.F) {
+	seedProc(f, "children", "parent-children")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		dst := []int{-1}
+		got, err := parseChildren(in, dst)
+		checkFuzzErr(t, in, err)
+		if len(got) == 0 || got[0] != -1 {
+			t.Fatalf("dst prefix lost: %v", got)
+		}
+		if err != nil {
+			if len(got) != 1 {
+				t.Fatalf("error %v but pids appended: %v", err, got)
+			}
+			return
+		}
+		// Each pid is followed by exactly one space.
+		if len(got)-1 != bytes.Count(in, []byte{' '}) {
+			t.Fatalf("%q gave %d pids", in, len(got)-1)
+		}
+		for _, p := range got[1:] {
+			if p <= 0 {
+				t.Fatalf("%q gave pid %d", in, p)
+			}
+		}
+	})
+}

@@ -1,0 +1,363 @@
+package procfallback
+
+// Pure parsers of /proc/PID/{stat,status,io} and
+// /proc/PID/task/TID/children. Each takes the whole file as read (reading
+// and capping happen elsewhere) and returns an error wrapping errMalformed
+// for anything the kernel would not have written: non-numeric values,
+// overflow, truncated lines, missing required fields, NUL bytes. None of
+// them panics on any input. parseProcStat and parseProcStatusMem, called
+// for every process on every tick, do not allocate on success.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// errMalformed is wrapped by every parse error: the file's content is not
+// what the kernel writes.
+var errMalformed = errors.New("malformed kernel file")
+
+// malformed returns an error wrapping errMalformed naming the file.
+func malformed(file, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", errMalformed, file, fmt.Sprintf(format, args...))
+}
+
+// quote shows at most 40 bytes of b, quoted, for error messages.
+func quote(b []byte) string {
+	if len(b) > 40 {
+		return fmt.Sprintf("%q...", b[:40])
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+// atoU64 parses a non-empty run of ASCII decimal digits, rejecting signs,
+// spaces and overflow.
+func atoU64(b []byte) (v uint64, ok bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if v > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, true
+}
+
+// atoI64 parses an optionally '-'-signed decimal integer that fits int64.
+func atoI64(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	u, ok := atoU64(b)
+	if !ok {
+		return 0, false
+	}
+	if neg {
+		if u > 1<<63 {
+			return 0, false
+		}
+		return -int64(u), true
+	}
+	if u > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(u), true
+}
+
+// atoID parses a non-negative decimal that fits int (pids, process groups,
+// sessions).
+func atoID(b []byte) (int, bool) {
+	u, ok := atoU64(b)
+	if !ok || u > math.MaxInt {
+		return 0, false
+	}
+	return int(u), true
+}
+
+// procStat holds the fields of /proc/PID/stat that cgmon uses. Times are in
+// clock ticks (USER_HZ), RSS in pages.
+type procStat struct {
+	PID, PPID, PGRP, Session int
+	// Comm is left empty by parseProcStat so that it does not allocate;
+	// parseProcStatComm returns it.
+	Comm  string
+	State byte
+	// UTimeTicks and STimeTicks are user and system CPU time of the
+	// process itself (not of its reaped children), in clock ticks.
+	UTimeTicks, STimeTicks uint64
+	// StartTimeTicks is the start time after boot, in clock ticks; with the
+	// PID it identifies a process across PID reuse.
+	StartTimeTicks uint64
+	// RSSPages is the resident set size in pages (0 for zombies and kernel
+	// threads).
+	RSSPages int64
+}
+
+// statFields is how many fields after the comm parseProcStat reads:
+// state (3) through rss (24), numbered as in proc(5).
+const statFields = 24 - 2
+
+// splitStat checks b and returns the pid field, the comm and the text
+// after the comm's closing ") ". The comm may contain spaces, ')' and even
+// '\n', so it ends at the last ')' of the line.
+func splitStat(b []byte) (pid, comm, rest []byte, err error) {
+	const file = "/proc/PID/stat"
+	if bytes.IndexByte(b, 0) >= 0 {
+		return nil, nil, nil, malformed(file, "NUL byte")
+	}
+	open := bytes.IndexByte(b, '(')
+	closing := bytes.LastIndexByte(b, ')')
+	if open < 2 || closing < open || b[open-1] != ' ' {
+		return nil, nil, nil, malformed(file, "no \"PID (comm)\" in %s", quote(b))
+	}
+	if len(b) < closing+2 || b[closing+1] != ' ' {
+		return nil, nil, nil, malformed(file, "nothing after comm in %s", quote(b))
+	}
+	return b[:open-1], b[open+1 : closing], b[closing+2:], nil
+}
+
+// parseProcStat parses /proc/PID/stat from the last ')' on, without
+// allocating; Comm stays empty (see parseProcStatComm). Fields up to rss
+// must be present and each must be followed by a space or '\n', so a
+// truncated read is an error.
+func parseProcStat(b []byte) (procStat, error) {
+	const file = "/proc/PID/stat"
+	pidB, _, rest, err := splitStat(b)
+	if err != nil {
+		return procStat{}, err
+	}
+	var s procStat
+	pid, ok := atoID(pidB)
+	if !ok || pid == 0 {
+		return procStat{}, malformed(file, "pid %s is not a positive integer", quote(pidB))
+	}
+	s.PID = pid
+	for n := 3; n < 3+statFields; n++ {
+		end := bytes.IndexAny(rest, " \n")
+		if end < 0 {
+			return procStat{}, malformed(file, "field %d of pid %d missing or truncated", n, pid)
+		}
+		f := rest[:end]
+		rest = rest[end+1:]
+		if n == 3 {
+			if len(f) != 1 || !(f[0] >= 'A' && f[0] <= 'Z' || f[0] >= 'a' && f[0] <= 'z') {
+				return procStat{}, malformed(file, "state %s is not a letter", quote(f))
+			}
+			s.State = f[0]
+			continue
+		}
+		var bad bool
+		switch n {
+		case 4, 5, 6: // ppid, pgrp, session: 0 for kernel threads
+			v, ok := atoID(f)
+			bad = !ok
+			switch n {
+			case 4:
+				s.PPID = v
+			case 5:
+				s.PGRP = v
+			case 6:
+				s.Session = v
+			}
+		case 14, 15, 22: // utime, stime, starttime
+			v, ok := atoU64(f)
+			bad = !ok
+			switch n {
+			case 14:
+				s.UTimeTicks = v
+			case 15:
+				s.STimeTicks = v
+			case 22:
+				s.StartTimeTicks = v
+			}
+		case 24: // rss
+			s.RSSPages, ok = atoI64(f)
+			bad = !ok
+		case 9, 10, 11, 12, 13, 23: // flags, minflt, cminflt, majflt, cmajflt, vsize
+			_, ok := atoU64(f)
+			bad = !ok
+		default: // tty_nr, tpgid (-1), cutime, cstime, priority, nice, num_threads, itrealvalue
+			_, ok := atoI64(f)
+			bad = !ok
+		}
+		if bad {
+			return procStat{}, malformed(file, "field %d of pid %d: %s is not a number", n, pid, quote(f))
+		}
+	}
+	return s, nil
+}
+
+// parseProcStatComm returns the comm of /proc/PID/stat (the text between
+// the first '(' and the last ')'); it allocates, so it is kept off the
+// sampler's path.
+func parseProcStatComm(b []byte) (string, error) {
+	_, comm, _, err := splitStat(b)
+	if err != nil {
+		return "", err
+	}
+	return string(comm), nil
+}
+
+// procStatusMem is the memory of /proc/PID/status, in bytes (the file's kB
+// times 1024). Kernel threads and zombies have no Vm* lines; the Has flags
+// say which were present.
+type procStatusMem struct {
+	// VmRSS is the resident set size now, in bytes.
+	VmRSS uint64
+	// VmHWM is the peak resident set size ("high water mark"), in bytes.
+	VmHWM              uint64
+	HasVmRSS, HasVmHWM bool
+}
+
+// parseProcStatusMem parses /proc/PID/status for VmRSS and VmHWM without
+// allocating. Every line must be "Key:<value>" and end in '\n'; Name is
+// required (the kernel's first line), so an empty or cut file is an error;
+// VmRSS and VmHWM must be "<n> kB"; a repeated one is an error.
+func parseProcStatusMem(b []byte) (procStatusMem, error) {
+	const file = "/proc/PID/status"
+	if bytes.IndexByte(b, 0) >= 0 {
+		return procStatusMem{}, malformed(file, "NUL byte")
+	}
+	if len(b) == 0 || b[len(b)-1] != '\n' {
+		return procStatusMem{}, malformed(file, "empty or last line not terminated (truncated read?)")
+	}
+	var m procStatusMem
+	hasName := false
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		line := b[:i]
+		b = b[i+1:]
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return procStatusMem{}, malformed(file, "line %s has no key", quote(line))
+		}
+		var dst *uint64
+		var has *bool
+		switch string(line[:colon]) {
+		case "Name":
+			hasName = true
+			continue
+		case "VmRSS":
+			dst, has = &m.VmRSS, &m.HasVmRSS
+		case "VmHWM":
+			dst, has = &m.VmHWM, &m.HasVmHWM
+		default:
+			continue
+		}
+		if *has {
+			return procStatusMem{}, malformed(file, "%s repeated", line[:colon])
+		}
+		v, ok := parseKB(line[colon+1:])
+		if !ok {
+			return procStatusMem{}, malformed(file, "line %s is not \"<n> kB\"", quote(line))
+		}
+		*dst, *has = v, true
+	}
+	if !hasName {
+		return procStatusMem{}, malformed(file, "no Name line")
+	}
+	return m, nil
+}
+
+// parseKB parses the value of a status line, blanks then "<n> kB", into
+// bytes.
+func parseKB(v []byte) (uint64, bool) {
+	v = bytes.TrimLeft(v, " \t")
+	num, unit, ok := bytes.Cut(v, []byte{' '})
+	if !ok || string(unit) != "kB" {
+		return 0, false
+	}
+	kb, ok := atoU64(num)
+	if !ok || kb > math.MaxUint64/1024 {
+		return 0, false
+	}
+	return kb * 1024, true
+}
+
+// procIO is /proc/PID/io. ReadBytes and WriteBytes are bytes that went to
+// or came from the storage layer; RChar and WChar are bytes passed to
+// read/write-like system calls (pipes and tmpfs included).
+type procIO struct{ ReadBytes, WriteBytes, RChar, WChar uint64 }
+
+// parseProcIO parses /proc/PID/io, lines "key: value". rchar, wchar,
+// read_bytes and write_bytes are required; other keys are ignored; the
+// last line must end in '\n'.
+func parseProcIO(b []byte) (procIO, error) {
+	const file = "/proc/PID/io"
+	if bytes.IndexByte(b, 0) >= 0 {
+		return procIO{}, malformed(file, "NUL byte")
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		return procIO{}, malformed(file, "last line not terminated (truncated read?)")
+	}
+	var s procIO
+	seen := 0
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		line := b[:i]
+		b = b[i+1:]
+		key, val, ok := bytes.Cut(line, []byte(": "))
+		if !ok || len(key) == 0 {
+			return procIO{}, malformed(file, "line %s is not \"key: value\"", quote(line))
+		}
+		var dst *uint64
+		var bit int
+		switch string(key) {
+		case "rchar":
+			dst, bit = &s.RChar, 1
+		case "wchar":
+			dst, bit = &s.WChar, 2
+		case "read_bytes":
+			dst, bit = &s.ReadBytes, 4
+		case "write_bytes":
+			dst, bit = &s.WriteBytes, 8
+		default:
+			continue
+		}
+		if seen&bit != 0 {
+			return procIO{}, malformed(file, "key %s repeated", key)
+		}
+		seen |= bit
+		if *dst, ok = atoU64(val); !ok {
+			return procIO{}, malformed(file, "%s: %s is not an unsigned 64-bit integer", key, quote(val))
+		}
+	}
+	if seen != 15 {
+		return procIO{}, malformed(file, "one of rchar, wchar, read_bytes, write_bytes missing")
+	}
+	return s, nil
+}
+
+// parseChildren parses /proc/PID/task/TID/children, positive pids each
+// followed by a space (the kernel writes "%d "), and appends them to dst.
+// An empty file adds nothing. A trailing '\n' is tolerated. On error dst
+// is returned as it was passed.
+func parseChildren(b []byte, dst []int) ([]int, error) {
+	const file = "/proc/PID/task/TID/children"
+	orig := dst
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	for len(b) > 0 {
+		end := bytes.IndexByte(b, ' ')
+		if end < 0 {
+			return orig, malformed(file, "last pid %s not followed by a space (truncated read?)", quote(b))
+		}
+		pid, ok := atoID(b[:end])
+		if !ok || pid == 0 {
+			return orig, malformed(file, "%s is not a positive pid", quote(b[:end]))
+		}
+		dst = append(dst, pid)
+		b = b[end+1:]
+	}
+	return dst, nil
+}
