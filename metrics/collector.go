@@ -78,7 +78,8 @@ func WithMaxLanguages(n int) CollectorOption {
 // the most recent records are kept (a ring of WithRecent records, without
 // their Samples). It is safe for concurrent use; recording takes no global
 // lock: each language's statistics are split into shards, each with its
-// own mutex, and are merged when read.
+// own mutex, and are merged when read. Make one with NewCollector; the zero
+// Collector is not usable.
 type Collector struct {
 	cfg     collectorConfig
 	nShards int

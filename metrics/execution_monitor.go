@@ -41,7 +41,8 @@ func WithClock(now func() time.Time) MonitorOption {
 // ExecutionMonitor tracks executions from start to end, the Go form of the
 // original module's ExecutionMonitor: each execution is timed from its own
 // start with the monotonic clock, and every completed execution is recorded
-// in a Collector. It is safe for concurrent use.
+// in a Collector. It is safe for concurrent use. Make one with
+// NewExecutionMonitor; the zero ExecutionMonitor is not usable.
 type ExecutionMonitor struct {
 	collector *Collector
 	now       func() time.Time
