@@ -25,6 +25,8 @@ var (
 	// failed_to_start. The cause (e.g. exec.ErrNotFound, fs.ErrPermission)
 	// is wrapped too.
 	ErrStart = errors.New("command could not be started")
+	// ErrNotSupported: cgmon measures executions on Linux only.
+	ErrNotSupported = errors.New("not supported on this operating system")
 	// ErrClosed: the Monitor was closed.
 	ErrClosed = errors.New("monitor closed")
 )

@@ -12,6 +12,10 @@ import (
 	"github.com/cgmon/cgmon/metrics"
 )
 
+// scenario is the VM scenario the tests run in ("" on a development or CI
+// host); see internal/vmtest.
+var scenario = os.Getenv("CGMON_VM_SCENARIO")
+
 // fakeHost is a fixture host under t.TempDir(): a proc root and a cgroup v2
 // mount whose root files come from the real kernel samples.
 type fakeHost struct {

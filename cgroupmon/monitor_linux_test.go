@@ -22,10 +22,6 @@ import (
 	"github.com/cgmon/cgmon/metrics"
 )
 
-// scenario is the VM scenario the tests run in ("" on a development or CI
-// host); see internal/vmtest.
-var scenario = os.Getenv("CGMON_VM_SCENARIO")
-
 func wl(t *testing.T, name string) string {
 	t.Helper()
 	p, err := workload.Path(name)
