@@ -25,8 +25,8 @@ type leaf struct {
 	events     int // cgroup.events
 	procs      int // cgroup.procs
 
-	memory   bool // the memory controller is enabled: memory.current exists
-	pidsCtl  bool // the pids controller is enabled: pids.current exists
+	memory  bool // the memory controller is enabled: memory.current exists
+	pidsCtl bool // the pids controller is enabled: pids.current exists
 
 	buf      [512]byte // for the sampler's reads, under the run's lock
 	evBuf    [128]byte // for cgroup.events, read by the waiting goroutine

@@ -538,7 +538,6 @@ func (r *run) waitEmpty() error {
 	}
 }
 
-
 // record hands a finished execution to the sink.
 func (m *Monitor) record(e metrics.Execution) {
 	if m.opts.Sink != nil {
