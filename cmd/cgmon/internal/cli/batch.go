@@ -22,11 +22,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sys/unix"
 
 	"github.com/cgmon/cgmon/cgroupmon"
 	"github.com/cgmon/cgmon/metrics"
 )
+
+// defaultInterval is the sampling interval when --interval is not given
+// (cgroupmon's default).
+const defaultInterval = 100 * time.Millisecond
 
 // maxBatchLine caps one input line of a batch, in bytes.
 const maxBatchLine = 1 << 20
@@ -181,15 +184,6 @@ func readLines(r io.Reader, fn func(n int, line []byte, tooLong bool) bool) erro
 	}
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
-
 // BatchResult is the JSON summary of `cgmon batch --format json`.
 type BatchResult struct {
 	SchemaVersion int                              `json:"schema_version"`
@@ -210,7 +204,7 @@ func batchMain(args []string, stdio IO) (int, error) {
 	c.StringVar(&o.Summary, "summary", "", "write the summary to `FILE` (default: standard error)")
 	c.StringVar(&o.Format, "format", "human", "summary format: human or json")
 	c.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on `HOST:PORT` while the batch runs, e.g. 127.0.0.1:9464")
-	c.DurationVar(&o.Interval, "interval", cgroupmon.DefaultInterval, "sampling `interval`")
+	c.DurationVar(&o.Interval, "interval", defaultInterval, "sampling `interval`")
 	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), "backend: auto, cgroup2 or procfs")
 	c.StringVar(&o.CgroupRoot, "cgroup-root", "", "cgroup under which executions' cgroups are made (default: as `cgmon doctor` shows)")
 	if err := c.parse(args, stdio.Out); err != nil {

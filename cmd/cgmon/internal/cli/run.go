@@ -46,7 +46,7 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	c.StringVar(&o.ID, "id", "", "execution `ID` (default: generated)")
 	c.StringVar(&o.Language, "language", "unknown", "language `label` of the program")
 	c.IntVar(&o.CodeLength, "code-length", 0, "length of the program's source, in `bytes`")
-	c.DurationVar(&o.Interval, "interval", cgroupmon.DefaultInterval, "sampling `interval`")
+	c.DurationVar(&o.Interval, "interval", defaultInterval, "sampling `interval`")
 	c.DurationVar(&o.Timeout, "timeout", 0, "wall-clock limit; 0 means none (exit status 124 when it ends the command)")
 	c.StringVar(&o.Limits.MemoryMax, "memory-max", "", "memory limit (memory.max), e.g. 512K, 256M, 1G or `bytes`")
 	c.Func("cpus", "CPU limit in `CPUs` (cpu.max quota per 100 ms period), e.g. 0.5", func(s string) error {
