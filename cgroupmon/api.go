@@ -31,6 +31,9 @@ var (
 	ErrClosed = errors.New("monitor closed")
 )
 
+// DefaultInterval is the sampler's default tick.
+const DefaultInterval = 100 * time.Millisecond
+
 // BackendChoice is what Options.Backend asks for.
 type BackendChoice string
 

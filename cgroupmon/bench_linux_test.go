@@ -58,7 +58,7 @@ func BenchmarkSamplerTick(b *testing.B) {
 		m, err := New(Options{})
 		require.NoError(b, err)
 		defer m.Close()
-		l, err := createLeaf(m.root, "bench-tick", &cgroup2.Resources{}, m.hasController("memory"), m.hasController("pids"))
+		l, err := createLeaf(m.root, "bench-tick", &cgroup2.Resources{}, m.hasController("memory"), m.hasController("pids"), m.hasController("io"))
 		require.NoError(b, err)
 		defer l.remove()
 		r := &run{leaf: l, start: time.Now()}

@@ -210,7 +210,7 @@ func (r *run) finalCgroupLocked(u *metrics.Usage, oomKills *uint64) error {
 			u.PidsPeak = metrics.Unavailable[uint64]("pids.peak is missing (Linux < 6.1) and " + noSample)
 		}
 	}
-	if r.m.hasController("io") {
+	if l.io {
 		if b, err := l.readFile("io.stat"); err == nil {
 			if io, err := parseIOStat(b); err == nil {
 				u.IORead = metrics.Measured(io.RBytes, metrics.SourceCgroupIOStat)
@@ -236,6 +236,9 @@ func (r *run) finalTreeLocked(u *metrics.Usage) {
 		u.MemoryPeak = t.MaxRSS
 		if p, ok := t.PeakRSS.Get(); ok && p > u.MemoryPeak.Value() {
 			u.MemoryPeak = t.PeakRSS
+		}
+		if !u.MemoryPeak.Valid() && r.maxrssDropped != "" {
+			u.MemoryPeak = metrics.Unavailable[uint64](r.maxrssDropped + "; and " + noSample)
 		}
 	}
 	if !u.PidsPeak.Valid() {

@@ -27,6 +27,7 @@ type leaf struct {
 
 	memory  bool // the memory controller is enabled: memory.current exists
 	pidsCtl bool // the pids controller is enabled: pids.current exists
+	io      bool // the io controller is enabled: io.stat exists
 
 	buf      [512]byte // for the sampler's reads, under the run's lock
 	evBuf    [128]byte // for cgroup.events, read by the waiting goroutine
@@ -35,7 +36,7 @@ type leaf struct {
 
 // createLeaf makes root/name (which must not exist yet), applies res, and
 // opens the files the sampler reads. On error nothing is left behind.
-func createLeaf(root, name string, res *cgroup2.Resources, memory, pids bool) (_ *leaf, err error) {
+func createLeaf(root, name string, res *cgroup2.Resources, memory, pids, io bool) (_ *leaf, err error) {
 	path := filepath.Join(root, name)
 	if filepath.Dir(path) != filepath.Clean(root) {
 		return nil, fmt.Errorf("%w: leaf name %q escapes the root", ErrInvalidSpec, name)
@@ -62,7 +63,25 @@ func createLeaf(root, name string, res *cgroup2.Resources, memory, pids bool) (_
 	if l.dir, err = os.Open(path); err != nil {
 		return nil, fmt.Errorf("opening cgroup %s: %w", path, err)
 	}
-	l.memory, l.pidsCtl = memory, pids
+	l.memory, l.pidsCtl, l.io = memory, pids, io
+	return l, nil
+}
+
+// openLeaf opens an existing cgroup for reading only (Attach): nothing is
+// created or written; the controllers are those whose files it has.
+func openLeaf(path string) (*leaf, error) {
+	if _, err := os.Stat(filepath.Join(path, "cgroup.procs")); err != nil {
+		return nil, fmt.Errorf("%s is not a cgroup v2 directory: %w", path, err)
+	}
+	l := &leaf{path: path, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1}
+	has := func(f string) bool {
+		_, err := os.Stat(filepath.Join(path, f))
+		return err == nil
+	}
+	l.memory, l.pidsCtl, l.io = has("memory.current"), has("pids.current"), has("io.stat")
+	if !has("cpu.stat") || !has("cgroup.events") {
+		return nil, fmt.Errorf("%s lacks cpu.stat or cgroup.events: %w", path, ErrUnavailable)
+	}
 	return l, nil
 }
 

@@ -11,16 +11,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/cgmon/cgmon/metrics"
 	"github.com/cgmon/cgmon/procfallback"
 )
-
-// DefaultInterval is the sampler's default tick.
-const DefaultInterval = 100 * time.Millisecond
 
 // selfLeaf is the leaf a Monitor moves its own process into when it nests
 // executions in its own delegated cgroup.
@@ -41,6 +38,9 @@ type Monitor struct {
 	controllers []string
 	// createdRoot: root was made by New and is removed by Close when empty.
 	createdRoot bool
+	// sharedRoot: root is the default <mount>/cgmon, which Close removes
+	// when no other monitor uses it.
+	sharedRoot bool
 	// movedFrom is the cgroup this process was moved out of (SelfMove).
 	movedFrom string
 
@@ -93,7 +93,7 @@ func New(opts Options) (*Monitor, error) {
 		opts:    opts,
 		probe:   p,
 		procfs:  fsys,
-		sampler: &sampler{interval: opts.Interval},
+		sampler: &sampler{interval: opts.Interval, empty: make(chan struct{}, 1)},
 		live:    map[*run]struct{}{},
 	}
 	if p.Root != "" {
@@ -105,7 +105,7 @@ func New(opts Options) (*Monitor, error) {
 			// auto: say why and fall back.
 			p.Gaps = append(p.Gaps, Gap{What: "cgroup root " + p.Root + " could not be prepared: " + err.Error(), Remedy: "see the gaps above; cgmon uses the procfs fallback"})
 			p.RootReason = fmt.Sprintf("%s could not be prepared (%v); procfs fallback", p.Root, err)
-			p.Root, p.Available, p.Enabled = "", nil, nil
+			p.Root, p.Available, p.Enabled = "", []string{}, []string{}
 			p.Sources = map[string]SourceChoice{}
 			p.chooseSources(BackendProcfs)
 		}
@@ -142,6 +142,7 @@ func (m *Monitor) prepareRoot() error {
 		m.movedFrom = root
 	}
 	m.root = root
+	m.sharedRoot = m.opts.CgroupRoot == "" && !p.SelfMove
 	b, err := readCapped(filepath.Join(root, "cgroup.controllers"))
 	if err != nil {
 		return fmt.Errorf("reading %s/cgroup.controllers: %w", root, err)
@@ -165,11 +166,11 @@ func (m *Monitor) prepareRoot() error {
 	if b, err = readCapped(filepath.Join(root, "cgroup.subtree_control")); err == nil {
 		m.controllers, _ = parseControllers(b)
 	}
-	p.Available, p.Enabled = avail, m.controllers
+	p.Available, p.Enabled = nonNil(avail), nonNil(m.controllers)
 	// Sources depend on what is enabled now, not what the probe guessed.
 	p.Sources, p.Gaps, p.Features = map[string]SourceChoice{}, nil, Features{}
 	p.readRoot()
-	p.Available = m.controllers
+	p.Available = nonNil(m.controllers)
 	p.chooseSources(m.opts.Backend)
 	return nil
 }
@@ -183,8 +184,10 @@ func (m *Monitor) undoRoot() {
 		}
 		m.movedFrom = ""
 	}
-	if m.createdRoot && m.root != "" {
-		_ = os.Remove(m.root) // fails harmlessly while other leaves exist
+	if m.root != "" && (m.createdRoot || m.sharedRoot) {
+		// The last monitor out removes the shared root; while another
+		// monitor's leaves exist the kernel refuses (EBUSY), harmlessly.
+		_ = unix.Rmdir(m.root)
 	}
 }
 

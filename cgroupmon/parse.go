@@ -71,10 +71,11 @@ func splitKV(file string, line []byte) (key, val []byte, err error) {
 	return line[:i], line[i+1:], nil
 }
 
-// atoU64 parses a non-empty run of ASCII decimal digits, rejecting signs,
-// spaces and overflow. ok is false on any of those.
+// atoU64 parses a decimal number as the kernel prints it ("%llu"):
+// non-empty ASCII digits without a leading zero (but "0"); it rejects
+// signs, spaces and overflow. ok is false on any of those.
 func atoU64(b []byte) (v uint64, ok bool) {
-	if len(b) == 0 {
+	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
 		return 0, false
 	}
 	for _, c := range b {
@@ -574,12 +575,13 @@ func atoDecimal(b []byte) (float64, bool) {
 	if !dot {
 		return float64(i), true
 	}
-	f, ok := atoU64(fp)
-	if !ok {
-		return 0, false
-	}
-	scale := uint64(1)
-	for range fp {
+	// The fraction is zero-padded ("%02lu"), so it is read digit by digit.
+	var f, scale uint64 = 0, 1
+	for _, c := range fp {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		f = f*10 + uint64(c-'0')
 		scale *= 10
 	}
 	return float64(i*scale+f) / float64(scale), true

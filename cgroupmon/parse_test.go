@@ -190,7 +190,7 @@ func TestParseUint(t *testing.T) {
 			}
 		})
 	}
-	for _, in := range []string{"18446744073709551616\n", "1\n\n", "-1\n", "+1\n", "1 \n", "0x10\n", "1\x00\n"} {
+	for _, in := range []string{"18446744073709551616\n", "1\n\n", "-1\n", "+1\n", "1 \n", "0x10\n", "007\n", "1\x00\n"} {
 		if v, err := parseUint([]byte(in)); err == nil || !errors.Is(err, errMalformed) {
 			t.Errorf("parseUint(%q) = %d, %v; want errMalformed", in, v, err)
 		}

@@ -132,7 +132,7 @@ func ProbeHost(opts Options) (*Probe, error) {
 	if procRoot == "" {
 		procRoot = defaultProcRoot
 	}
-	p := &Probe{procRoot: procRoot, Sources: map[string]SourceChoice{}}
+	p := &Probe{procRoot: procRoot, Sources: map[string]SourceChoice{}, Available: []string{}, Enabled: []string{}}
 
 	mi, err := readCapped(filepath.Join(procRoot, "self", "mountinfo"))
 	if err != nil {
@@ -251,10 +251,12 @@ func (p *Probe) readRoot() {
 		dir = filepath.Dir(dir) // to be created: its parent tells
 	}
 	if b, err := readCapped(filepath.Join(dir, "cgroup.controllers")); err == nil {
-		p.Available, _ = parseControllers(b)
+		c, _ := parseControllers(b)
+		p.Available = nonNil(c)
 	}
 	if b, err := readCapped(filepath.Join(dir, "cgroup.subtree_control")); err == nil {
-		p.Enabled, _ = parseControllers(b)
+		c, _ := parseControllers(b)
+		p.Enabled = nonNil(c)
 	}
 	has := func(name string) bool {
 		_, err := os.Stat(filepath.Join(dir, name))
@@ -352,6 +354,14 @@ func controllerGap(c, root, what string) Gap {
 		What:   fmt.Sprintf("the %s controller is not available in %s (no %s)", c, root, what),
 		Remedy: fmt.Sprintf("enable it from the parent: echo +%s > %s/cgroup.subtree_control (and in each ancestor), or on a hybrid host boot with cgroup_no_v1=%s or systemd.unified_cgroup_hierarchy=1", c, filepath.Dir(root), c),
 	}
+}
+
+// nonNil returns s, or an empty list for nil (JSON shows [] not null).
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // withinDir reports whether path is dir or below it.

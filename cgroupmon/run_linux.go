@@ -1,6 +1,7 @@
 package cgroupmon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,7 +52,8 @@ func (h *Handle) Wait() (metrics.Execution, error) {
 func (h *Handle) Done() <-chan struct{} { return h.r.done }
 
 // Kill kills every process of the execution now; it ends with status
-// canceled. Killing an ended execution does nothing.
+// canceled. Killing an ended execution does nothing. For an attached target
+// it only stops watching: Attach never kills.
 func (h *Handle) Kill() error {
 	h.r.killAll(metrics.StatusCanceled)
 	return nil
@@ -68,7 +70,13 @@ type run struct {
 	done  chan struct{}
 
 	start    time.Time
-	gated    bool // started stopped and moved, not with CLONE_INTO_CGROUP
+	gated    bool          // started stopped and moved, not with CLONE_INTO_CGROUP
+	attached bool          // Attach: not cgmon's process, never written to or killed
+	cpuBase  time.Duration // CPU already used when an attached watch began
+	// maxrssDropped says why the main process's rusage maxrss was not used.
+	maxrssDropped string
+	stopOnce sync.Once
+	stopped  chan struct{} // closed to stop watching an attached target
 	killOnce sync.Once
 	killedAs metrics.Status // timeout or canceled; set in killOnce
 
@@ -130,7 +138,7 @@ func (m *Monitor) Start(ctx context.Context, s Spec) (_ *Handle, err error) {
 	if m.root != "" {
 		name := fmt.Sprintf("%s-%d-%d", leafName(s.ID), os.Getpid(), m.seq.Add(1))
 		hasMem := m.hasController("memory")
-		r.leaf, err = createLeaf(m.root, name, res, hasMem, m.hasController("pids"))
+		r.leaf, err = createLeaf(m.root, name, res, hasMem, m.hasController("pids"), m.hasController("io"))
 		if err != nil {
 			return nil, err
 		}
@@ -327,6 +335,10 @@ func (r *run) watch(ctx context.Context) {
 
 // killAll kills every process of the execution once; the first reason wins.
 func (r *run) killAll(why metrics.Status) {
+	if r.attached {
+		r.stopOnce.Do(func() { close(r.stopped) }) // watch only: kill nothing
+		return
+	}
 	r.killOnce.Do(func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -346,6 +358,10 @@ func (r *run) killTreeLocked() (int, error) {
 	}
 	return r.tree.Kill(unix.SIGKILL)
 }
+
+// minPercentInterval is the shortest wall time a CPU percentage is taken
+// over.
+const minPercentInterval = 10 * time.Millisecond
 
 // tick takes one sample; called by the sampler goroutine.
 func (r *run) tick(now time.Time) {
@@ -378,6 +394,10 @@ func (r *run) tick(now time.Time) {
 		}
 	}
 	if r.tree != nil {
+		if r.attached {
+			// Not our child: its VmHWM must be read while it lives.
+			_ = r.tree.Snapshot()
+		}
 		ts, err := r.tree.Sample()
 		if err != nil {
 			r.noteTickErr(err)
@@ -394,10 +414,15 @@ func (r *run) tick(now time.Time) {
 		}
 	}
 	dt := now.Sub(r.lastT)
-	pct := 0.0
-	if dt > 0 {
-		pct = float64(cpu-r.lastCPU) / float64(dt) * 100
+	if dt < minPercentInterval {
+		// Too soon after the last sample (UpdateMonitoring): a percentage
+		// over so short a wall time is noise. Keep memory, skip CPU.
+		if memOK {
+			r.memPeak = max(r.memPeak, mem)
+		}
+		return
 	}
+	pct := float64(cpu-r.lastCPU) / float64(dt) * 100
 	if pct < 0 {
 		pct = 0 // a process that left the tree takes its CPU with it
 	}
@@ -442,6 +467,16 @@ func (r *run) wait() {
 	var errs []error
 	if r.tree != nil && ps != nil {
 		if ru := procfallback.RusageOf(ps); ru != nil {
+			// exec.Cmd starts the child with CLONE_VM|CLONE_VFORK, and at
+			// exec the kernel folds the parent's RSS high-water mark into
+			// the child's maxrss: a maxrss not above cgmon's own peak may
+			// be cgmon's, so it is not used (CPU times are unaffected).
+			if self := selfHWM(r.m.opts.ProcRoot); uint64(ru.Maxrss)*1024 <= self {
+				r.maxrssDropped = fmt.Sprintf("rusage maxrss of the main process (%d KiB) does not exceed cgmon's own peak RSS (%d KiB): a vfork-started child inherits its parent's high-water mark at exec, so it is not the program's", ru.Maxrss, self/1024)
+				c := *ru
+				c.Maxrss = 0
+				ru = &c
+			}
 			r.mu.Lock()
 			r.tree.Reaped(r.cmd.Process.Pid, ru)
 			r.mu.Unlock()
@@ -536,6 +571,27 @@ func (r *run) waitEmpty() error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// selfHWM returns this process's peak RSS (VmHWM), in bytes; 0 if unknown.
+func selfHWM(procRoot string) uint64 {
+	b, err := readCapped(procRoot + "/self/status")
+	if err != nil {
+		return 0
+	}
+	i := bytes.Index(b, []byte("\nVmHWM:"))
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+len("\nVmHWM:"):])
+	if len(f) < 2 {
+		return 0
+	}
+	v, err := strconv.ParseUint(string(f[0]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v * 1024
 }
 
 // record hands a finished execution to the sink.

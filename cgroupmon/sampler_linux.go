@@ -15,7 +15,8 @@ type sampler struct {
 	active bool
 	wg     sync.WaitGroup
 
-	batch []*run // reused by the loop: no allocation per tick
+	batch []*run        // reused by the loop: no allocation per tick
+	empty chan struct{} // signalled when the last run is removed
 }
 
 func (s *sampler) add(r *run) {
@@ -38,6 +39,12 @@ func (s *sampler) remove(r *run) {
 			s.runs[i] = s.runs[last]
 			s.runs[last] = nil
 			s.runs = s.runs[:last]
+			if last == 0 && s.active {
+				select { // let the loop end now, not at its next tick
+				case s.empty <- struct{}{}:
+				default:
+				}
+			}
 			return
 		}
 	}
@@ -47,12 +54,21 @@ func (s *sampler) loop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
-	for now := range t.C {
+	for {
+		var now time.Time
+		select {
+		case now = <-t.C:
+		case <-s.empty:
+		}
 		s.mu.Lock()
 		if len(s.runs) == 0 {
 			s.active = false
 			s.mu.Unlock()
 			return
+		}
+		if now.IsZero() {
+			s.mu.Unlock()
+			continue
 		}
 		s.batch = append(s.batch[:0], s.runs...)
 		s.mu.Unlock()

@@ -26,12 +26,15 @@ const (
 	StatusCanceled Status = "canceled"
 	// StatusFailedToStart: the command could not be executed.
 	StatusFailedToStart Status = "failed_to_start"
+	// StatusEnded: an attached target (not cgmon's child) ended; its exit
+	// status is unknown to cgmon.
+	StatusEnded Status = "ended"
 )
 
 // Statuses lists every Status in a stable order.
 var Statuses = [...]Status{
 	StatusSuccess, StatusError, StatusSignaled, StatusTimeout,
-	StatusOOM, StatusCanceled, StatusFailedToStart,
+	StatusOOM, StatusCanceled, StatusFailedToStart, StatusEnded,
 }
 
 // Index returns the position of s in Statuses, or -1 for an unknown status.
