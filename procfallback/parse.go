@@ -32,10 +32,11 @@ func quote(b []byte) string {
 	return fmt.Sprintf("%q", b)
 }
 
-// atoU64 parses a non-empty run of ASCII decimal digits, rejecting signs,
-// spaces and overflow.
+// atoU64 parses a decimal number as the kernel prints it ("%llu"):
+// non-empty ASCII digits without a leading zero (but "0"); it rejects
+// signs, spaces and overflow.
 func atoU64(b []byte) (v uint64, ok bool) {
-	if len(b) == 0 {
+	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
 		return 0, false
 	}
 	for _, c := range b {
