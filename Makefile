@@ -13,7 +13,7 @@ unittest:
 	$(GO) test -race -count=1 $(PKGS)
 
 vmtest:
-	@if [ -f internal/vmtest/cmd/vmtest/main.go ]; then $(GO) run ./internal/vmtest/cmd/vmtest; else echo "vmtest: harness not present"; fi
+	$(GO) run ./internal/vmtest/cmd/vmtest $(VMTEST_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

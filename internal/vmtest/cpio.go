@@ -14,6 +14,7 @@ const (
 	cpioTypeDir  = 0o040000
 	cpioTypeReg  = 0o100000
 	cpioTypeChr  = 0o020000
+	cpioTypeLnk  = 0o120000
 	cpioPermMask = 0o7777
 	cpioTrailer  = "TRAILER!!!"
 	maxCPIOSize  = 1<<32 - 1
@@ -103,6 +104,28 @@ func (c *CPIOWriter) CharDev(name string, perm fs.FileMode, major, minor uint32)
 		return err
 	}
 	return c.header(n, cpioTypeChr|uint32(perm.Perm()), 1, 0, major, minor)
+}
+
+// Symlink adds a symbolic link name pointing to target.
+func (c *CPIOWriter) Symlink(name, target string) error {
+	n, err := cleanName(name)
+	if err != nil {
+		return err
+	}
+	if target == "" {
+		return fmt.Errorf("cpio: %s: empty symlink target", n)
+	}
+	if err := c.parents(n); err != nil {
+		return err
+	}
+	if err := c.header(n, cpioTypeLnk|0o777, 1, int64(len(target)), 0, 0); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(c.w, target); err != nil {
+		c.err = fmt.Errorf("cpio: %s: %w", n, err)
+		return c.err
+	}
+	return c.pad(int64(len(target)))
 }
 
 // Close writes the trailer record. It does not close the underlying writer.

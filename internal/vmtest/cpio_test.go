@@ -80,6 +80,7 @@ func TestCPIOWriterRoundTrip(t *testing.T) {
 	must(w.File("tests/a/b.test", 0o755, 5, strings.NewReader("hello world")))
 	must(w.Dir("tests/a", 0o700)) // already added as a parent: no duplicate
 	must(w.File("./empty", 0o644, 0, strings.NewReader("")))
+	must(w.Symlink("bin/sh", "busybox"))
 	must(w.Close())
 
 	got := readNewc(t, buf.Bytes())
@@ -95,6 +96,8 @@ func TestCPIOWriterRoundTrip(t *testing.T) {
 		{"tests/a", cpioTypeDir | 0o755, ""},
 		{"tests/a/b.test", cpioTypeReg | 0o755, "hello"},
 		{"empty", cpioTypeReg | 0o644, ""},
+		{"bin", cpioTypeDir | 0o755, ""},
+		{"bin/sh", cpioTypeLnk | 0o777, "busybox"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d entries %+v, want %d", len(got), got, len(want))

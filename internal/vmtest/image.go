@@ -13,12 +13,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/cgmon/cgmon/internal/workload"
 )
 
 // Paths inside the initramfs.
 const (
 	GuestManifest = "/tests/manifest" // one "pkg<TAB>binary<TAB>workdir" per line
 	GuestSrc      = "/src"            // the module's testdata trees, laid out as in the repository
+	GuestWorkload = "/workloads"      // the prebuilt C workloads of internal/workload
 )
 
 // ManifestEntry is one test binary in the initramfs.
@@ -59,6 +62,7 @@ func CleanPkg(pkg string) (string, error) {
 // Builder builds the static /init and test binaries and packs them.
 type Builder struct {
 	ModRoot string // the module's root directory
+	Busybox string // a static busybox: /bin/busybox and its applets in the guest
 	OutDir  string // where binaries and the initramfs are written
 	Go      string // the go command
 	Log     io.Writer
@@ -153,6 +157,21 @@ func (b *Builder) Build(ctx context.Context, pkgs []string) (string, []ManifestE
 			return "", nil, err
 		}
 	}
+	if err := b.addBusybox(w); err != nil {
+		return "", nil, err
+	}
+	wdir := filepath.Join(b.OutDir, "workloads")
+	if err := os.RemoveAll(wdir); err != nil {
+		return "", nil, err
+	}
+	if err := workload.Build(wdir); err != nil {
+		return "", nil, err
+	}
+	for _, n := range workload.Names() {
+		if err := add(strings.TrimPrefix(GuestWorkload, "/")+"/"+n, filepath.Join(wdir, n)); err != nil {
+			return "", nil, err
+		}
+	}
 	var manifest []ManifestEntry
 	var mf strings.Builder
 	for _, j := range jobs[1:] {
@@ -186,6 +205,39 @@ func (b *Builder) Build(ctx context.Context, pkgs []string) (string, []ManifestE
 		return "", nil, err
 	}
 	return initrd, manifest, f.Close()
+}
+
+// addBusybox adds /bin/busybox and a symlink to it for each applet it
+// lists, so that tests find /bin/sh, /bin/true, /bin/sleep and the like.
+func (b *Builder) addBusybox(w *CPIOWriter) error {
+	if b.Busybox == "" {
+		return nil
+	}
+	out, err := exec.Command(b.Busybox, "--list").Output()
+	if err != nil {
+		return fmt.Errorf("%s --list: %w", b.Busybox, err)
+	}
+	f, err := os.Open(b.Busybox)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := w.File("bin/busybox", 0o755, st.Size(), f); err != nil {
+		return err
+	}
+	for _, applet := range strings.Fields(string(out)) {
+		if applet == "busybox" || strings.Contains(applet, "/") {
+			continue
+		}
+		if err := w.Symlink("bin/"+applet, "busybox"); err != nil {
+			return err
+		}
+	}
+	return w.Symlink("usr/bin/env", "/bin/busybox")
 }
 
 // addTree copies the repository directory rel (if it exists) to

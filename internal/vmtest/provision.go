@@ -30,6 +30,8 @@ type Provisioner struct {
 	OSRelease string
 	// Log receives the output of the commands run.
 	Log io.Writer
+
+	updated map[string]bool // suites whose private lists this run updated
 }
 
 func (p *Provisioner) run(ctx context.Context, dir string, name string, args ...string) ([]byte, error) {
@@ -86,35 +88,10 @@ func (p *Provisioner) Kernel(ctx context.Context, k Kernel) (string, error) {
 	if _, err := os.Stat(vmlinuz); err == nil {
 		return vmlinuz, nil
 	}
-	if err := canInstall(); err != nil {
-		return "", fmt.Errorf("kernel %s not cached: %w", k.Version, err)
-	}
-	if _, err := exec.LookPath("dpkg"); err != nil {
-		return "", fmt.Errorf("%w: no dpkg", ErrCannotProvision)
-	}
-	entry, err := p.debianEntry()
-	if err != nil {
-		return "", err
-	}
-	aptDir := filepath.Join(p.CacheDir, "apt", k.Suite)
-	parts := filepath.Join(aptDir, "sources.list.d")
-	for _, d := range []string{parts, filepath.Join(aptDir, "lists", "partial"), filepath.Join(aptDir, "cache", "archives", "partial")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return "", err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(parts, "debian.sources"), []byte(entry.withSuite(k.Suite)), 0o644); err != nil {
-		return "", err
-	}
-	opts := []string{
-		"-o", "Dir::Etc::SourceList=/dev/null",
-		"-o", "Dir::Etc::SourceParts=" + parts,
-		"-o", "Dir::State::Lists=" + filepath.Join(aptDir, "lists"),
-		"-o", "Dir::Cache=" + filepath.Join(aptDir, "cache"),
-	}
 	fmt.Fprintf(p.Log, "vmtest: fetching Debian %s's linux-image-amd64\n", k.Suite)
-	if _, err := p.run(ctx, "", "apt-get", append(opts, "update")...); err != nil {
-		return "", err
+	opts, err := p.aptState(ctx, k.Suite)
+	if err != nil {
+		return "", fmt.Errorf("kernel %s not cached: %w", k.Version, err)
 	}
 	out, err := p.run(ctx, "", "apt-cache", append(opts, "depends", "linux-image-amd64")...)
 	if err != nil {
@@ -124,7 +101,74 @@ func (p *Provisioner) Kernel(ctx context.Context, k Kernel) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", k.Suite, err)
 	}
-	work, err := os.MkdirTemp(p.CacheDir, "kernel-")
+	return p.fetchFile(ctx, opts, pkg, "boot/vmlinuz-*", vmlinuz)
+}
+
+// Busybox returns the path of a cached static busybox (Debian's
+// busybox-static of suite): the guest's /bin/sh and small tools.
+func (p *Provisioner) Busybox(ctx context.Context, suite string) (string, error) {
+	dst := filepath.Join(p.CacheDir, "busybox", suite, "busybox")
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	fmt.Fprintf(p.Log, "vmtest: fetching Debian %s's busybox-static\n", suite)
+	opts, err := p.aptState(ctx, suite)
+	if err != nil {
+		return "", fmt.Errorf("busybox not cached: %w", err)
+	}
+	return p.fetchFile(ctx, opts, "busybox-static", "bin/busybox", dst)
+}
+
+// aptState prepares the private apt configuration for suite (a copy of the
+// machine's own Debian entry with the suite changed) and updates its lists
+// once per run; it returns the apt options that select it.
+func (p *Provisioner) aptState(ctx context.Context, suite string) ([]string, error) {
+	aptDir := filepath.Join(p.CacheDir, "apt", suite)
+	parts := filepath.Join(aptDir, "sources.list.d")
+	opts := []string{
+		"-o", "Dir::Etc::SourceList=/dev/null",
+		"-o", "Dir::Etc::SourceParts=" + parts,
+		"-o", "Dir::State::Lists=" + filepath.Join(aptDir, "lists"),
+		"-o", "Dir::Cache=" + filepath.Join(aptDir, "cache"),
+	}
+	if p.updated[suite] {
+		return opts, nil
+	}
+	if err := canInstall(); err != nil {
+		return nil, err
+	}
+	if _, err := exec.LookPath("dpkg"); err != nil {
+		return nil, fmt.Errorf("%w: no dpkg", ErrCannotProvision)
+	}
+	entry, err := p.debianEntry()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{parts, filepath.Join(aptDir, "lists", "partial"), filepath.Join(aptDir, "cache", "archives", "partial")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(parts, "debian.sources"), []byte(entry.withSuite(suite)), 0o644); err != nil {
+		return nil, err
+	}
+	if _, err := p.run(ctx, "", "apt-get", append(opts, "update")...); err != nil {
+		return nil, err
+	}
+	if p.updated == nil {
+		p.updated = map[string]bool{}
+	}
+	p.updated[suite] = true
+	return opts, nil
+}
+
+// fetchFile downloads pkg, extracts it and moves the single file matching
+// glob (relative to the package root) to dst, recording the package name.
+func (p *Provisioner) fetchFile(ctx context.Context, opts []string, pkg, glob, dst string) (string, error) {
+	if err := os.MkdirAll(p.CacheDir, 0o755); err != nil {
+		return "", err
+	}
+	work, err := os.MkdirTemp(p.CacheDir, "fetch-")
 	if err != nil {
 		return "", err
 	}
@@ -140,21 +184,42 @@ func (p *Provisioner) Kernel(ctx context.Context, k Kernel) (string, error) {
 	if _, err := p.run(ctx, "", "dpkg", "-x", debs[0], root); err != nil {
 		return "", err
 	}
-	imgs, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
-	if len(imgs) != 1 {
-		return "", fmt.Errorf("%s: found %d boot/vmlinuz-* files", pkg, len(imgs))
+	files, _ := filepath.Glob(filepath.Join(root, glob))
+	if len(files) != 1 {
+		return "", fmt.Errorf("%s: found %d files matching %s", pkg, len(files), glob)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "package"), []byte(filepath.Base(debs[0])+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(filepath.Dir(dst), "package"), []byte(filepath.Base(debs[0])+"\n"), 0o644); err != nil {
 		return "", err
 	}
-	// Rename last, so that a cached vmlinuz is always complete.
-	if err := os.Rename(imgs[0], vmlinuz); err != nil {
+	// Rename last, so that a cached file is always complete.
+	if err := os.Rename(files[0], dst); err != nil {
 		return "", err
 	}
-	return vmlinuz, nil
+	return dst, nil
+}
+
+// Compiler checks that a C compiler for the test workloads exists (CC or
+// cc), installing gcc and libc6-dev when it is missing and we are root.
+func (p *Provisioner) Compiler(ctx context.Context) error {
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	if _, err := exec.LookPath(cc); err == nil {
+		return nil
+	}
+	if err := canInstall(); err != nil {
+		return fmt.Errorf("no C compiler %q for the test workloads: %w", cc, err)
+	}
+	fmt.Fprintln(p.Log, "vmtest: installing gcc and libc6-dev for the test workloads")
+	if _, err := p.run(ctx, "", "apt-get", "update"); err != nil {
+		return err
+	}
+	_, err := p.run(ctx, "", "apt-get", "install", "-y", "--no-install-recommends", "gcc", "libc6-dev")
+	return err
 }
 
 // parseKernelDepends finds the versioned kernel package in the output of

@@ -129,7 +129,7 @@ func Boot(ctx context.Context, qemu, kernel, initrd string, s Scenario, timeout,
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu,
 		"-accel", "tcg,thread=multi", "-cpu", "max", "-m", "512", "-smp", "2",
-		"-nographic", "-no-reboot",
+		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", kernel, "-initrd", initrd, "-append", Cmdline(s, testTimeout))
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.StdoutPipe()
@@ -180,8 +180,15 @@ func Run(ctx context.Context, cfg Config) ([]Outcome, error) {
 		}
 		kernels[s.Kernel] = k
 	}
+	busybox, err := p.Busybox(ctx, Kernel61.Suite)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Compiler(ctx); err != nil {
+		return nil, err
+	}
 	provisioned := time.Now()
-	b := &Builder{ModRoot: cfg.ModRoot, OutDir: filepath.Join(cfg.CacheDir, "build"), Go: cfg.Go, Log: cfg.Log}
+	b := &Builder{ModRoot: cfg.ModRoot, OutDir: filepath.Join(cfg.CacheDir, "build"), Go: cfg.Go, Log: cfg.Log, Busybox: busybox}
 	initrd, manifest, err := b.Build(ctx, cfg.Pkgs)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)

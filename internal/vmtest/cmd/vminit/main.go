@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cgmon/cgmon/internal/vmtest"
+	"github.com/cgmon/cgmon/internal/workload"
 )
 
 const (
@@ -77,7 +78,7 @@ func run() vmtest.Result {
 	syscall.Uname(&uname)
 	fmt.Printf("vminit: scenario %s on kernel %s\n", sc.Name, utsString(uname.Release[:]))
 
-	run := runSpec{env: []string{"PATH=/tests:/", vmtest.EnvVM + "=1", vmtest.EnvScenario + "=" + sc.Name}}
+	run := runSpec{env: []string{"PATH=/bin:/tests", workload.DirEnv + "=" + vmtest.GuestWorkload, vmtest.EnvVM + "=1", vmtest.EnvScenario + "=" + sc.Name}}
 	if err := setup(sc.Name, &run); err != nil {
 		return fail(res, "setting up scenario %s: %v", sc.Name, err)
 	}

@@ -1,0 +1,105 @@
+package vmtest
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func outcome(log string, bootErr error) Outcome {
+	c, _ := ParseConsole(strings.NewReader(log))
+	return Outcome{Scenario: Scenarios[0], Console: c, BootErr: bootErr, LogPath: "x.log",
+		Want: []ManifestEntry{{Pkg: "./a"}}}
+}
+
+func lines(l ...string) string { return strings.Join(l, "\n") }
+
+func TestOutcomeVerdicts(t *testing.T) {
+	name := Scenarios[0].Name
+	okPkg := []string{PkgBegin("./a"), "--- PASS: TestA (0.00s)",
+		PkgEnd{Pkg: "./a", Status: StatusPass, Counts: Counts{Passed: 1}, Exit: "ok"}.String()}
+	cases := []struct {
+		desc    string
+		log     string
+		bootErr error
+		want    string // "" for PASS, else a substring of the FAIL line
+		output  string // a substring of the report
+	}{
+		{"pass", lines(append(okPkg, Result{Scenario: name, Status: StatusPass, Counts: Counts{Passed: 1}}.String())...), nil,
+			"", "vmtest " + name + ": PASS (1 tests)"},
+		{"no result line, timeout", lines("Booting", "Kernel panic - not syncing"), errors.New("boot timed out after 5m0s"),
+			"timed out", "Kernel panic"},
+		{"no result line, clean exit", "Booting", nil, "without one", "last 1 console lines"},
+		{"wrong scenario", lines(append(okPkg, Result{Scenario: "none", Status: StatusPass, Counts: Counts{Passed: 1}}.String())...), nil,
+			`scenario "none"`, ""},
+		{"failing test", lines(PkgBegin("./a"), "--- FAIL: TestA (0.00s)", "    a_test.go:3: boom",
+			PkgEnd{Pkg: "./a", Status: StatusFail, Counts: Counts{Failed: 1}, Exit: "exit status 1"}.String(),
+			Result{Scenario: name, Status: StatusFail, Counts: Counts{Failed: 1}}.String()), nil,
+			"0 passed, 1 failed", "a_test.go:3: boom"},
+		{"setup failure", Result{Scenario: name, Status: StatusFail, Reason: "mount cgroup2: EBUSY"}.String(), nil,
+			"mount cgroup2: EBUSY", ""},
+		{"zero tests", lines(PkgBegin("./a"), PkgEnd{Pkg: "./a", Status: StatusPass, Exit: "ok"}.String(),
+			Result{Scenario: name, Status: StatusPass}.String()), nil, "no test passed", ""},
+		{"package missing", Result{Scenario: name, Status: StatusPass, Counts: Counts{Passed: 1}}.String(), nil,
+			"./a did not report PASS", ""},
+	}
+	for _, tc := range cases {
+		o := outcome(tc.log, tc.bootErr)
+		var buf bytes.Buffer
+		o.Report(&buf)
+		first, _, _ := strings.Cut(buf.String(), "\n")
+		if tc.want == "" {
+			if !o.Passed() || !strings.HasPrefix(first, tc.output) {
+				t.Errorf("%s: report %q, want PASS", tc.desc, buf.String())
+			}
+			continue
+		}
+		if o.Passed() || !strings.HasPrefix(first, "vmtest "+name+": FAIL") || !strings.Contains(first, tc.want) {
+			t.Errorf("%s: first line %q, want FAIL with %q", tc.desc, first, tc.want)
+		}
+		if !strings.Contains(buf.String(), tc.output) {
+			t.Errorf("%s: report %q lacks %q", tc.desc, buf.String(), tc.output)
+		}
+	}
+}
+
+func TestCmdline(t *testing.T) {
+	s, _ := LookupScenario("v2-5.10")
+	got := Cmdline(s, 0)
+	for _, w := range []string{"console=ttyS0", "panic=-1", "cgmon.scenario=v2-5.10", "cgroup_no_v1=all"} {
+		if !strings.Contains(" "+got+" ", " "+w+" ") {
+			t.Errorf("cmdline %q lacks %s", got, w)
+		}
+	}
+	h, _ := LookupScenario("hybrid")
+	if strings.Contains(Cmdline(h, 0), "cgroup_no_v1") {
+		t.Error("hybrid must keep the v1 controllers")
+	}
+	if _, err := LookupScenario("v3"); err == nil {
+		t.Error("unknown scenario accepted")
+	}
+}
+
+func TestCleanPkg(t *testing.T) {
+	for _, ok := range []string{"./cgroupmon", "./internal/vmtest/guest"} {
+		if _, err := CleanPkg(ok); err != nil {
+			t.Errorf("CleanPkg(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"cgroupmon", "./", "./../x", "./a/../b", "./...", "/abs", "./a/"} {
+		if _, err := CleanPkg(bad); err == nil {
+			t.Errorf("CleanPkg(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseManifest(t *testing.T) {
+	m, err := ParseManifest(strings.NewReader("./a\t/tests/a.test\t/src/a\n\n"))
+	if err != nil || len(m) != 1 || m[0] != (ManifestEntry{"./a", "/tests/a.test", "/src/a"}) {
+		t.Fatalf("= %+v, %v", m, err)
+	}
+	if _, err := ParseManifest(strings.NewReader("./a\ttests/a.test\t/src/a\n")); err == nil {
+		t.Fatal("relative binary path accepted")
+	}
+}
