@@ -143,7 +143,7 @@ func parseProcStat(b []byte) (procStat, error) {
 	}
 	s.PID = pid
 	for n := 3; n < 3+statFields; n++ {
-		end := bytes.IndexAny(rest, " \n")
+		end := fieldEnd(rest)
 		if end < 0 {
 			return procStat{}, malformed(file, "field %d of pid %d missing or truncated", n, pid)
 		}
@@ -195,6 +195,16 @@ func parseProcStat(b []byte) (procStat, error) {
 		}
 	}
 	return s, nil
+}
+
+// fieldEnd is the index of the first ' ' or '\n' in b, or -1.
+func fieldEnd(b []byte) int {
+	for i, c := range b {
+		if c == ' ' || c == '\n' {
+			return i
+		}
+	}
+	return -1
 }
 
 // parseProcStatComm returns the comm of /proc/PID/stat (the text between
