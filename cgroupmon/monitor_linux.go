@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -79,6 +80,9 @@ func New(opts Options) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.Path == pathScopePossible {
+		p = delegatedScope(opts, p)
+	}
 	if opts.Backend == BackendCgroup2 && p.Root == "" {
 		return nil, fmt.Errorf("backend cgroup2: %w: %s", ErrNotDelegated, p.RootReason)
 	}
@@ -117,6 +121,34 @@ func New(opts Options) (*Monitor, error) {
 		}
 	}
 	return m, nil
+}
+
+// delegatedScope asks the user's systemd instance for a delegated scope holding
+// this process, then probes again: the own cgroup is now that scope. On
+// failure the first probe is returned with the reason and the fallback.
+func delegatedScope(opts Options, p *Probe) *Probe {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	name, err := startUserScope(ctx)
+	if err == nil {
+		var q *Probe
+		if q, err = ProbeHost(opts); err == nil {
+			if q.Path == pathOwnCgroup {
+				q.Path = pathScope
+				q.RootReason = "the user's systemd instance delegated the transient scope " + name + "; " + q.RootReason
+				q.UserManager = p.UserManager
+				return q
+			}
+			err = fmt.Errorf("after moving into %s the own cgroup is still not delegated: %s", name, q.RootReason)
+		}
+	}
+	p.Path = pathProcfs
+	p.RootReason = "asking the user's systemd instance for a delegated scope failed: " + err.Error()
+	p.Available = []string{}
+	p.Sources = map[string]SourceChoice{}
+	p.Gaps = append(p.Gaps, Gap{What: "no delegated cgroup: " + err.Error(), Remedy: "run cgmon under `systemd-run --user -p Delegate=yes --scope cgmon ...`"})
+	p.chooseSources(BackendProcfs)
+	return p
 }
 
 // prepareRoot creates the root if needed, moves this process out of it when

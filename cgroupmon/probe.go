@@ -93,10 +93,32 @@ type Probe struct {
 	// Sources maps each metric name (as in metrics.Usage.Fields) to where
 	// it will come from.
 	Sources map[string]SourceChoice `json:"sources"`
+	// UserManager is the user's systemd instance, which can hand cgmon a
+	// delegated cgroup (a transient scope with Delegate=yes).
+	UserManager UserManager `json:"user_manager"`
+	// Path says which way Root was found: "own-cgroup", "shared-root"
+	// (<mount>/cgmon), "given", "systemd-scope" (after New asked the user
+	// manager), "systemd-scope-possible" (New will ask) or "procfs".
+	Path string `json:"path"`
 	// Gaps lists what is missing and the remedy for each.
 	Gaps []Gap `json:"gaps,omitempty"`
 
 	procRoot string
+}
+
+// UserManager is what the probe learnt of the user's systemd instance.
+type UserManager struct {
+	// Address is the user bus address, empty when none was found.
+	Address string `json:"address,omitempty"`
+	// Reachable: systemd answered on the user bus.
+	Reachable bool `json:"reachable"`
+	// Version is the user manager's systemd version.
+	Version string `json:"version,omitempty"`
+	// Delegates are the controllers the user manager may delegate (its
+	// user@UID.service cgroup's controllers).
+	Delegates []string `json:"delegates,omitempty"`
+	// Reason says why it is not reachable.
+	Reason string `json:"reason,omitempty"`
 }
 
 // HasController reports whether Root offers controller c.
@@ -180,10 +202,44 @@ func ProbeHost(opts Options) (*Probe, error) {
 		}
 	}
 	p.chooseRoot(opts)
+	if p.Root == "" && p.Mount != "" && opts.Backend != BackendProcfs && opts.CgroupRoot == "" {
+		p.probeUserManager()
+		if p.UserManager.Reachable {
+			p.Path = pathScopePossible
+			p.RootReason += "; New will ask the user's systemd instance for a transient scope with Delegate=yes"
+			p.Available = nonNil(p.UserManager.Delegates)
+			p.Gaps = nil // the scope closes the gap
+		} else {
+			p.Gaps = append(p.Gaps, Gap{
+				What:   "the user's systemd instance is not reachable (" + p.UserManager.Reason + ")",
+				Remedy: "on a systemd host, log in through PAM (or enable lingering: loginctl enable-linger) so that user@UID.service runs, and export XDG_RUNTIME_DIR=/run/user/UID",
+			})
+		}
+	}
 	p.readRoot()
+	if p.Path == pathScopePossible {
+		p.Features.CgroupKill = kernelAtLeast(procRoot, 5, 14)
+		p.Features.PSI = true
+		p.Features.MemoryPeak = p.HasController("memory") && kernelAtLeast(procRoot, 5, 19)
+		p.Features.PidsPeak = p.HasController("pids") && kernelAtLeast(procRoot, 6, 1)
+		p.Features.CloneIntoCgroup = kernelAtLeast(procRoot, 5, 7)
+	}
+	if p.Path == "" {
+		p.Path = pathProcfs
+	}
 	p.chooseSources(opts.Backend)
 	return p, nil
 }
+
+// The ways a root is found (Probe.Path).
+const (
+	pathOwnCgroup     = "own-cgroup"
+	pathSharedRoot    = "shared-root"
+	pathGiven         = "given"
+	pathScope         = "systemd-scope"
+	pathScopePossible = "systemd-scope-possible"
+	pathProcfs        = "procfs"
+)
 
 // chooseRoot picks the cgroup root in the documented order.
 func (p *Probe) chooseRoot(opts Options) {
@@ -210,7 +266,7 @@ func (p *Probe) chooseRoot(opts Options) {
 			p.Gaps = append(p.Gaps, Gap{What: "the given cgroup root is not writable", Remedy: "pass a --cgroup-root that this user owns, or run under systemd-run --user -p Delegate=yes --scope"})
 			return
 		}
-		p.Root, p.RootReason = root, "given as the cgroup root"
+		p.Root, p.RootReason, p.Path = root, "given as the cgroup root", pathGiven
 		return
 	}
 	own := filepath.Join(p.Mount, p.OwnCgroup)
@@ -218,7 +274,7 @@ func (p *Probe) chooseRoot(opts Options) {
 		if err := writableDir(own); err == nil {
 			if only, err := holdsOnlySelf(own); err == nil && only {
 				p.OwnCgroupDelegated = true
-				p.Root, p.SelfMove = own, true
+				p.Root, p.SelfMove, p.Path = own, true, pathOwnCgroup
 				p.RootReason = "own cgroup " + p.OwnCgroup + " is delegated and holds only this process; cgmon moves itself into a leaf and nests executions beside it"
 				return
 			}
@@ -226,11 +282,11 @@ func (p *Probe) chooseRoot(opts Options) {
 	}
 	shared := filepath.Join(p.Mount, "cgmon")
 	if err := writableDir(shared); err == nil {
-		p.Root, p.RootReason = shared, shared+" is writable"
+		p.Root, p.RootReason, p.Path = shared, shared+" is writable", pathSharedRoot
 		return
 	} else if errors.Is(err, fs.ErrNotExist) {
 		if werr := writableDir(p.Mount); werr == nil {
-			p.Root, p.RootReason = shared, shared+" will be created (the mount is writable)"
+			p.Root, p.RootReason, p.Path = shared, shared+" will be created (the mount is writable)", pathSharedRoot
 			return
 		}
 	}
@@ -282,7 +338,7 @@ func (p *Probe) chooseSources(choice BackendChoice) {
 		p.Sources[metric] = SourceChoice{Source: src, Reason: reason}
 	}
 	p.Sources["execution_time"] = SourceChoice{Source: metrics.SourceMonotonic, Reason: "monotonic clock from start to the main process's exit"}
-	if p.Root == "" {
+	if p.Root == "" && p.Path != pathScopePossible {
 		p.Backend = metrics.BackendProcfs
 		set("cpu_total", metrics.SourceRusage, "no cgroup: rusage of reaped processes plus /proc of live ones")
 		set("cpu_user", metrics.SourceRusage, "no cgroup: rusage")
@@ -301,11 +357,15 @@ func (p *Probe) chooseSources(choice BackendChoice) {
 	set("cpu_system", metrics.SourceCgroupCPUStat, "cpu.stat system_usec, exact")
 	set("cpu_average_percent", metrics.SourceCgroupCPUStat, "cpu.stat usage over wall time")
 	set("cpu_peak_percent", metrics.SourceSampler, "highest per-interval cpu.stat delta")
+	where := p.Root
+	if where == "" {
+		where = "the user's systemd scope"
+	}
 	if p.HasController("cpu") {
 		set("cpu_throttled", metrics.SourceCgroupCPUStat, "cpu.stat throttled_usec")
 	} else {
-		set("cpu_throttled", "", "the cpu controller is not available in "+p.Root)
-		p.Gaps = append(p.Gaps, controllerGap("cpu", p.Root, "cpu.max limits and throttled time"))
+		set("cpu_throttled", "", "the cpu controller is not available in "+where)
+		p.Gaps = append(p.Gaps, controllerGap("cpu", where, "cpu.max limits and throttled time"))
 	}
 	if p.HasController("memory") {
 		p.Backend = metrics.BackendCgroup2
@@ -319,7 +379,7 @@ func (p *Probe) chooseSources(choice BackendChoice) {
 	} else {
 		p.Backend = metrics.BackendHybrid
 		p.setProcMemory(set)
-		p.Gaps = append(p.Gaps, controllerGap("memory", p.Root, "memory.peak, memory limits and OOM detection"))
+		p.Gaps = append(p.Gaps, controllerGap("memory", where, "memory.peak, memory limits and OOM detection"))
 	}
 	if p.HasController("pids") {
 		if p.Features.PidsPeak {
@@ -329,7 +389,7 @@ func (p *Probe) chooseSources(choice BackendChoice) {
 		}
 	} else {
 		set("pids_peak", metrics.SourceSampledProcTree, "the pids controller is not available: sampled cgroup.procs, a lower bound")
-		p.Gaps = append(p.Gaps, controllerGap("pids", p.Root, "pids.peak and pids.max limits"))
+		p.Gaps = append(p.Gaps, controllerGap("pids", where, "pids.peak and pids.max limits"))
 	}
 	if p.HasController("io") {
 		set("io_read", metrics.SourceCgroupIOStat, "io.stat rbytes")
@@ -337,7 +397,7 @@ func (p *Probe) chooseSources(choice BackendChoice) {
 	} else {
 		set("io_read", metrics.SourceProcIO, "the io controller is not available: /proc/PID/io of the tree, sampled")
 		set("io_write", metrics.SourceProcIO, "the io controller is not available: /proc/PID/io of the tree, sampled")
-		p.Gaps = append(p.Gaps, controllerGap("io", p.Root, "io.stat and io limits"))
+		p.Gaps = append(p.Gaps, controllerGap("io", where, "io.stat and io limits"))
 	}
 	if !p.Features.CgroupKill {
 		p.Gaps = append(p.Gaps, Gap{What: "cgroup.kill is missing (Linux < 5.14)", Remedy: "cgmon freezes the cgroup and signals each process instead; Linux 5.14 or newer kills atomically"})
@@ -350,6 +410,12 @@ func (p *Probe) setProcMemory(set func(string, metrics.Source, string)) {
 }
 
 func controllerGap(c, root, what string) Gap {
+	if !filepath.IsAbs(root) {
+		return Gap{
+			What:   fmt.Sprintf("the %s controller is not delegated to this user (no %s)", c, what),
+			Remedy: fmt.Sprintf("as root: mkdir -p /etc/systemd/system/user@.service.d and write [Service] Delegate=cpu memory pids %s to a delegate.conf there, then systemctl daemon-reload and log in again", c),
+		}
+	}
 	return Gap{
 		What:   fmt.Sprintf("the %s controller is not available in %s (no %s)", c, root, what),
 		Remedy: fmt.Sprintf("enable it from the parent: echo +%s > %s/cgroup.subtree_control (and in each ancestor), or on a hybrid host boot with cgroup_no_v1=%s or systemd.unified_cgroup_hierarchy=1", c, filepath.Dir(root), c),

@@ -75,10 +75,10 @@ type run struct {
 	cpuBase  time.Duration // CPU already used when an attached watch began
 	// maxrssDropped says why the main process's rusage maxrss was not used.
 	maxrssDropped string
-	stopOnce sync.Once
-	stopped  chan struct{} // closed to stop watching an attached target
-	killOnce sync.Once
-	killedAs metrics.Status // timeout or canceled; set in killOnce
+	stopOnce      sync.Once
+	stopped       chan struct{} // closed to stop watching an attached target
+	killOnce      sync.Once
+	killedAs      metrics.Status // timeout or canceled; set in killOnce
 
 	mu       sync.Mutex // guards everything below, leaf and tree reads
 	finished bool
