@@ -88,11 +88,11 @@ func (p *Provisioner) Kernel(ctx context.Context, k Kernel) (string, error) {
 	if _, err := os.Stat(vmlinuz); err == nil {
 		return vmlinuz, nil
 	}
-	fmt.Fprintf(p.Log, "vmtest: fetching Debian %s's linux-image-amd64\n", k.Suite)
 	opts, err := p.aptState(ctx, k.Suite)
 	if err != nil {
 		return "", fmt.Errorf("kernel %s not cached: %w", k.Version, err)
 	}
+	fmt.Fprintf(p.Log, "vmtest: fetching Debian %s's linux-image-amd64\n", k.Suite)
 	out, err := p.run(ctx, "", "apt-cache", append(opts, "depends", "linux-image-amd64")...)
 	if err != nil {
 		return "", err
@@ -111,11 +111,11 @@ func (p *Provisioner) Busybox(ctx context.Context, suite string) (string, error)
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
-	fmt.Fprintf(p.Log, "vmtest: fetching Debian %s's busybox-static\n", suite)
 	opts, err := p.aptState(ctx, suite)
 	if err != nil {
 		return "", fmt.Errorf("busybox not cached: %w", err)
 	}
+	fmt.Fprintf(p.Log, "vmtest: fetching Debian %s's busybox-static\n", suite)
 	return p.fetchFile(ctx, opts, "busybox-static", "bin/busybox", dst)
 }
 
