@@ -1,6 +1,7 @@
 // Command cgmon runs programs in their own cgroup and reports what they
-// used: `cgmon run`, `cgmon batch` and `cgmon doctor`. The work is done by
-// package cli; main only hands it the arguments and standard streams.
+// used: `cgmon run`, `cgmon batch`, `cgmon watch` and `cgmon doctor`. The
+// work is done by package cli; main only hands it the arguments and
+// standard streams.
 package main
 
 import (

@@ -28,6 +28,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Readable by all, so that the rootless tests can run it as nobody.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
 	cgmonBin = filepath.Join(dir, "cgmon")
 	build := exec.Command("go", "build", "-race", "-o", cgmonBin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -54,7 +60,19 @@ type result struct {
 
 func cgmon(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(cgmonBin, args...)
+	return cgmonCmd(t, exec.Command(cgmonBin, args...), stdin)
+}
+
+// cleanEnv is the environment of the doctor goldens: no user bus, so that
+// the output does not depend on the session the tests run in.
+func cleanEnv(extra ...string) []string {
+	return append([]string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin", "HOME=/nonexistent", "LANG=C"}, extra...)
+}
+
+// cgmonCmd runs cmd (cgmon, possibly wrapped) and returns its result.
+func cgmonCmd(t *testing.T, cmd *exec.Cmd, stdin string) result {
+	t.Helper()
+	args := cmd.Args
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {
@@ -107,12 +125,19 @@ func TestDoctorGolden(t *testing.T) {
 	for _, h := range hosts {
 		for _, format := range []string{"human", "json"} {
 			t.Run(h.name+"/"+format, func(t *testing.T) {
-				root := filepath.Join(goldenDir, "doctor", h.name)
+				// Absolute, as real mounts are (the probe tells a systemd
+				// scope from a directory by the path being absolute).
+				root, err := filepath.Abs(filepath.Join(goldenDir, "doctor", h.name))
+				if err != nil {
+					t.Fatal(err)
+				}
 				args := []string{"doctor", "--format", format, "--proc-root", filepath.Join(root, "proc")}
 				if h.hasMount {
 					args = append(args, "--cgroup-mount", filepath.Join(root, "cgroup"))
 				}
-				r := cgmon(t, "", args...)
+				cmd := exec.Command(cgmonBin, args...)
+				cmd.Env = cleanEnv()
+				r := cgmonCmd(t, cmd, "")
 				if r.code != 0 {
 					t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 				}

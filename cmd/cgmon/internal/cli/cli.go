@@ -16,7 +16,8 @@ const (
 	// ExitTimeout: cgmon's timeout ended the execution.
 	ExitTimeout = 124
 	// ExitFailure: cgmon itself failed (bad flag or size, a limit whose
-	// controller is unavailable, a cgroup it cannot create).
+	// controller is unavailable, a cgroup it cannot create, a target to
+	// watch that does not exist).
 	ExitFailure = 125
 	// ExitNotExecutable: the command exists but could not be executed.
 	ExitNotExecutable = 126
@@ -53,6 +54,8 @@ const usage = `cgmon runs programs in their own cgroup and reports what they use
 Usage:
   cgmon run [flags] -- COMMAND [ARG...]   run one command and report
   cgmon batch [flags] FILE|-              run NDJSON executions, report each and a summary
+  cgmon watch (--cgroup PATH | --pid PID) [flags]
+                                          watch a cgroup or process that already runs, and report
   cgmon doctor [--format json]            show what this host offers and what cgmon will do
   cgmon help [COMMAND]                    show a command's flags
 
@@ -77,6 +80,12 @@ func Main(args []string, stdio IO) int {
 	case "batch":
 		var code int
 		code, err = batchMain(rest, stdio)
+		if err == nil {
+			return code
+		}
+	case "watch":
+		var code int
+		code, err = watchMain(rest, stdio)
 		if err == nil {
 			return code
 		}

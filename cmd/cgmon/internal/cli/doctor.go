@@ -32,12 +32,113 @@ type LimitSupport struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Doctor is the JSON form of `cgmon doctor`: the host probe plus which
-// limits would work.
+// Doctor is the JSON form of `cgmon doctor`: the host probe, the way
+// `cgmon run` gets a cgroup (RunPath) and which limits would work.
 type Doctor struct {
 	SchemaVersion int `json:"schema_version"`
 	*cgroupmon.Probe
-	Limits []LimitSupport `json:"limits"`
+	// RunPath is each way of getting a cgroup, in the order `cgmon run`
+	// tries them, with whether it is the one used.
+	RunPath []PathStep     `json:"run_path"`
+	Limits  []LimitSupport `json:"limits"`
+}
+
+// PathStep is one way `cgmon run` may get a cgroup for its executions.
+type PathStep struct {
+	// Step is "a" (own delegated cgroup), "b" (a scope from the user's
+	// systemd instance) or "c" (the procfs fallback); empty for the shared
+	// root and a given root, which are outside that order.
+	Step string `json:"step,omitempty"`
+	// Path is the Probe.Path value this step stands for.
+	Path string `json:"path"`
+	// Name says the way in words.
+	Name string `json:"name"`
+	// State is "used", "will be used", "no", "not tried" or "not needed".
+	State string `json:"state"`
+	// Detail is where the cgroup is, or why this way does not work.
+	Detail string `json:"detail,omitempty"`
+}
+
+// The Probe.Path values (see cgroupmon.Probe.Path).
+const (
+	pathOwnCgroup     = "own-cgroup"
+	pathSharedRoot    = "shared-root"
+	pathGiven         = "given"
+	pathScope         = "systemd-scope"
+	pathScopePossible = "systemd-scope-possible"
+	pathProcfs        = "procfs"
+)
+
+// runPath lists the ways of getting a cgroup in the order run tries them:
+// a given root, then (a) the own cgroup, the shared root <mount>/cgmon,
+// (b) the user's systemd instance, and (c) the procfs fallback.
+// procfsAsked: --backend procfs, so no cgroup was looked for.
+func runPath(p *cgroupmon.Probe, procfsAsked bool) []PathStep {
+	var steps []PathStep
+	if p.Path == pathGiven {
+		steps = append(steps, PathStep{Path: pathGiven, Name: "the given cgroup root (--cgroup-root)", State: "used", Detail: p.Root})
+	}
+	// (a) the own cgroup.
+	a := PathStep{Step: "a", Path: pathOwnCgroup, Name: "own delegated cgroup"}
+	switch {
+	case p.Path == pathOwnCgroup:
+		a.State, a.Detail = "used", p.OwnCgroup+": cgmon moves itself into a leaf and nests executions beside it"
+	case p.Path == pathGiven:
+		a.State = "not tried"
+	case p.Mount == "":
+		a.State, a.Detail = "no", "no cgroup v2 hierarchy is mounted"
+	case p.OwnCgroup == "":
+		a.State, a.Detail = "no", "this process's cgroup v2 path is unknown"
+	case p.OwnCgroup == "/":
+		a.State, a.Detail = "no", "own cgroup is the root of the hierarchy, which is never delegated"
+	default:
+		a.State, a.Detail = "no", "own cgroup "+p.OwnCgroup+" is not delegated (not writable by this user, or it holds other processes)"
+	}
+	// The shared root.
+	sh := PathStep{Path: pathSharedRoot, Name: "shared root <mount>/cgmon"}
+	switch {
+	case p.Path == pathSharedRoot:
+		sh.State, sh.Detail = "used", p.Root+" (writable by this user)"
+	case p.Path == pathGiven:
+		sh.State = "not tried"
+	case p.Path == pathOwnCgroup:
+		sh.State = "not needed"
+	case p.Mount == "":
+		sh.State, sh.Detail = "no", "no cgroup v2 hierarchy is mounted"
+	default:
+		sh.State, sh.Detail = "no", p.Mount+"/cgmon is not writable by this user"
+	}
+	// (b) the user's systemd instance.
+	b := PathStep{Step: "b", Path: pathScope, Name: "transient scope (Delegate=yes) from the user's systemd"}
+	um := p.UserManager
+	switch {
+	case p.Path == pathScope:
+		b.State, b.Detail = "used", p.Root
+	case p.Path == pathScopePossible:
+		b.State, b.Detail = "will be used", "run asks the user manager at "+um.Address+" for the scope when it starts"
+	case p.Path == pathGiven:
+		b.State = "not tried"
+	case p.Path == pathOwnCgroup || p.Path == pathSharedRoot:
+		b.State = "not needed"
+	case p.Mount == "":
+		b.State, b.Detail = "no", "no cgroup v2 hierarchy is mounted"
+	case um.Reason != "":
+		b.State, b.Detail = "no", um.Reason
+	default:
+		b.State, b.Detail = "no", p.RootReason
+	}
+	// (c) the procfs fallback.
+	c := PathStep{Step: "c", Path: pathProcfs, Name: "procfs fallback (no cgroup)"}
+	if p.Path == pathProcfs {
+		c.State, c.Detail = "used", "rusage, sampled /proc of the process tree and a child subreaper; no limits"
+	} else {
+		c.State = "not needed"
+	}
+	if procfsAsked {
+		a.State, a.Detail, sh.State, sh.Detail, b.State, b.Detail = "not tried", "", "not tried", "", "not tried", ""
+		c.Detail = "--backend procfs was asked for; " + c.Detail
+	}
+	return append(steps, a, sh, b, c)
 }
 
 // limitKinds are the limits cgmon can apply, in the order doctor lists them.
@@ -49,13 +150,16 @@ var limitKinds = []struct{ flag, controller string }{
 	{"--limits (cpu.cpus, cpu.mems)", "cpuset"},
 }
 
-// NewDoctor describes p.
-func NewDoctor(p *cgroupmon.Probe) *Doctor {
-	d := &Doctor{SchemaVersion: SchemaVersion, Probe: p}
+// NewDoctor describes p, probed for the backend choice (auto, cgroup2 or
+// procfs; empty means auto).
+func NewDoctor(p *cgroupmon.Probe, choice cgroupmon.BackendChoice) *Doctor {
+	d := &Doctor{SchemaVersion: SchemaVersion, Probe: p, RunPath: runPath(p, choice == cgroupmon.BackendProcfs)}
 	for _, k := range limitKinds {
 		ls := LimitSupport{Flag: k.flag, Controller: k.controller}
 		switch {
-		case p.Root == "":
+		case p.Path == pathScopePossible && !p.HasController(k.controller):
+			ls.Reason = fmt.Sprintf("the user's systemd instance does not delegate the %s controller", k.controller)
+		case p.Root == "" && p.Path != pathScopePossible:
 			ls.Reason = "no cgroup: " + p.RootReason
 		case !p.HasController(k.controller):
 			ls.Reason = fmt.Sprintf("the %s controller is not available in %s", k.controller, p.Root)
@@ -98,7 +202,7 @@ func doctorMain(args []string, stdio IO) error {
 	if err != nil {
 		return fail("doctor: %v", err)
 	}
-	d := NewDoctor(p)
+	d := NewDoctor(p, cgroupmon.BackendChoice(o.Backend))
 	if o.Format == "json" {
 		return d.WriteJSON(stdio.Out)
 	}
@@ -141,6 +245,7 @@ func (d *Doctor) WriteHuman(w io.Writer) error {
 	kv("own cgroup", own)
 	kv("execution root", orDash(p.Root))
 	kv("why", p.RootReason)
+	kv("user manager", describeUserManager(p))
 	if p.SelfMove {
 		kv("self move", "cgmon moves itself into a leaf of its own cgroup first")
 	}
@@ -150,6 +255,22 @@ func (d *Doctor) WriteHuman(w io.Writer) error {
 	f := p.Features
 	kv("features", fmt.Sprintf("memory.peak %s, pids.peak %s, cgroup.kill %s, PSI %s, clone into cgroup %s",
 		yesNo(f.MemoryPeak), yesNo(f.PidsPeak), yesNo(f.CgroupKill), yesNo(f.PSI), yesNo(f.CloneIntoCgroup)))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\nHow run gets a cgroup (in order):")
+	for _, st := range d.RunPath {
+		name := st.Name
+		if st.Step != "" {
+			name = "(" + st.Step + ") " + name
+		}
+		v := st.State
+		if st.Detail != "" {
+			v += ": " + st.Detail
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", name, v)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -214,4 +335,29 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// describeUserManager says whether the user's systemd instance answered,
+// its version and what it would delegate, or why it was not asked.
+func describeUserManager(p *cgroupmon.Probe) string {
+	um := p.UserManager
+	switch {
+	case um.Reachable:
+		s := "reachable at " + um.Address
+		if um.Version != "" {
+			s += ", systemd " + um.Version
+		}
+		if len(um.Delegates) > 0 {
+			return s + "; would delegate " + strings.Join(um.Delegates, " ")
+		}
+		return s + "; what it would delegate is unknown (its user@UID.service cgroup was not found)"
+	case um.Reason != "":
+		s := "not reachable: " + um.Reason
+		if um.Address != "" {
+			s = "not reachable at " + um.Address + ": " + um.Reason
+		}
+		return s
+	default:
+		return "not asked (run does not need it here)"
+	}
 }

@@ -254,7 +254,13 @@ func (r *Report) WriteHuman(w io.Writer) error {
 		line("Reason", r.Reason, "")
 	}
 	exit := fmt.Sprint(r.ExitCode)
-	if r.ExitCode < 0 {
+	switch {
+	case r.ExitCode >= 0:
+	case r.Status == metrics.StatusEnded:
+		exit = "unknown (the target is not cgmon's child)"
+	case r.Status == metrics.StatusCanceled && r.attached():
+		exit = "none (the target still ran when watching stopped)"
+	default:
 		exit = "none (did not exit normally)"
 	}
 	line("Exit code", exit, "")
@@ -324,6 +330,12 @@ func (r *Report) WriteHuman(w io.Writer) error {
 	line("Leftover processes killed", fmt.Sprint(r.LeftoverProcessesKilled), "")
 	line("Limits", describeLimits(r.Limits), "")
 	return tw.Flush()
+}
+
+// attached reports whether the record is of a target that `cgmon watch`
+// attached to (its command is "pid:N" or "cgroup:PATH") rather than ran.
+func (r *Report) attached() bool {
+	return len(r.Command) == 1 && (strings.HasPrefix(r.Command[0], "pid:") || strings.HasPrefix(r.Command[0], "cgroup:"))
 }
 
 func yesNo(b bool) string {

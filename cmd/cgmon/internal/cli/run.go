@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -29,11 +27,8 @@ type runOptions struct {
 	Backend    string
 	CgroupRoot string
 	WaitAll    bool
-	Format     string
-	Output     string
-	Samples    string
-	Plot       string
-	Command    []string
+	reportFlags
+	Command []string
 }
 
 const runSynopsis = "cgmon run [flags] -- COMMAND [ARG...]"
@@ -69,11 +64,7 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), "backend: auto, cgroup2 or procfs")
 	c.StringVar(&o.CgroupRoot, "cgroup-root", "", "cgroup under which executions' cgroups are made (default: as `cgmon doctor` shows)")
 	c.BoolVar(&o.WaitAll, "wait-all", false, "wait for every process of the command to exit instead of killing what is left")
-	c.StringVar(&o.Format, "format", "human", "report format: human or json")
-	c.StringVar(&o.Output, "output", "", "write the report to `FILE` (default: standard error)")
-	c.StringVar(&o.Output, "o", "", "shorthand for --output")
-	c.StringVar(&o.Samples, "samples", "", "write the timeline to `FILE` (.csv or .ndjson)")
-	c.StringVar(&o.Plot, "plot", "", "draw the timeline to `FILE` (.svg)")
+	o.reportFlags.register(c)
 	if err := c.parse(args, help); err != nil {
 		return nil, err
 	}
@@ -81,8 +72,8 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	if len(o.Command) == 0 || o.Command[0] == "" {
 		return nil, fail("run: no command given (%s)", runSynopsis)
 	}
-	if o.Format != "human" && o.Format != "json" {
-		return nil, fail("run: --format %q: want human or json", o.Format)
+	if err := o.reportFlags.check("run"); err != nil {
+		return nil, err
 	}
 	switch cgroupmon.BackendChoice(o.Backend) {
 	case cgroupmon.BackendAuto, cgroupmon.BackendCgroup2, cgroupmon.BackendProcfs:
@@ -98,39 +89,7 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	if o.CodeLength < 0 {
 		return nil, fail("run: --code-length %d: must not be negative", o.CodeLength)
 	}
-	if o.Samples != "" {
-		if _, err := samplesFormat(o.Samples); err != nil {
-			return nil, fail("run: --samples: %v", err)
-		}
-	}
-	if o.Plot != "" && strings.ToLower(filepath.Ext(o.Plot)) != ".svg" {
-		return nil, fail("run: --plot %s: the plot is written as SVG; name the file *.svg", o.Plot)
-	}
 	return o, nil
-}
-
-// outputs are the files a run writes after the execution, opened before it
-// so that a bad path fails before anything runs.
-type outputs struct {
-	report, samples, plot *os.File
-}
-
-func (o *outputs) close() error {
-	var errs []error
-	for _, f := range []*os.File{o.report, o.samples, o.plot} {
-		if f != nil {
-			errs = append(errs, f.Close())
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func create(flagName, path string) (*os.File, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fail("run: --%s: %v", flagName, err)
-	}
-	return f, nil
 }
 
 func runMain(args []string, stdio IO) (int, error) {
@@ -157,43 +116,18 @@ func runMain(args []string, stdio IO) (int, error) {
 		return 0, fail("run: %v", err)
 	}
 
-	var out outputs
+	out, err := openOutputs("run", o.reportFlags)
+	if err != nil {
+		return 0, err
+	}
 	defer out.close()
-	if o.Output != "" {
-		if out.report, err = create("output", o.Output); err != nil {
-			return 0, err
-		}
-	}
-	if o.Samples != "" {
-		if out.samples, err = create("samples", o.Samples); err != nil {
-			return 0, err
-		}
-	}
-	if o.Plot != "" {
-		if out.plot, err = create("plot", o.Plot); err != nil {
-			return 0, err
-		}
-	}
 
 	// SIGINT and SIGTERM to cgmon cancel the execution: it is killed,
 	// reported, and cgmon exits 130 or 143.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	got := make(chan os.Signal, 1)
-	stop := make(chan struct{})
-	watcherDone := make(chan struct{})
-	go func() {
-		defer close(watcherDone)
-		select {
-		case s := <-sigs:
-			got <- s
-			cancel()
-		case <-stop:
-		}
-	}()
+	signals := catchSignals(cancel)
+	defer signals.release()
 
 	ex, runErr := mon.Run(ctx, cgroupmon.Spec{
 		ID:          o.ID,
@@ -206,41 +140,15 @@ func runMain(args []string, stdio IO) (int, error) {
 		Limits:      limits,
 		Timeout:     o.Timeout,
 		WaitAll:     o.WaitAll,
-		KeepSamples: o.Samples != "" || o.Plot != "",
+		KeepSamples: o.keepSamples(),
 	})
-	close(stop)
-	<-watcherDone
-	var sig os.Signal
-	select {
-	case sig = <-got:
-	default:
-	}
+	sig := signals.stop()
 	if runErr != nil && !errors.Is(runErr, cgroupmon.ErrStart) {
 		return 0, fail("run: %v", runErr)
 	}
 
-	var werrs []error
-	rep := NewReport(&ex)
-	var w io.Writer = stdio.Err
-	if out.report != nil {
-		w = out.report
-	}
-	if o.Format == "json" {
-		werrs = append(werrs, rep.WriteJSON(w))
-	} else {
-		werrs = append(werrs, rep.WriteHuman(w))
-	}
-	if out.samples != nil {
-		f, _ := samplesFormat(o.Samples)
-		werrs = append(werrs, writeSamples(out.samples, f, ex.Samples))
-	}
-	if out.plot != nil {
-		werrs = append(werrs, writePlot(out.plot, &ex))
-	}
-	werrs = append(werrs, out.close())
-	out = outputs{}
-	if err := errors.Join(werrs...); err != nil {
-		return 0, fail("run: writing the report: %v", err)
+	if err := out.write("run", o.reportFlags, &ex, stdio); err != nil {
+		return 0, err
 	}
 	return exitStatus(&ex, runErr, sig), nil
 }

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"flag"
+	"io"
+	"time"
+)
+
+// watchOptions are the flags of `cgmon watch`.
+type watchOptions struct {
+	Cgroup   string
+	PID      int
+	Duration time.Duration
+	ID       string
+	Language string
+	Interval time.Duration
+	reportFlags
+}
+
+const watchSynopsis = "cgmon watch (--cgroup PATH | --pid PID) [--duration D] [flags]"
+
+// parseWatchFlags fills watchOptions from args and checks them; nothing is
+// attached to or created.
+func parseWatchFlags(args []string, help io.Writer) (*watchOptions, error) {
+	o := &watchOptions{}
+	c := newCommand("watch", watchSynopsis)
+	c.StringVar(&o.Cgroup, "cgroup", "", "watch this cgroup v2 `directory` (absolute, or relative to the cgroup v2 mount)")
+	c.IntVar(&o.PID, "pid", 0, "watch this process (its own cgroup, else its process tree)")
+	c.DurationVar(&o.Duration, "duration", 0, "stop watching after this long; 0 watches until the target ends")
+	c.StringVar(&o.ID, "id", "", "record `ID` (default: generated)")
+	c.StringVar(&o.Language, "language", "unknown", "language `label` of the target")
+	c.DurationVar(&o.Interval, "interval", defaultInterval, "sampling `interval`")
+	o.reportFlags.register(c)
+	if err := c.parse(args, help); err != nil {
+		return nil, err
+	}
+	if c.NArg() > 0 {
+		return nil, fail("watch: unexpected argument %q (%s)", c.Arg(0), watchSynopsis)
+	}
+	pidSet := false
+	c.Visit(func(f *flag.Flag) {
+		if f.Name == "pid" {
+			pidSet = true
+		}
+	})
+	switch {
+	case o.Cgroup != "" && pidSet:
+		return nil, fail("watch: give either --cgroup or --pid, not both")
+	case o.Cgroup == "" && !pidSet:
+		return nil, fail("watch: nothing to watch: give --cgroup PATH or --pid PID")
+	case pidSet && o.PID <= 0:
+		return nil, fail("watch: --pid %d: must be a positive process id", o.PID)
+	}
+	if o.Duration < 0 {
+		return nil, fail("watch: --duration %v: must not be negative", o.Duration)
+	}
+	if o.Interval <= 0 {
+		return nil, fail("watch: --interval %v: must be positive", o.Interval)
+	}
+	if err := o.reportFlags.check("watch"); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
