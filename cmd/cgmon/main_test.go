@@ -111,7 +111,7 @@ func golden(t *testing.T, name, got string) {
 
 // TestDoctorGolden runs `cgmon doctor` against fixture hosts: a unified
 // host with every controller delegated, an old unified kernel, a hybrid host
-// like the CI machines, and a host without cgroups.
+// like the CI machines, a host without cgroups and a rootless delegated one.
 func TestDoctorGolden(t *testing.T) {
 	hosts := []struct {
 		name     string
@@ -121,6 +121,11 @@ func TestDoctorGolden(t *testing.T) {
 		{"unified-5.10", true},
 		{"hybrid", true},
 		{"none", false},
+		// A rootless runner inside a delegated scope (systemd-run --user
+		// -p Delegate=yes --scope) with Debian's delegation: cpu, memory
+		// and pids, not io. Its cgroup.procs is empty here, as the
+		// fixture cannot know the pid of the cgmon under test.
+		{"rootless-delegated", true},
 	}
 	for _, h := range hosts {
 		for _, format := range []string{"human", "json"} {
