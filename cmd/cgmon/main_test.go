@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -185,5 +186,101 @@ func TestDoctorBadFlags(t *testing.T) {
 		if lines := strings.Count(r.stderr, "\n"); lines != 1 || !strings.HasPrefix(r.stderr, "cgmon: doctor: ") {
 			t.Errorf("%v: stderr %q, want one line starting with \"cgmon: doctor: \"", args, r.stderr)
 		}
+	}
+}
+
+// asNobody wraps cgmon args to run as the unprivileged user nobody, with
+// setpriv or runuser, whichever this host has; it skips the test when
+// neither exists or this process cannot change user (not root).
+func asNobody(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("running as another user needs root")
+	}
+	var cmd *exec.Cmd
+	if p, err := exec.LookPath("setpriv"); err == nil {
+		cmd = exec.Command(p, append([]string{"--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", cgmonBin}, args...)...)
+	} else if p, err := exec.LookPath("runuser"); err == nil {
+		cmd = exec.Command(p, append([]string{"-u", "nobody", "--", cgmonBin}, args...)...)
+	} else {
+		t.Skip("neither setpriv nor runuser is installed")
+	}
+	cmd.Env = cleanEnv()
+	cmd.Dir = "/"
+	return cmd
+}
+
+// tmpPath matches a path under the temporary directory.
+var tmpPath = regexp.MustCompile(regexp.QuoteMeta(os.TempDir()) + `/[^\s"]*`)
+
+// TestDoctorRootlessHost runs `cgmon doctor` as nobody against this host:
+// no cgroup is writable and no user manager is reachable, so run would use
+// the procfs fallback, and doctor says why and what would fix each gap.
+// What varies between runs and hosts (the cgroup v2 mount, the own cgroup,
+// paths under the temporary directory) is replaced before the comparison.
+func TestDoctorRootlessHost(t *testing.T) {
+	var own string
+	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(l, "0::"); ok {
+				own = rest
+			}
+		}
+	}
+	for _, format := range []string{"human", "json"} {
+		t.Run(format, func(t *testing.T) {
+			r := cgmonCmd(t, asNobody(t, "doctor", "--format", format), "")
+			if r.code != 0 {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+			var d struct {
+				Mount       string `json:"mount"`
+				Path        string `json:"path"`
+				UserManager struct {
+					Reachable bool   `json:"reachable"`
+					Reason    string `json:"reason"`
+				} `json:"user_manager"`
+				RunPath []struct {
+					Step, State string
+				} `json:"run_path"`
+				Gaps []struct{ What, Remedy string } `json:"gaps"`
+			}
+			jr := r
+			if format != "json" {
+				jr = cgmonCmd(t, asNobody(t, "doctor", "--format", "json"), "")
+			}
+			if err := json.Unmarshal([]byte(jr.stdout), &d); err != nil {
+				t.Fatalf("doctor JSON: %v", err)
+			}
+			if d.Path != "procfs" || d.UserManager.Reachable || d.UserManager.Reason == "" {
+				t.Errorf("as nobody: path %q, user manager %+v; want procfs and an unreachable manager with a reason", d.Path, d.UserManager)
+			}
+			for _, s := range d.RunPath {
+				if want := map[string]string{"a": "no", "b": "no", "c": "used"}[s.Step]; s.Step != "" && s.State != want {
+					t.Errorf("run path step %s is %q, want %q", s.Step, s.State, want)
+				}
+			}
+			if len(d.Gaps) == 0 {
+				t.Error("no gaps listed for an unprivileged user")
+			}
+			for _, g := range d.Gaps {
+				if g.Remedy == "" {
+					t.Errorf("gap %q has no remedy", g.What)
+				}
+			}
+			out := r.stdout
+			if d.Mount != "" {
+				out = strings.ReplaceAll(out, d.Mount, "$MOUNT")
+			}
+			if own != "" && own != "/" {
+				out = strings.ReplaceAll(out, own, "$OWN_CGROUP")
+			}
+			out = tmpPath.ReplaceAllString(out, "$$TMP")
+			ext := ".txt.golden"
+			if format == "json" {
+				ext = ".json.golden"
+			}
+			golden(t, "doctor-rootless-host-nobody"+ext, out)
+		})
 	}
 }
