@@ -109,3 +109,19 @@ type Spec struct {
 	// KeepSamples keeps the sampled timeline in the result (Execution.Samples).
 	KeepSamples bool
 }
+
+// Target is what Attach watches: exactly one of CgroupPath and PID.
+type Target struct {
+	// CgroupPath is a cgroup v2 directory, absolute or relative to the
+	// cgroup v2 mount.
+	CgroupPath string
+	// PID is a process to watch.
+	PID int
+	// ID and Language label the record.
+	ID       string
+	Language string
+	// Duration stops watching after this long; 0 watches until the end.
+	Duration time.Duration
+	// KeepSamples keeps the sampled timeline in the record.
+	KeepSamples bool
+}

@@ -101,33 +101,16 @@ func (m *Monitor) Attach(ctx context.Context, t Target) (*Handle, error) {
 	return &Handle{r}, nil
 }
 
-// Target is what Attach watches: exactly one of CgroupPath and PID.
-type Target struct {
-	// CgroupPath is a cgroup v2 directory, absolute or relative to the
-	// cgroup v2 mount.
-	CgroupPath string
-	// PID is a process to watch.
-	PID int
-	// ID and Language label the record.
-	ID       string
-	Language string
-	// Duration stops watching after this long; 0 watches until the end.
-	Duration time.Duration
-	// KeepSamples keeps the sampled timeline in the record.
-	KeepSamples bool
-}
-
 // cgroupDir resolves a cgroup path given to Attach inside the v2 mount.
 func (m *Monitor) cgroupDir(p string) (string, error) {
 	mount := m.probe.Mount
 	if mount == "" {
 		return "", fmt.Errorf("attach to cgroup %s: %w: no cgroup v2 mount", p, ErrUnavailable)
 	}
-	path := p
-	if !filepath.IsAbs(p) || !withinDir(mount, filepath.Clean(p)) {
+	path := filepath.Clean(p)
+	if !filepath.IsAbs(p) {
 		path = filepath.Join(mount, p)
 	}
-	path = filepath.Clean(path)
 	if !withinDir(mount, path) {
 		return "", fmt.Errorf("%w: cgroup path %s is outside the cgroup v2 mount %s", ErrInvalidSpec, p, mount)
 	}

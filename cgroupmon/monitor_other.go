@@ -63,3 +63,8 @@ func (h *Handle) Done() <-chan struct{} {
 
 // Kill returns ErrNotSupported outside Linux.
 func (h *Handle) Kill() error { return ErrNotSupported }
+
+// Attach returns ErrNotSupported outside Linux.
+func (m *Monitor) Attach(context.Context, Target) (*Handle, error) { return nil, ErrNotSupported }
+
+func (h *Handle) sampleNow() {}

@@ -226,6 +226,13 @@ func ProbeHost(opts Options) (*Probe, error) {
 	}
 	if p.Path == "" {
 		p.Path = pathProcfs
+		if p.Mount != "" {
+			// No root to look into: what the kernel offers, by version.
+			p.Features.CgroupKill = kernelAtLeast(procRoot, 5, 14)
+			_, err := os.Stat(filepath.Join(p.Mount, "cpu.pressure"))
+			p.Features.PSI = err == nil
+			p.Features.CloneIntoCgroup = kernelAtLeast(procRoot, 5, 7)
+		}
 	}
 	p.chooseSources(opts.Backend)
 	return p, nil
@@ -365,7 +372,7 @@ func (p *Probe) chooseSources(choice BackendChoice) {
 		set("cpu_throttled", metrics.SourceCgroupCPUStat, "cpu.stat throttled_usec")
 	} else {
 		set("cpu_throttled", "", "the cpu controller is not available in "+where)
-		p.Gaps = append(p.Gaps, controllerGap("cpu", where, "cpu.max limits and throttled time"))
+		p.Gaps = append(p.Gaps, p.controllerGap("cpu", "cpu.max limits and throttled time"))
 	}
 	if p.HasController("memory") {
 		p.Backend = metrics.BackendCgroup2
@@ -379,7 +386,7 @@ func (p *Probe) chooseSources(choice BackendChoice) {
 	} else {
 		p.Backend = metrics.BackendHybrid
 		p.setProcMemory(set)
-		p.Gaps = append(p.Gaps, controllerGap("memory", where, "memory.peak, memory limits and OOM detection"))
+		p.Gaps = append(p.Gaps, p.controllerGap("memory", "memory.peak, memory limits and OOM detection"))
 	}
 	if p.HasController("pids") {
 		if p.Features.PidsPeak {
@@ -389,7 +396,7 @@ func (p *Probe) chooseSources(choice BackendChoice) {
 		}
 	} else {
 		set("pids_peak", metrics.SourceSampledProcTree, "the pids controller is not available: sampled cgroup.procs, a lower bound")
-		p.Gaps = append(p.Gaps, controllerGap("pids", where, "pids.peak and pids.max limits"))
+		p.Gaps = append(p.Gaps, p.controllerGap("pids", "pids.peak and pids.max limits"))
 	}
 	if p.HasController("io") {
 		set("io_read", metrics.SourceCgroupIOStat, "io.stat rbytes")
@@ -397,7 +404,7 @@ func (p *Probe) chooseSources(choice BackendChoice) {
 	} else {
 		set("io_read", metrics.SourceProcIO, "the io controller is not available: /proc/PID/io of the tree, sampled")
 		set("io_write", metrics.SourceProcIO, "the io controller is not available: /proc/PID/io of the tree, sampled")
-		p.Gaps = append(p.Gaps, controllerGap("io", where, "io.stat and io limits"))
+		p.Gaps = append(p.Gaps, p.controllerGap("io", "io.stat and io limits"))
 	}
 	if !p.Features.CgroupKill {
 		p.Gaps = append(p.Gaps, Gap{What: "cgroup.kill is missing (Linux < 5.14)", Remedy: "cgmon freezes the cgroup and signals each process instead; Linux 5.14 or newer kills atomically"})
@@ -409,16 +416,27 @@ func (p *Probe) setProcMemory(set func(string, metrics.Source, string)) {
 	set("memory_start", metrics.SourceSampledProcRSS, "tree RSS at the first sample")
 }
 
-func controllerGap(c, root, what string) Gap {
-	if !filepath.IsAbs(root) {
+func (p *Probe) controllerGap(c, what string) Gap {
+	// Under a systemd user manager (a scope it will hand out, or a cgroup
+	// below user@UID.service) the user cannot enable a controller that
+	// systemd did not delegate: the remedy is the Delegate= drop-in.
+	if p.Path == pathScopePossible || strings.Contains(p.Root, "/user@") {
+		list := []string{"cpu", "memory", "pids"}
+		if !slices.Contains(list, c) {
+			list = append(list, c)
+		}
 		return Gap{
 			What:   fmt.Sprintf("the %s controller is not delegated to this user (no %s)", c, what),
-			Remedy: fmt.Sprintf("as root: mkdir -p /etc/systemd/system/user@.service.d and write [Service] Delegate=cpu memory pids %s to a delegate.conf there, then systemctl daemon-reload and log in again", c),
+			Remedy: fmt.Sprintf("as root: mkdir -p /etc/systemd/system/user@.service.d and write [Service] Delegate=%s to a delegate.conf there, then systemctl daemon-reload and log in again", strings.Join(list, " ")),
 		}
 	}
+	hybrid := ""
+	if p.Mode == ModeHybrid {
+		hybrid = fmt.Sprintf("; on this hybrid host %s is bound to cgroup v1: boot with cgroup_no_v1=%s or systemd.unified_cgroup_hierarchy=1", c, c)
+	}
 	return Gap{
-		What:   fmt.Sprintf("the %s controller is not available in %s (no %s)", c, root, what),
-		Remedy: fmt.Sprintf("enable it from the parent: echo +%s > %s/cgroup.subtree_control (and in each ancestor), or on a hybrid host boot with cgroup_no_v1=%s or systemd.unified_cgroup_hierarchy=1", c, filepath.Dir(root), c),
+		What:   fmt.Sprintf("the %s controller is not available in %s (no %s)", c, p.Root, what),
+		Remedy: fmt.Sprintf("enable it from the parent: echo +%s > %s/cgroup.subtree_control (and in each ancestor)%s", c, filepath.Dir(p.Root), hybrid),
 	}
 }
 

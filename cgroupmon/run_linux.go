@@ -614,3 +614,6 @@ func (m *Monitor) hasController(c string) bool {
 func isNotFound(err error) bool {
 	return errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
 }
+
+// sampleNow takes a sample at once (ResourceMonitor.UpdateMonitoring).
+func (h *Handle) sampleNow() { h.r.tick(time.Now()) }

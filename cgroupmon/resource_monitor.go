@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/cgmon/cgmon/metrics"
 )
@@ -53,7 +52,7 @@ func (rm *ResourceMonitor) UpdateMonitoring() error {
 	if h == nil {
 		return ErrNotMonitoring
 	}
-	h.r.tick(time.Now())
+	h.sampleNow()
 	return nil
 }
 
