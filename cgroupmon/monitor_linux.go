@@ -246,8 +246,8 @@ func (m *Monitor) CheckLimits(l *specs.LinuxResources) error {
 		return err
 	}
 	if m.root == "" {
-		if len(neededControllers(res)) > 0 {
-			return fmt.Errorf("%w: limits need a cgroup and this monitor uses the procfs fallback (%s)", ErrControllerUnavailable, m.probe.RootReason)
+		if need := neededControllers(res); len(need) > 0 {
+			return fmt.Errorf("%w: limit needs the %s controller, and this monitor has no cgroup (procfs fallback: %s)", ErrControllerUnavailable, strings.Join(need, ", "), m.probe.RootReason)
 		}
 		return nil
 	}
