@@ -171,3 +171,59 @@ func TestCPIOWriteError(t *testing.T) {
 		t.Fatalf("error = %v, want disk full", err)
 	}
 }
+
+func TestCPIOEntryKeepsOwnerAndSpecialBits(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewCPIOWriter(&buf)
+	for _, h := range []struct {
+		h    Header
+		data string
+	}{
+		{Header{Name: "home/runner", Mode: 0o040700, UID: 1000, GID: 1000}, ""},
+		{Header{Name: "usr/bin/sudo", Mode: 0o104755, Size: 3}, "elf"},
+		{Header{Name: "tmp", Mode: 0o041777}, ""},
+		{Header{Name: "var/log/journal", Mode: 0o042755, GID: 101}, ""},
+		{Header{Name: "bin", Mode: 0o120777, Linkname: "usr/bin"}, ""},
+		{Header{Name: "dev/null", Mode: 0o020666, DevMajor: 1, DevMinor: 3}, ""},
+		{Header{Name: "dev/sda", Mode: 0o060660, GID: 6, DevMajor: 8, DevMinor: 0}, ""},
+	} {
+		if err := w.Entry(h.h, strings.NewReader(h.data)); err != nil {
+			t.Fatalf("%s: %v", h.h.Name, err)
+		}
+	}
+	if err := w.Entry(Header{Name: "run/fifo", Mode: 0o010644}, nil); err == nil {
+		t.Fatal("a FIFO was accepted; the writer does not support it")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]cpioEntry{}
+	for _, e := range readNewc(t, buf.Bytes()) {
+		got[e.name] = e
+	}
+	for _, c := range []struct {
+		name           string
+		mode, uid, gid uint32
+		data           string
+		rmaj, rmin     uint32
+	}{
+		{"home", 0o040755, 0, 0, "", 0, 0}, // parent added by the writer
+		{"home/runner", 0o040700, 1000, 1000, "", 0, 0},
+		{"usr/bin/sudo", 0o104755, 0, 0, "elf", 0, 0},
+		{"tmp", 0o041777, 0, 0, "", 0, 0},
+		{"var/log/journal", 0o042755, 0, 101, "", 0, 0},
+		{"bin", 0o120777, 0, 0, "usr/bin", 0, 0},
+		{"dev/null", 0o020666, 0, 0, "", 1, 3},
+		{"dev/sda", 0o060660, 0, 6, "", 8, 0},
+	} {
+		e, ok := got[c.name]
+		if !ok {
+			t.Errorf("%s missing", c.name)
+			continue
+		}
+		if e.mode != c.mode || e.uid != c.uid || e.gid != c.gid || e.data != c.data || e.rmaj != c.rmaj || e.rmin != c.rmin {
+			t.Errorf("%s = mode %#o uid %d gid %d data %q dev %d:%d, want %#o %d %d %q %d:%d",
+				c.name, e.mode, e.uid, e.gid, e.data, e.rmaj, e.rmin, c.mode, c.uid, c.gid, c.data, c.rmaj, c.rmin)
+		}
+	}
+}
