@@ -33,9 +33,11 @@ func plumb(cmd *exec.Cmd) (*pipes, error) {
 			src := cmd.Stdin
 			cmd.Stdin = r
 			p.parentEnds = append(p.parentEnds, r)
-			p.wg.Add(1)
+			// Not waited for: a reader that never ends (a terminal, a
+			// socket) must not hold up the record. The copy ends at the
+			// reader's end or at the first write after the last process
+			// holding the pipe is gone (EPIPE).
 			go func() {
-				defer p.wg.Done()
 				_, _ = io.Copy(w, src)
 				w.Close()
 			}()
@@ -88,6 +90,9 @@ func (p *pipes) abort() {
 // happens once no process of the execution holds them; after grace it
 // closes the read ends (a process outside the execution kept a copy).
 func (p *pipes) finish(grace time.Duration) error {
+	if len(p.readEnds) == 0 {
+		return nil
+	}
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	var err error

@@ -208,7 +208,9 @@ func (m *Monitor) Start(ctx context.Context, s Spec) (_ *Handle, err error) {
 	}
 	r.lastT = r.start
 	m.sampler.add(r)
-	go r.watch(ctx)
+	if ctx.Done() != nil || s.Timeout > 0 {
+		go r.watch(ctx)
+	}
 	go r.wait()
 	return &Handle{r}, nil
 }
@@ -545,6 +547,9 @@ func (r *run) wait() {
 // leftoverCountLocked counts processes other than the (exited) main one.
 func (r *run) leftoverCountLocked() (int, error) {
 	if r.leaf != nil {
+		if pop, err := r.leaf.populated(); err == nil && !pop {
+			return 0, nil // the common case: one read, no cgroup.procs
+		}
 		pids, err := r.leaf.pids(nil)
 		return len(pids), err
 	}
