@@ -179,7 +179,14 @@ func TestCPUOfTwoThreads(t *testing.T) {
 		require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
 		cpu, ok := ex.Usage.CPUTotal.Get()
 		require.True(t, ok, ex.Usage.CPUTotal.Reason())
-		assert.InDelta(t, 1.0, cpu.Seconds(), 0.05, "2 threads x 500 ms, source %s", ex.Usage.CPUTotal.Source())
+		// 2 x 500 ms of the threads' own CPU plus exec and exit. Under the
+		// VM suite's emulation exec alone costs tens of milliseconds.
+		hi := 0.05
+		if scenario != "" {
+			hi = 0.15
+		}
+		assert.GreaterOrEqual(t, cpu.Seconds(), 0.95, "2 threads x 500 ms, source %s", ex.Usage.CPUTotal.Source())
+		assert.LessOrEqual(t, cpu.Seconds(), 1.0+hi, "2 threads x 500 ms, source %s", ex.Usage.CPUTotal.Source())
 		user, _ := ex.Usage.CPUUser.Get()
 		sys, _ := ex.Usage.CPUSystem.Get()
 		assert.InDelta(t, cpu.Seconds(), (user + sys).Seconds(), 0.02)
@@ -191,7 +198,14 @@ func TestCPUOfTwoThreads(t *testing.T) {
 		// test packages share the cores, so the bound is relative: the peak
 		// interval is at least the average one and at most all the CPUs.
 		assert.GreaterOrEqual(t, peak, avg*0.9, "peak CPU below the average")
-		assert.LessOrEqual(t, peak, float64(runtime.NumCPU())*100*1.15, "peak CPU above what the CPUs can give")
+		// cpu.stat counts nanoseconds; /proc/PID/stat counts clock ticks
+		// (10 ms, charged whole to the task a tick finds running), so over
+		// one 100 ms interval the procfs percentage may overshoot.
+		slack := 1.15
+		if backend == BackendProcfs {
+			slack = 1.5
+		}
+		assert.LessOrEqual(t, peak, float64(runtime.NumCPU())*100*slack, "peak CPU above what the CPUs can give (source %s)", ex.Usage.CPUPeakPercent.Source())
 		assert.Greater(t, avg, 0.0)
 		assert.Greater(t, ex.Usage.CPUSamples.Value(), 0)
 	})

@@ -565,12 +565,11 @@ func (r *run) waitEmpty() error {
 	}
 	for {
 		r.mu.Lock()
-		_, err := r.tree.Sample()
+		if _, err := r.tree.Sample(); err != nil {
+			r.noteTickErr(err) // one unreadable process must not end the wait
+		}
 		n := len(r.tree.Pids(nil))
 		r.mu.Unlock()
-		if err != nil {
-			return err
-		}
 		if n == 0 {
 			return nil
 		}

@@ -158,9 +158,11 @@ func parseProcStat(b []byte) (procStat, error) {
 		}
 		var bad bool
 		switch n {
-		case 4, 5, 6: // ppid, pgrp, session: 0 for kernel threads
-			v, ok := atoID(f)
-			bad = !ok
+		case 4, 5, 6: // ppid, pgrp, session: 0 for kernel threads; -1 seen
+			// for a pgrp in a dying process group under a 6.1 guest
+			v64, ok := atoI64(f)
+			bad = !ok || v64 < -1 || v64 > 1<<22
+			v := int(v64)
 			switch n {
 			case 4:
 				s.PPID = v
