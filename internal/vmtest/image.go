@@ -79,44 +79,75 @@ func (b *Builder) goBuild(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// Build compiles /init and one test binary per package (concurrently) and
-// writes the initramfs; it returns the initramfs path and the packages
-// that have test binaries in it. A package without test files is reported
-// on Log and left out.
+// Artifacts are the static binaries and workloads Compile built, packed
+// into an image by PackInitramfs or PackSystemd.
+type Artifacts struct {
+	Init      string      // the static cmd/vminit
+	CLI       string      // the static cmd/cgmon; "" unless asked for
+	Tests     []builtTest // the test binaries, in the order of -pkgs
+	Workloads string      // directory of the prebuilt internal/workload programs
+}
+
+type builtTest struct {
+	ManifestEntry
+	rel  string // package directory relative to the module root
+	host string // the binary on the host
+}
+
+// Build compiles /init and one test binary per package and writes the
+// busybox initramfs; it returns the initramfs path and the packages that
+// have test binaries in it.
 func (b *Builder) Build(ctx context.Context, pkgs []string) (string, []ManifestEntry, error) {
-	binDir := filepath.Join(b.OutDir, "bin")
-	if err := os.RemoveAll(binDir); err != nil {
+	art, err := b.Compile(ctx, pkgs, false)
+	if err != nil {
 		return "", nil, err
 	}
+	return b.PackInitramfs(art)
+}
+
+// Compile builds /init, one test binary per package (concurrently), the
+// cgmon CLI when cli is set, and the C workloads. A package without test
+// files is reported on Log and left out.
+func (b *Builder) Compile(ctx context.Context, pkgs []string, cli bool) (*Artifacts, error) {
+	binDir := filepath.Join(b.OutDir, "bin")
+	if err := os.RemoveAll(binDir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	type job struct {
 		pkg, rel, out string
+		test          bool
 		err           error
 	}
-	jobs := []*job{{pkg: "./internal/vmtest/cmd/vminit", out: filepath.Join(binDir, "init")}}
+	art := &Artifacts{Init: filepath.Join(binDir, "init"), Workloads: filepath.Join(b.OutDir, "workloads")}
+	jobs := []*job{{pkg: "./internal/vmtest/cmd/vminit", out: art.Init}}
+	if cli {
+		art.CLI = filepath.Join(binDir, "cgmon")
+		jobs = append(jobs, &job{pkg: "./cmd/cgmon", out: art.CLI})
+	}
 	seen := map[string]bool{}
 	for _, p := range pkgs {
 		rel, err := CleanPkg(p)
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		if seen[rel] {
 			continue
 		}
 		seen[rel] = true
-		jobs = append(jobs, &job{pkg: "./" + rel, rel: rel, out: filepath.Join(binDir, strings.ReplaceAll(rel, "/", "_")+".test")})
+		jobs = append(jobs, &job{pkg: "./" + rel, rel: rel, test: true, out: filepath.Join(binDir, strings.ReplaceAll(rel, "/", "_")+".test")})
 	}
 	var wg sync.WaitGroup
-	for i, j := range jobs {
+	for _, j := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if i == 0 {
-				j.err = b.goBuild(ctx, "build", "-o", j.out, j.pkg)
-			} else {
+			if j.test {
 				j.err = b.goBuild(ctx, "test", "-c", "-o", j.out, j.pkg)
+			} else {
+				j.err = b.goBuild(ctx, "build", "-o", j.out, j.pkg)
 			}
 		}()
 	}
@@ -126,9 +157,47 @@ func (b *Builder) Build(ctx context.Context, pkgs []string) (string, []ManifestE
 		errs = append(errs, j.err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return "", nil, err
+		return nil, err
 	}
+	for _, j := range jobs {
+		if !j.test {
+			continue
+		}
+		if _, err := os.Stat(j.out); errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(b.Log, "vmtest: %s has no test files; not run\n", j.pkg)
+			continue
+		}
+		art.Tests = append(art.Tests, builtTest{
+			ManifestEntry: ManifestEntry{Pkg: j.pkg, Binary: "/tests/" + filepath.Base(j.out), WorkDir: GuestSrc + "/" + j.rel},
+			rel:           j.rel, host: j.out,
+		})
+	}
+	if err := os.RemoveAll(art.Workloads); err != nil {
+		return nil, err
+	}
+	if err := workload.Build(art.Workloads); err != nil {
+		return nil, err
+	}
+	return art, nil
+}
 
+// addFile adds the host file src as name, with its permission bits.
+func addFile(w *CPIOWriter, name, src string) error {
+	r, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	st, err := r.Stat()
+	if err != nil {
+		return err
+	}
+	return w.File(name, st.Mode().Perm(), st.Size(), r)
+}
+
+// PackInitramfs writes the busybox initramfs with /init; it returns its
+// path and the manifest of the test binaries in it.
+func (b *Builder) PackInitramfs(art *Artifacts) (string, []ManifestEntry, error) {
 	initrd := filepath.Join(b.OutDir, "initrd.cpio")
 	f, err := os.Create(initrd)
 	if err != nil {
@@ -137,22 +206,10 @@ func (b *Builder) Build(ctx context.Context, pkgs []string) (string, []ManifestE
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	w := NewCPIOWriter(bw)
-	add := func(name, src string) error {
-		r, err := os.Open(src)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		st, err := r.Stat()
-		if err != nil {
-			return err
-		}
-		return w.File(name, st.Mode().Perm(), st.Size(), r)
-	}
 	// The kernel opens /dev/console for init's stdio before /init mounts
 	// devtmpfs; the node must exist in the archive.
 	for _, err := range []error{w.CharDev("dev/console", 0o600, 5, 1), w.Dir("proc", 0o555), w.Dir("sys", 0o555),
-		w.Dir("tmp", 0o1777), w.Dir("root", 0o700), add("init", jobs[0].out)} {
+		w.Dir("tmp", 0o1777), w.Dir("root", 0o700), addFile(w, "init", art.Init)} {
 		if err != nil {
 			return "", nil, err
 		}
@@ -160,42 +217,8 @@ func (b *Builder) Build(ctx context.Context, pkgs []string) (string, []ManifestE
 	if err := b.addBusybox(w); err != nil {
 		return "", nil, err
 	}
-	wdir := filepath.Join(b.OutDir, "workloads")
-	if err := os.RemoveAll(wdir); err != nil {
-		return "", nil, err
-	}
-	if err := workload.Build(wdir); err != nil {
-		return "", nil, err
-	}
-	for _, n := range workload.Names() {
-		if err := add(strings.TrimPrefix(GuestWorkload, "/")+"/"+n, filepath.Join(wdir, n)); err != nil {
-			return "", nil, err
-		}
-	}
-	var manifest []ManifestEntry
-	var mf strings.Builder
-	for _, j := range jobs[1:] {
-		if _, err := os.Stat(j.out); errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(b.Log, "vmtest: %s has no test files; not run\n", j.pkg)
-			continue
-		}
-		e := ManifestEntry{Pkg: j.pkg, Binary: "/tests/" + filepath.Base(j.out), WorkDir: GuestSrc + "/" + j.rel}
-		if err := add(strings.TrimPrefix(e.Binary, "/"), j.out); err != nil {
-			return "", nil, err
-		}
-		if err := w.Dir(strings.TrimPrefix(e.WorkDir, "/"), 0o755); err != nil {
-			return "", nil, err
-		}
-		if err := b.addTree(w, filepath.Join(j.rel, "testdata")); err != nil {
-			return "", nil, err
-		}
-		manifest = append(manifest, e)
-		fmt.Fprintf(&mf, "%s\t%s\t%s\n", e.Pkg, e.Binary, e.WorkDir)
-	}
-	if err := b.addTree(w, "testdata"); err != nil {
-		return "", nil, err
-	}
-	if err := w.File(strings.TrimPrefix(GuestManifest, "/"), 0o644, int64(mf.Len()), strings.NewReader(mf.String())); err != nil {
+	manifest, err := b.addTests(w, art)
+	if err != nil {
 		return "", nil, err
 	}
 	if err := w.Close(); err != nil {
@@ -205,6 +228,39 @@ func (b *Builder) Build(ctx context.Context, pkgs []string) (string, []ManifestE
 		return "", nil, err
 	}
 	return initrd, manifest, f.Close()
+}
+
+// addTests adds the workloads, the test binaries with their testdata
+// trees, the module's testdata and the manifest.
+func (b *Builder) addTests(w *CPIOWriter, art *Artifacts) ([]ManifestEntry, error) {
+	for _, n := range workload.Names() {
+		if err := addFile(w, strings.TrimPrefix(GuestWorkload, "/")+"/"+n, filepath.Join(art.Workloads, n)); err != nil {
+			return nil, err
+		}
+	}
+	var manifest []ManifestEntry
+	var mf strings.Builder
+	for _, t := range art.Tests {
+		e := t.ManifestEntry
+		if err := addFile(w, strings.TrimPrefix(e.Binary, "/"), t.host); err != nil {
+			return nil, err
+		}
+		if err := w.Dir(strings.TrimPrefix(e.WorkDir, "/"), 0o755); err != nil {
+			return nil, err
+		}
+		if err := b.addTree(w, filepath.Join(t.rel, "testdata")); err != nil {
+			return nil, err
+		}
+		manifest = append(manifest, e)
+		fmt.Fprintf(&mf, "%s\t%s\t%s\n", e.Pkg, e.Binary, e.WorkDir)
+	}
+	if err := b.addTree(w, "testdata"); err != nil {
+		return nil, err
+	}
+	if err := w.File(strings.TrimPrefix(GuestManifest, "/"), 0o644, int64(mf.Len()), strings.NewReader(mf.String())); err != nil {
+		return nil, err
+	}
+	return manifest, nil
 }
 
 // addBusybox adds /bin/busybox and a symlink to it for each applet it

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -361,4 +364,66 @@ func findOneLineEntry(s, codename string) (sourceEntry, bool) {
 		}
 	}
 	return sourceEntry{}, false
+}
+
+// RootfsPackages are the packages debootstrap adds to Debian's minbase for
+// the systemd scenario: systemd as PID 1, a system and a user D-Bus
+// (dbus-user-session gives the user manager its bus), pam_systemd so that
+// logind starts the lingering user's manager, ps and sudo for debugging.
+var RootfsPackages = []string{"systemd", "systemd-sysv", "dbus", "dbus-user-session", "libpam-systemd", "procps", "sudo"}
+
+// rootfsKey names a root filesystem in the cache by what it is built from,
+// so that a changed package list builds a new one.
+func rootfsKey(suite string, pkgs []string) string {
+	s := append([]string(nil), pkgs...)
+	sort.Strings(s)
+	h := sha256.Sum256([]byte("debootstrap --variant=minbase " + suite + " " + strings.Join(s, ",")))
+	return suite + "-" + hex.EncodeToString(h[:6])
+}
+
+// Rootfs returns the directory of a cached Debian root filesystem of suite
+// (debootstrap's minbase plus pkgs), building it once per machine: it
+// installs debootstrap when missing (root only) and fetches from the
+// machine's own Debian source entry. The directory is never changed
+// afterwards; images are packed from a copy of it.
+func (p *Provisioner) Rootfs(ctx context.Context, suite string, pkgs []string) (string, error) {
+	dir := filepath.Join(p.CacheDir, "rootfs", rootfsKey(suite, pkgs))
+	root := filepath.Join(dir, "root")
+	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
+		return root, nil
+	}
+	if err := canInstall(); err != nil {
+		return "", fmt.Errorf("Debian %s root filesystem not cached: %w", suite, err)
+	}
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		fmt.Fprintln(p.Log, "vmtest: installing debootstrap")
+		if _, err := p.run(ctx, "", "apt-get", "update"); err != nil {
+			return "", err
+		}
+		if _, err := p.run(ctx, "", "apt-get", "install", "-y", "--no-install-recommends", "debootstrap"); err != nil {
+			return "", err
+		}
+	}
+	entry, err := p.debianEntry()
+	if err != nil {
+		return "", err
+	}
+	// A partial tree from an interrupted run is never reused.
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(p.Log, "vmtest: debootstrap of Debian %s with systemd into %s (once per machine, about a minute)\n", suite, dir)
+	args := []string{"--variant=minbase", "--include=" + strings.Join(pkgs, ","), suite, root, entry.URI}
+	if _, err := p.run(ctx, "", "debootstrap", args...); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "packages"), []byte(strings.Join(pkgs, "\n")+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	// Written last, so that a cached tree is always complete.
+	return root, os.WriteFile(filepath.Join(dir, "complete"), nil, 0o644)
 }

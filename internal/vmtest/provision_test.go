@@ -75,3 +75,16 @@ func TestParseKernelDepends(t *testing.T) {
 		t.Fatal("accepted output without a dependency")
 	}
 }
+
+func TestRootfsKeyFollowsPackages(t *testing.T) {
+	a := rootfsKey("bookworm", []string{"systemd", "dbus"})
+	if b := rootfsKey("bookworm", []string{"dbus", "systemd"}); a != b {
+		t.Errorf("key depends on the order of the packages: %s, %s", a, b)
+	}
+	if b := rootfsKey("bookworm", []string{"dbus", "systemd", "sudo"}); a == b {
+		t.Errorf("a package added keeps the key %s", a)
+	}
+	if b := rootfsKey("trixie", []string{"systemd", "dbus"}); a == b || !strings.HasPrefix(b, "trixie-") {
+		t.Errorf("key of another suite = %s (bookworm's %s)", b, a)
+	}
+}

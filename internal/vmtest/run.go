@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -116,8 +117,9 @@ func Cmdline(s Scenario, testTimeout time.Duration) string {
 	return strings.Join(append(args, s.Cmdline...), " ")
 }
 
-// Boot runs one scenario under qemu's TCG emulation, streaming the serial
-// console into logPath and parsing it. qemu is killed at timeout.
+// Boot runs one scenario under qemu's TCG emulation with s.Memory() MiB,
+// streaming the serial console into logPath and parsing it. qemu is killed
+// at timeout.
 func Boot(ctx context.Context, qemu, kernel, initrd string, s Scenario, timeout, testTimeout time.Duration, logPath string) (Console, error) {
 	var c Console
 	logf, err := os.Create(logPath)
@@ -128,7 +130,7 @@ func Boot(ctx context.Context, qemu, kernel, initrd string, s Scenario, timeout,
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu,
-		"-accel", "tcg,thread=multi", "-cpu", "max", "-m", "512", "-smp", "2",
+		"-accel", "tcg,thread=multi", "-cpu", "max", "-m", strconv.Itoa(s.Memory()), "-smp", "2",
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", kernel, "-initrd", initrd, "-append", Cmdline(s, testTimeout))
 	cmd.WaitDelay = 5 * time.Second
@@ -170,7 +172,15 @@ func Run(ctx context.Context, cfg Config) ([]Outcome, error) {
 		return nil, err
 	}
 	kernels := map[Kernel]string{}
+	var initramfsScenarios, systemdSuites []string
 	for _, s := range cfg.Scenarios {
+		if s.Systemd {
+			if !contains(systemdSuites, s.Kernel.Suite) {
+				systemdSuites = append(systemdSuites, s.Kernel.Suite)
+			}
+		} else {
+			initramfsScenarios = append(initramfsScenarios, s.Name)
+		}
 		if _, ok := kernels[s.Kernel]; ok {
 			continue
 		}
@@ -180,21 +190,46 @@ func Run(ctx context.Context, cfg Config) ([]Outcome, error) {
 		}
 		kernels[s.Kernel] = k
 	}
-	busybox, err := p.Busybox(ctx, Kernel61.Suite)
-	if err != nil {
-		return nil, err
+	if len(systemdSuites) > 1 {
+		return nil, fmt.Errorf("systemd scenarios of more than one suite (%v): one systemd image per run", systemdSuites)
+	}
+	var busybox, rootfs string
+	if len(initramfsScenarios) > 0 {
+		if busybox, err = p.Busybox(ctx, Kernel61.Suite); err != nil {
+			return nil, err
+		}
+	}
+	if len(systemdSuites) > 0 {
+		if rootfs, err = p.Rootfs(ctx, systemdSuites[0], RootfsPackages); err != nil {
+			return nil, err
+		}
+		if os.Geteuid() != 0 {
+			return nil, fmt.Errorf("%w: the systemd image is made with chroot and useradd in a copy of the root filesystem: not root", ErrCannotProvision)
+		}
 	}
 	if err := p.Compiler(ctx); err != nil {
 		return nil, err
 	}
 	provisioned := time.Now()
 	b := &Builder{ModRoot: cfg.ModRoot, OutDir: filepath.Join(cfg.CacheDir, "build"), Go: cfg.Go, Log: cfg.Log, Busybox: busybox}
-	initrd, manifest, err := b.Build(ctx, cfg.Pkgs)
+	art, err := b.Compile(ctx, cfg.Pkgs, rootfs != "")
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	if len(manifest) == 0 {
+	if len(art.Tests) == 0 {
 		return nil, errors.New("build: no package has tests to run")
+	}
+	var initrd, systemdImage string
+	var manifest []ManifestEntry
+	if busybox != "" {
+		if initrd, manifest, err = b.PackInitramfs(art); err != nil {
+			return nil, fmt.Errorf("build: %w", err)
+		}
+	}
+	if rootfs != "" {
+		if systemdImage, manifest, err = b.PackSystemd(ctx, art, rootfs); err != nil {
+			return nil, fmt.Errorf("build: %w", err)
+		}
 	}
 	built := time.Now()
 	logDir := filepath.Join(cfg.CacheDir, "logs")
@@ -216,7 +251,12 @@ func Run(ctx context.Context, cfg Config) ([]Outcome, error) {
 			defer func() { <-sem }()
 			t0 := time.Now()
 			o := Outcome{Scenario: s, LogPath: filepath.Join(logDir, s.Name+".log"), Want: manifest}
-			o.Console, o.BootErr = Boot(ctx, qemu, kernels[s.Kernel], initrd, s, cfg.BootTimeout, cfg.TestTimeout, o.LogPath)
+			image := initrd
+			if s.Systemd {
+				image = systemdImage
+				o.Want = append(append([]ManifestEntry(nil), manifest...), ManifestEntry{Pkg: CLIPkg})
+			}
+			o.Console, o.BootErr = Boot(ctx, qemu, kernels[s.Kernel], image, s, max(cfg.BootTimeout, s.BootTimeout), cfg.TestTimeout, o.LogPath)
 			o.Duration = time.Since(t0)
 			mu.Lock()
 			defer mu.Unlock()

@@ -3,6 +3,7 @@ package vmtest
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Kernel names a Debian kernel: the suite whose linux-image-amd64 is used
@@ -28,21 +29,48 @@ type Scenario struct {
 	Kernel  Kernel
 	Cmdline []string // extra kernel parameters
 	Doc     string
+	// Systemd boots a Debian root filesystem with systemd as the initramfs
+	// (see SystemdRootfs) instead of the busybox one with /init.
+	Systemd bool
+	// MemoryMiB is the guest's memory in MiB; 0 means DefaultMemoryMiB.
+	MemoryMiB int
+	// BootTimeout is the least time this scenario's boot is given, from qemu
+	// start to power-off; a larger -timeout wins.
+	BootTimeout time.Duration
+}
+
+// DefaultMemoryMiB is the guest memory of a scenario that names none.
+const DefaultMemoryMiB = 512
+
+// Memory returns the guest memory of s in MiB.
+func (s Scenario) Memory() int {
+	if s.MemoryMiB > 0 {
+		return s.MemoryMiB
+	}
+	return DefaultMemoryMiB
 }
 
 // Scenarios lists every scenario in the order they boot.
 var Scenarios = []Scenario{
-	{"v2-6.1", Kernel61, []string{"cgroup_no_v1=all"},
-		"pure cgroup v2, every controller enabled at the root, tests as root"},
-	{"v2-5.10", Kernel510, []string{"cgroup_no_v1=all"},
-		"pure cgroup v2 on 5.10: no memory.peak, pids.peak or cgroup.kill"},
-	{"v2-rootless", Kernel61, []string{"cgroup_no_v1=all"},
-		"tests as uid 1000 inside /user.slice/delegated, chowned as systemd's Delegate=yes does"},
-	{"hybrid", Kernel61, nil,
-		"v1 controllers on a tmpfs at /sys/fs/cgroup plus a controller-less cgroup2 at /sys/fs/cgroup/unified"},
-	{"none", Kernel61, nil,
-		"no cgroup filesystem mounted"},
+	{Name: "v2-6.1", Kernel: Kernel61, Cmdline: []string{"cgroup_no_v1=all"},
+		Doc: "pure cgroup v2, every controller enabled at the root, tests as root"},
+	{Name: "v2-5.10", Kernel: Kernel510, Cmdline: []string{"cgroup_no_v1=all"},
+		Doc: "pure cgroup v2 on 5.10: no memory.peak, pids.peak or cgroup.kill"},
+	{Name: "v2-rootless", Kernel: Kernel61, Cmdline: []string{"cgroup_no_v1=all"},
+		Doc: "tests as uid 1000 inside /user.slice/delegated, chowned as systemd's Delegate=yes does"},
+	{Name: "hybrid", Kernel: Kernel61,
+		Doc: "v1 controllers on a tmpfs at /sys/fs/cgroup plus a controller-less cgroup2 at /sys/fs/cgroup/unified"},
+	{Name: "none", Kernel: Kernel61,
+		Doc: "no cgroup filesystem mounted"},
+	// vm-notes: about 2 minutes from start to power-off under emulation with
+	// the smoke test only; the full packages add their own minutes.
+	{Name: SystemdRootless, Kernel: Kernel61, Systemd: true, MemoryMiB: 1536, BootTimeout: 6 * time.Minute,
+		Cmdline: []string{"rdinit=/lib/systemd/systemd", "systemd.unified_cgroup_hierarchy=1"},
+		Doc:     "Debian 12 with systemd; tests as the lingering user runner, who has no delegated cgroup until cgmon asks its user manager for a scope"},
 }
+
+// SystemdRootless is the name of the systemd scenario.
+const SystemdRootless = "systemd-rootless"
 
 // LookupScenario returns the scenario called name.
 func LookupScenario(name string) (Scenario, error) {

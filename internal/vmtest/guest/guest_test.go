@@ -444,6 +444,51 @@ func TestRootlessDelegation(t *testing.T) {
 	}
 }
 
+// TestSystemdRootlessHost checks the systemd scenario is what a rootless
+// CI runner sees: the tests run unprivileged in a cgroup that is not
+// theirs (no pre-made delegation), the user's manager is up on its bus
+// and Debian delegates cpu, memory and pids to it, not io.
+func TestSystemdRootlessHost(t *testing.T) {
+	only(t, vmtest.SystemdRootless)
+	if os.Getuid() != vmtest.RunnerUID {
+		t.Fatalf("running as uid %d, want %d", os.Getuid(), vmtest.RunnerUID)
+	}
+	if m := fsMagic(t, cgroupRoot); m != cgroup2Magic {
+		t.Fatalf("%s is fs type %#x, want cgroup2 (systemd.unified_cgroup_hierarchy=1)", cgroupRoot, m)
+	}
+	if data, err := os.ReadFile("/proc/1/comm"); err != nil || strings.TrimSpace(string(data)) != "systemd" {
+		t.Fatalf("PID 1 is %q (%v), want systemd", data, err)
+	}
+	bus := os.Getenv("XDG_RUNTIME_DIR") + "/bus"
+	if st, err := os.Stat(bus); err != nil || st.Mode().Type() != fs.ModeSocket {
+		t.Fatalf("user bus %s: %v (mode %v)", bus, err, st)
+	}
+	own, err := ownCgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "/system.slice/" + vmtest.UnitName; own != want {
+		t.Errorf("tests run in cgroup %q, want the unit's %q", own, want)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(cgroupRoot+own+"/cgroup.procs", &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid == uint32(os.Getuid()) {
+		t.Errorf("%s%s/cgroup.procs is ours: the scenario must not delegate anything in advance", cgroupRoot, own)
+	}
+	mgr := fmt.Sprintf("%s/user.slice/user-%d.slice/user@%d.service", cgroupRoot, vmtest.RunnerUID, vmtest.RunnerUID)
+	ctl := strings.Fields(readFile(t, mgr+"/cgroup.controllers"))
+	for _, c := range []string{"cpu", "memory", "pids"} {
+		if !contains(ctl, c) {
+			t.Errorf("%s/cgroup.controllers %v lacks %s", mgr, ctl, c)
+		}
+	}
+	if contains(ctl, "io") {
+		t.Errorf("%s/cgroup.controllers %v has io, which Debian does not delegate to users: the io checks would test nothing", mgr, ctl)
+	}
+}
+
 func TestHybrid(t *testing.T) {
 	only(t, "hybrid")
 	if m := fsMagic(t, cgroupRoot); m != tmpfsMagic {

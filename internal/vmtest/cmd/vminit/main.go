@@ -31,6 +31,9 @@ const (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == vmtest.UnitFlag {
+		os.Exit(unitMain())
+	}
 	res := vmtest.Result{Scenario: "unknown", Status: vmtest.StatusFail}
 	defer func() {
 		if p := recover(); p != nil {
@@ -146,6 +149,7 @@ func mountBasics() error {
 
 // runSpec is how the test binaries are started in this scenario.
 type runSpec struct {
+	wrap     []string // a command that runs the test binary (runuser ... env ...)
 	env      []string
 	cred     *syscall.Credential
 	cgroupFD *os.File // start the tests inside this cgroup (CLONE_INTO_CGROUP)
@@ -286,7 +290,8 @@ func runTest(e vmtest.ManifestEntry, run runSpec, timeout time.Duration) vmtest.
 		return end
 	}
 	defer r.Close()
-	cmd := exec.Command(e.Binary, "-test.v", "-test.count=1", "-test.timeout="+timeout.String())
+	argv := append(append([]string(nil), run.wrap...), e.Binary, "-test.v", "-test.count=1", "-test.timeout="+timeout.String())
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = e.WorkDir
 	cmd.Env = run.env
 	cmd.Stdout, cmd.Stderr = w, w
