@@ -110,6 +110,17 @@ func (o Outcome) Report(w io.Writer) {
 	}
 }
 
+// Want returns the packages that must report PASS in scenario s: every
+// test binary of the manifest, and in the systemd scenario also the CLI
+// checks (CLIPkg).
+func Want(s Scenario, manifest []ManifestEntry) []ManifestEntry {
+	want := append([]ManifestEntry(nil), manifest...)
+	if s.Systemd {
+		want = append(want, ManifestEntry{Pkg: CLIPkg})
+	}
+	return want
+}
+
 // Cmdline returns the kernel command line for s.
 func Cmdline(s Scenario, testTimeout time.Duration) string {
 	args := []string{"console=ttyS0", "quiet", "panic=-1", "random.trust_cpu=on",
@@ -251,10 +262,10 @@ func Run(ctx context.Context, cfg Config) ([]Outcome, error) {
 			defer func() { <-sem }()
 			t0 := time.Now()
 			o := Outcome{Scenario: s, LogPath: filepath.Join(logDir, s.Name+".log"), Want: manifest}
+			o.Want = Want(s, manifest)
 			image := initrd
 			if s.Systemd {
 				image = systemdImage
-				o.Want = append(append([]ManifestEntry(nil), manifest...), ManifestEntry{Pkg: CLIPkg})
 			}
 			o.Console, o.BootErr = Boot(ctx, qemu, kernels[s.Kernel], image, s, max(cfg.BootTimeout, s.BootTimeout), cfg.TestTimeout, o.LogPath)
 			o.Duration = time.Since(t0)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func outcome(log string, bootErr error) Outcome {
@@ -101,5 +102,58 @@ func TestParseManifest(t *testing.T) {
 	}
 	if _, err := ParseManifest(strings.NewReader("./a\ttests/a.test\t/src/a\n")); err == nil {
 		t.Fatal("relative binary path accepted")
+	}
+}
+
+func TestSystemdScenario(t *testing.T) {
+	s, err := LookupScenario(SystemdRootless)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Systemd || s.Memory() < 1024 || s.BootTimeout < 5*time.Minute {
+		t.Errorf("%s: systemd %v, %d MiB, boot timeout %s; want a systemd image, at least 1 GiB and 5 minutes", s.Name, s.Systemd, s.Memory(), s.BootTimeout)
+	}
+	cl := Cmdline(s, time.Minute)
+	for _, p := range []string{"rdinit=/lib/systemd/systemd", "systemd.unified_cgroup_hierarchy=1", ParamScenario + "=" + SystemdRootless} {
+		if !strings.Contains(" "+cl+" ", " "+p+" ") {
+			t.Errorf("cmdline %q lacks %s", cl, p)
+		}
+	}
+	if strings.Contains(cl, "cgroup_no_v1") {
+		t.Errorf("cmdline %q: systemd mounts the unified hierarchy itself", cl)
+	}
+	if m := Scenarios[0].Memory(); m != DefaultMemoryMiB {
+		t.Errorf("%s: %d MiB, want the default %d", Scenarios[0].Name, m, DefaultMemoryMiB)
+	}
+
+	manifest := []ManifestEntry{{Pkg: "./a"}}
+	if w := Want(s, manifest); len(w) != 2 || w[1].Pkg != CLIPkg {
+		t.Errorf("systemd scenario wants %v, want ./a and %s", w, CLIPkg)
+	}
+	if w := Want(Scenarios[0], manifest); len(w) != 1 {
+		t.Errorf("%s wants %v, want ./a only", Scenarios[0].Name, w)
+	}
+	// The CLI checks not reporting PASS fail the scenario.
+	c, _ := ParseConsole(strings.NewReader(lines(PkgBegin("./a"), "--- PASS: TestA (0.00s)",
+		PkgEnd{Pkg: "./a", Status: StatusPass, Counts: Counts{Passed: 1}, Exit: "ok"}.String(),
+		Result{Scenario: s.Name, Status: StatusPass, Counts: Counts{Passed: 1}}.String())))
+	o := Outcome{Scenario: s, Console: c, Want: Want(s, manifest)}
+	if o.Passed() || !strings.Contains(o.failure(), CLIPkg) {
+		t.Errorf("outcome without the CLI checks: passed %v, failure %q", o.Passed(), o.failure())
+	}
+}
+
+func TestUnitFile(t *testing.T) {
+	for _, want := range []string{
+		"\nAfter=user@1000.service ", "\nWants=user@1000.service\n", "\nType=oneshot\n",
+		"\nExecStart=" + GuestRunner + " " + UnitFlag + "\n", "\nTTYPath=/dev/ttyS0\n",
+		"\nSuccessAction=poweroff\n", "\nFailureAction=poweroff\n",
+	} {
+		if !strings.Contains(unitFile, want) {
+			t.Errorf("unit file lacks %q:\n%s", want, unitFile)
+		}
+	}
+	if strings.Contains(unitFile, "multi-user.target") {
+		t.Errorf("the unit is wanted by multi-user.target and must not be ordered after it (a cycle):\n%s", unitFile)
 	}
 }
