@@ -233,9 +233,13 @@ func (r *run) finalTreeLocked(u *metrics.Usage) {
 		u.CPUThrottled = metrics.Unavailable[time.Duration]("no cgroup: throttling is not known")
 	}
 	if !u.MemoryPeak.Valid() {
-		u.MemoryPeak = t.MaxRSS
-		if p, ok := t.PeakRSS.Get(); ok && p > u.MemoryPeak.Value() {
-			u.MemoryPeak = t.PeakRSS
+		// The larger of the single-process peak and the sampled tree sum;
+		// a 0 is no measurement of a program that ran (a dropped maxrss).
+		u.MemoryPeak = metrics.Unavailable[uint64](noSample)
+		for _, m := range []metrics.Measure[uint64]{t.MaxRSS, t.PeakRSS} {
+			if v, ok := m.Get(); ok && v > 0 && v > u.MemoryPeak.Value() {
+				u.MemoryPeak = m
+			}
 		}
 		if !u.MemoryPeak.Valid() && r.maxrssDropped != "" {
 			u.MemoryPeak = metrics.Unavailable[uint64](r.maxrssDropped + "; and " + noSample)
@@ -250,5 +254,11 @@ func (r *run) finalTreeLocked(u *metrics.Usage) {
 	}
 	if !u.IORead.Valid() {
 		u.IORead, u.IOWrite = t.IORead, t.IOWrite
+		if r.samples == 0 && r.rec.LeftoverProcessesKilled == 0 {
+			// /proc/PID/io was never read while a process lived, and an
+			// exited process's is gone: a 0 here would be a guess.
+			why := "/proc/PID/io is gone once a process exits, and " + noSample
+			u.IORead, u.IOWrite = metrics.Unavailable[uint64](why), metrics.Unavailable[uint64](why)
+		}
 	}
 }
