@@ -23,6 +23,7 @@ type Config struct {
 	Pkgs        []string      // packages whose tests run in each guest ("./cgroupmon")
 	BootTimeout time.Duration // per boot, from qemu start to power-off
 	TestTimeout time.Duration // -test.timeout of each test binary
+	TestRun     string        // -test.run of each test binary; "" runs all
 	Parallel    int           // boots at a time
 	Go          string        // the go command
 	Out         io.Writer     // the verdicts
@@ -121,17 +122,21 @@ func Want(s Scenario, manifest []ManifestEntry) []ManifestEntry {
 	return want
 }
 
-// Cmdline returns the kernel command line for s.
-func Cmdline(s Scenario, testTimeout time.Duration) string {
+// Cmdline returns the kernel command line for s; testRun, when not empty,
+// is passed to each test binary as -test.run (it must hold no space).
+func Cmdline(s Scenario, testTimeout time.Duration, testRun string) string {
 	args := []string{"console=ttyS0", "quiet", "panic=-1", "random.trust_cpu=on",
 		ParamScenario + "=" + s.Name, ParamTestTimeout + "=" + testTimeout.String()}
+	if testRun != "" {
+		args = append(args, ParamTestRun+"="+testRun)
+	}
 	return strings.Join(append(args, s.Cmdline...), " ")
 }
 
 // Boot runs one scenario under qemu's TCG emulation with s.Memory() MiB,
 // streaming the serial console into logPath and parsing it. qemu is killed
 // at timeout.
-func Boot(ctx context.Context, qemu, kernel, initrd string, s Scenario, timeout, testTimeout time.Duration, logPath string) (Console, error) {
+func Boot(ctx context.Context, qemu, kernel, initrd string, s Scenario, timeout time.Duration, cmdline, logPath string) (Console, error) {
 	var c Console
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -143,7 +148,7 @@ func Boot(ctx context.Context, qemu, kernel, initrd string, s Scenario, timeout,
 	cmd := exec.CommandContext(ctx, qemu,
 		"-accel", "tcg,thread=multi", "-cpu", "max", "-m", strconv.Itoa(s.Memory()), "-smp", "2",
 		"-nographic", "-no-reboot", "-nic", "none",
-		"-kernel", kernel, "-initrd", initrd, "-append", Cmdline(s, testTimeout))
+		"-kernel", kernel, "-initrd", initrd, "-append", cmdline)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -267,7 +272,8 @@ func Run(ctx context.Context, cfg Config) ([]Outcome, error) {
 			if s.Systemd {
 				image = systemdImage
 			}
-			o.Console, o.BootErr = Boot(ctx, qemu, kernels[s.Kernel], image, s, max(cfg.BootTimeout, s.BootTimeout), cfg.TestTimeout, o.LogPath)
+			o.Console, o.BootErr = Boot(ctx, qemu, kernels[s.Kernel], image, s, max(cfg.BootTimeout, s.BootTimeout),
+				Cmdline(s, cfg.TestTimeout, cfg.TestRun), o.LogPath)
 			o.Duration = time.Since(t0)
 			mu.Lock()
 			defer mu.Unlock()

@@ -67,14 +67,14 @@ func TestOutcomeVerdicts(t *testing.T) {
 
 func TestCmdline(t *testing.T) {
 	s, _ := LookupScenario("v2-5.10")
-	got := Cmdline(s, 0)
+	got := Cmdline(s, 0, "")
 	for _, w := range []string{"console=ttyS0", "panic=-1", "cgmon.scenario=v2-5.10", "cgroup_no_v1=all"} {
 		if !strings.Contains(" "+got+" ", " "+w+" ") {
 			t.Errorf("cmdline %q lacks %s", got, w)
 		}
 	}
 	h, _ := LookupScenario("hybrid")
-	if strings.Contains(Cmdline(h, 0), "cgroup_no_v1") {
+	if strings.Contains(Cmdline(h, 0, ""), "cgroup_no_v1") {
 		t.Error("hybrid must keep the v1 controllers")
 	}
 	if _, err := LookupScenario("v3"); err == nil {
@@ -113,7 +113,13 @@ func TestSystemdScenario(t *testing.T) {
 	if !s.Systemd || s.Memory() < 1024 || s.BootTimeout < 5*time.Minute {
 		t.Errorf("%s: systemd %v, %d MiB, boot timeout %s; want a systemd image, at least 1 GiB and 5 minutes", s.Name, s.Systemd, s.Memory(), s.BootTimeout)
 	}
-	cl := Cmdline(s, time.Minute)
+	if cl := Cmdline(s, time.Minute, "TestA|TestB"); !strings.Contains(cl, " "+ParamTestRun+"=TestA|TestB ") {
+		t.Errorf("cmdline %q does not pass -test.run", cl)
+	}
+	cl := Cmdline(s, time.Minute, "")
+	if strings.Contains(cl, ParamTestRun) {
+		t.Errorf("cmdline %q passes an empty -test.run", cl)
+	}
 	for _, p := range []string{"rdinit=/lib/systemd/systemd", "systemd.unified_cgroup_hierarchy=1", ParamScenario + "=" + SystemdRootless} {
 		if !strings.Contains(" "+cl+" ", " "+p+" ") {
 			t.Errorf("cmdline %q lacks %s", cl, p)

@@ -101,4 +101,5 @@ const (
 const (
 	ParamScenario    = "cgmon.scenario"
 	ParamTestTimeout = "cgmon.testtimeout"
+	ParamTestRun     = "cgmon.testrun" // -test.run of each test binary, when set
 )

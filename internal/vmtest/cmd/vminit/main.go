@@ -82,6 +82,7 @@ func run() vmtest.Result {
 	fmt.Printf("vminit: scenario %s on kernel %s\n", sc.Name, utsString(uname.Release[:]))
 
 	run := runSpec{env: []string{"PATH=/bin:/tests", workload.DirEnv + "=" + vmtest.GuestWorkload, vmtest.EnvVM + "=1", vmtest.EnvScenario + "=" + sc.Name}}
+	run.testArgs = testArgs(params)
 	if err := setup(sc.Name, &run); err != nil {
 		return fail(res, "setting up scenario %s: %v", sc.Name, err)
 	}
@@ -121,6 +122,15 @@ func utsString(b []int8) string {
 	return string(s)
 }
 
+// testArgs returns the test binaries' extra flags from the kernel
+// parameters.
+func testArgs(params map[string]string) []string {
+	if r := params[vmtest.ParamTestRun]; r != "" {
+		return []string{"-test.run=" + r}
+	}
+	return nil
+}
+
 func parseCmdline(s string) map[string]string {
 	m := map[string]string{}
 	for _, f := range strings.Fields(s) {
@@ -150,6 +160,7 @@ func mountBasics() error {
 // runSpec is how the test binaries are started in this scenario.
 type runSpec struct {
 	wrap     []string // a command that runs the test binary (runuser ... env ...)
+	testArgs []string // more flags for the test binary (-test.run=...)
 	env      []string
 	cred     *syscall.Credential
 	cgroupFD *os.File // start the tests inside this cgroup (CLONE_INTO_CGROUP)
@@ -291,6 +302,7 @@ func runTest(e vmtest.ManifestEntry, run runSpec, timeout time.Duration) vmtest.
 	}
 	defer r.Close()
 	argv := append(append([]string(nil), run.wrap...), e.Binary, "-test.v", "-test.count=1", "-test.timeout="+timeout.String())
+	argv = append(argv, run.testArgs...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = e.WorkDir
 	cmd.Env = run.env

@@ -105,7 +105,7 @@ func runUnit() vmtest.Result {
 	if err != nil {
 		return fail(res, "%v", err)
 	}
-	run := runSpec{wrap: asRunner(sc.Name), env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}}
+	run := runSpec{wrap: asRunner(sc.Name), testArgs: testArgs(params), env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}}
 	res.Status = vmtest.StatusPass
 	for _, e := range entries {
 		end := runTest(e, run, testTimeout)

@@ -49,6 +49,7 @@ func run() int {
 	pkgs := flag.String("pkgs", "./cgroupmon,./procfallback,./internal/vmtest/guest", "comma-separated packages whose tests run in each guest")
 	timeout := flag.Duration("timeout", 5*time.Minute, "timeout per boot, from qemu start to power-off")
 	testTimeout := flag.Duration("test-timeout", 3*time.Minute, "-test.timeout of each test binary in the guest")
+	testRun := flag.String("run", "", "-test.run `regexp` of each test binary in the guest (no spaces); default all tests")
 	parallel := flag.Int("parallel", 1, "scenarios booted at a time")
 	cache := flag.String("cache", "", "cache directory (default <module root>/.cache/vmtest)")
 	flag.Parse()
@@ -59,7 +60,7 @@ func run() int {
 		return 2
 	}
 	cfg := vmtest.Config{
-		ModRoot: root, CacheDir: *cache, BootTimeout: *timeout, TestTimeout: *testTimeout,
+		ModRoot: root, CacheDir: *cache, BootTimeout: *timeout, TestTimeout: *testTimeout, TestRun: *testRun,
 		Parallel: *parallel, Go: "go", Out: os.Stdout, Log: os.Stderr,
 	}
 	if cfg.CacheDir == "" {
@@ -70,6 +71,10 @@ func run() int {
 	}
 	if *parallel < 1 || *timeout <= 0 || *testTimeout <= 0 {
 		fmt.Fprintln(os.Stderr, "vmtest: -parallel, -timeout and -test-timeout must be positive")
+		return 2
+	}
+	if strings.ContainsAny(*testRun, " \t\n\"'") {
+		fmt.Fprintln(os.Stderr, "vmtest: -run travels on the kernel command line: no spaces or quotes")
 		return 2
 	}
 	for _, n := range strings.Split(*scenarios, ",") {
