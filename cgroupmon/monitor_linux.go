@@ -80,7 +80,7 @@ func New(opts Options) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Path == pathScopePossible {
+	if p.Path == PathScopePossible {
 		p = delegatedScope(opts, p)
 	}
 	if opts.Backend == BackendCgroup2 && p.Root == "" {
@@ -133,8 +133,8 @@ func delegatedScope(opts Options, p *Probe) *Probe {
 	if err == nil {
 		var q *Probe
 		if q, err = ProbeHost(opts); err == nil {
-			if q.Path == pathOwnCgroup {
-				q.Path = pathScope
+			if q.Path == PathOwnCgroup {
+				q.Path = PathScope
 				q.RootReason = "the user's systemd instance delegated the transient scope " + name + "; " + q.RootReason
 				q.UserManager = p.UserManager
 				return q
@@ -142,7 +142,7 @@ func delegatedScope(opts Options, p *Probe) *Probe {
 			err = fmt.Errorf("after moving into %s the own cgroup is still not delegated: %s", name, q.RootReason)
 		}
 	}
-	p.Path = pathProcfs
+	p.Path = PathProcfs
 	p.RootReason = "asking the user's systemd instance for a delegated scope failed: " + err.Error()
 	p.Available = []string{}
 	p.Sources = map[string]SourceChoice{}

@@ -205,7 +205,7 @@ func ProbeHost(opts Options) (*Probe, error) {
 	if p.Root == "" && p.Mount != "" && opts.Backend != BackendProcfs && opts.CgroupRoot == "" {
 		p.probeUserManager()
 		if p.UserManager.Reachable {
-			p.Path = pathScopePossible
+			p.Path = PathScopePossible
 			p.RootReason += "; New will ask the user's systemd instance for a transient scope with Delegate=yes"
 			p.Available = nonNil(p.UserManager.Delegates)
 			p.Gaps = nil // the scope closes the gap
@@ -217,7 +217,7 @@ func ProbeHost(opts Options) (*Probe, error) {
 		}
 	}
 	p.readRoot()
-	if p.Path == pathScopePossible {
+	if p.Path == PathScopePossible {
 		p.Features.CgroupKill = kernelAtLeast(procRoot, 5, 14)
 		p.Features.PSI = true
 		p.Features.MemoryPeak = p.HasController("memory") && kernelAtLeast(procRoot, 5, 19)
@@ -225,7 +225,7 @@ func ProbeHost(opts Options) (*Probe, error) {
 		p.Features.CloneIntoCgroup = kernelAtLeast(procRoot, 5, 7)
 	}
 	if p.Path == "" {
-		p.Path = pathProcfs
+		p.Path = PathProcfs
 		if p.Mount != "" {
 			// No root to look into: what the kernel offers, by version.
 			p.Features.CgroupKill = kernelAtLeast(procRoot, 5, 14)
@@ -240,12 +240,18 @@ func ProbeHost(opts Options) (*Probe, error) {
 
 // The ways a root is found (Probe.Path).
 const (
-	pathOwnCgroup     = "own-cgroup"
-	pathSharedRoot    = "shared-root"
-	pathGiven         = "given"
-	pathScope         = "systemd-scope"
-	pathScopePossible = "systemd-scope-possible"
-	pathProcfs        = "procfs"
+	// PathOwnCgroup: (a) the own cgroup, delegated and holding only cgmon.
+	// PathSharedRoot: <mount>/cgmon, writable (root).
+	// PathGiven: Options.CgroupRoot.
+	// PathScope: (b) a transient scope from the user's systemd instance.
+	// PathScopePossible: New will ask the user manager for that scope.
+	// PathProcfs: (c) no cgroup, the procfs fallback.
+	PathOwnCgroup     = "own-cgroup"
+	PathSharedRoot    = "shared-root"
+	PathGiven         = "given"
+	PathScope         = "systemd-scope"
+	PathScopePossible = "systemd-scope-possible"
+	PathProcfs        = "procfs"
 )
 
 // chooseRoot picks the cgroup root in the documented order.
@@ -273,7 +279,7 @@ func (p *Probe) chooseRoot(opts Options) {
 			p.Gaps = append(p.Gaps, Gap{What: "the given cgroup root is not writable", Remedy: "pass a --cgroup-root that this user owns, or run under systemd-run --user -p Delegate=yes --scope"})
 			return
 		}
-		p.Root, p.RootReason, p.Path = root, "given as the cgroup root", pathGiven
+		p.Root, p.RootReason, p.Path = root, "given as the cgroup root", PathGiven
 		return
 	}
 	own := filepath.Join(p.Mount, p.OwnCgroup)
@@ -281,7 +287,7 @@ func (p *Probe) chooseRoot(opts Options) {
 		if err := writableDir(own); err == nil {
 			if only, err := holdsOnlySelf(own); err == nil && only {
 				p.OwnCgroupDelegated = true
-				p.Root, p.SelfMove, p.Path = own, true, pathOwnCgroup
+				p.Root, p.SelfMove, p.Path = own, true, PathOwnCgroup
 				p.RootReason = "own cgroup " + p.OwnCgroup + " is delegated and holds only this process; cgmon moves itself into a leaf and nests executions beside it"
 				return
 			}
@@ -289,11 +295,11 @@ func (p *Probe) chooseRoot(opts Options) {
 	}
 	shared := filepath.Join(p.Mount, "cgmon")
 	if err := writableDir(shared); err == nil {
-		p.Root, p.RootReason, p.Path = shared, shared+" is writable", pathSharedRoot
+		p.Root, p.RootReason, p.Path = shared, shared+" is writable", PathSharedRoot
 		return
 	} else if errors.Is(err, fs.ErrNotExist) {
 		if werr := writableDir(p.Mount); werr == nil {
-			p.Root, p.RootReason, p.Path = shared, shared+" will be created (the mount is writable)", pathSharedRoot
+			p.Root, p.RootReason, p.Path = shared, shared+" will be created (the mount is writable)", PathSharedRoot
 			return
 		}
 	}
@@ -345,7 +351,7 @@ func (p *Probe) chooseSources(choice BackendChoice) {
 		p.Sources[metric] = SourceChoice{Source: src, Reason: reason}
 	}
 	p.Sources["execution_time"] = SourceChoice{Source: metrics.SourceMonotonic, Reason: "monotonic clock from start to the main process's exit"}
-	if p.Root == "" && p.Path != pathScopePossible {
+	if p.Root == "" && p.Path != PathScopePossible {
 		p.Backend = metrics.BackendProcfs
 		set("cpu_total", metrics.SourceRusage, "no cgroup: rusage of reaped processes plus /proc of live ones")
 		set("cpu_user", metrics.SourceRusage, "no cgroup: rusage")
@@ -420,7 +426,7 @@ func (p *Probe) controllerGap(c, what string) Gap {
 	// Under a systemd user manager (a scope it will hand out, or a cgroup
 	// below user@UID.service) the user cannot enable a controller that
 	// systemd did not delegate: the remedy is the Delegate= drop-in.
-	if p.Path == pathScopePossible || strings.Contains(p.Root, "/user@") {
+	if p.Path == PathScopePossible || strings.Contains(p.Root, "/user@") {
 		list := []string{"cpu", "memory", "pids"}
 		if !slices.Contains(list, c) {
 			list = append(list, c)

@@ -59,31 +59,21 @@ type PathStep struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// The Probe.Path values (see cgroupmon.Probe.Path).
-const (
-	pathOwnCgroup     = "own-cgroup"
-	pathSharedRoot    = "shared-root"
-	pathGiven         = "given"
-	pathScope         = "systemd-scope"
-	pathScopePossible = "systemd-scope-possible"
-	pathProcfs        = "procfs"
-)
-
 // runPath lists the ways of getting a cgroup in the order run tries them:
 // a given root, then (a) the own cgroup, the shared root <mount>/cgmon,
 // (b) the user's systemd instance, and (c) the procfs fallback.
 // procfsAsked: --backend procfs, so no cgroup was looked for.
 func runPath(p *cgroupmon.Probe, procfsAsked bool) []PathStep {
 	var steps []PathStep
-	if p.Path == pathGiven {
-		steps = append(steps, PathStep{Path: pathGiven, Name: "the given cgroup root (--cgroup-root)", State: "used", Detail: p.Root})
+	if p.Path == cgroupmon.PathGiven {
+		steps = append(steps, PathStep{Path: cgroupmon.PathGiven, Name: "the given cgroup root (--cgroup-root)", State: "used", Detail: p.Root})
 	}
 	// (a) the own cgroup.
-	a := PathStep{Step: "a", Path: pathOwnCgroup, Name: "own delegated cgroup"}
+	a := PathStep{Step: "a", Path: cgroupmon.PathOwnCgroup, Name: "own delegated cgroup"}
 	switch {
-	case p.Path == pathOwnCgroup:
+	case p.Path == cgroupmon.PathOwnCgroup:
 		a.State, a.Detail = "used", p.OwnCgroup+": cgmon moves itself into a leaf and nests executions beside it"
-	case p.Path == pathGiven:
+	case p.Path == cgroupmon.PathGiven:
 		a.State = "not tried"
 	case p.Mount == "":
 		a.State, a.Detail = "no", "no cgroup v2 hierarchy is mounted"
@@ -95,13 +85,13 @@ func runPath(p *cgroupmon.Probe, procfsAsked bool) []PathStep {
 		a.State, a.Detail = "no", "own cgroup "+p.OwnCgroup+" is not delegated (not writable by this user, or it holds other processes)"
 	}
 	// The shared root.
-	sh := PathStep{Path: pathSharedRoot, Name: "shared root <mount>/cgmon"}
+	sh := PathStep{Path: cgroupmon.PathSharedRoot, Name: "shared root <mount>/cgmon"}
 	switch {
-	case p.Path == pathSharedRoot:
+	case p.Path == cgroupmon.PathSharedRoot:
 		sh.State, sh.Detail = "used", p.Root+" (writable by this user)"
-	case p.Path == pathGiven:
+	case p.Path == cgroupmon.PathGiven:
 		sh.State = "not tried"
-	case p.Path == pathOwnCgroup:
+	case p.Path == cgroupmon.PathOwnCgroup:
 		sh.State = "not needed"
 	case p.Mount == "":
 		sh.State, sh.Detail = "no", "no cgroup v2 hierarchy is mounted"
@@ -109,16 +99,16 @@ func runPath(p *cgroupmon.Probe, procfsAsked bool) []PathStep {
 		sh.State, sh.Detail = "no", p.Mount+"/cgmon is not writable by this user"
 	}
 	// (b) the user's systemd instance.
-	b := PathStep{Step: "b", Path: pathScope, Name: "transient scope (Delegate=yes) from the user's systemd"}
+	b := PathStep{Step: "b", Path: cgroupmon.PathScope, Name: "transient scope (Delegate=yes) from the user's systemd"}
 	um := p.UserManager
 	switch {
-	case p.Path == pathScope:
+	case p.Path == cgroupmon.PathScope:
 		b.State, b.Detail = "used", p.Root
-	case p.Path == pathScopePossible:
+	case p.Path == cgroupmon.PathScopePossible:
 		b.State, b.Detail = "will be used", "run asks the user manager at "+um.Address+" for the scope when it starts"
-	case p.Path == pathGiven:
+	case p.Path == cgroupmon.PathGiven:
 		b.State = "not tried"
-	case p.Path == pathOwnCgroup || p.Path == pathSharedRoot:
+	case p.Path == cgroupmon.PathOwnCgroup || p.Path == cgroupmon.PathSharedRoot:
 		b.State = "not needed"
 	case p.Mount == "":
 		b.State, b.Detail = "no", "no cgroup v2 hierarchy is mounted"
@@ -128,8 +118,8 @@ func runPath(p *cgroupmon.Probe, procfsAsked bool) []PathStep {
 		b.State, b.Detail = "no", p.RootReason
 	}
 	// (c) the procfs fallback.
-	c := PathStep{Step: "c", Path: pathProcfs, Name: "procfs fallback (no cgroup)"}
-	if p.Path == pathProcfs {
+	c := PathStep{Step: "c", Path: cgroupmon.PathProcfs, Name: "procfs fallback (no cgroup)"}
+	if p.Path == cgroupmon.PathProcfs {
 		c.State, c.Detail = "used", "rusage, sampled /proc of the process tree and a child subreaper; no limits"
 	} else {
 		c.State = "not needed"
@@ -157,9 +147,9 @@ func NewDoctor(p *cgroupmon.Probe, choice cgroupmon.BackendChoice) *Doctor {
 	for _, k := range limitKinds {
 		ls := LimitSupport{Flag: k.flag, Controller: k.controller}
 		switch {
-		case p.Path == pathScopePossible && !p.HasController(k.controller):
+		case p.Path == cgroupmon.PathScopePossible && !p.HasController(k.controller):
 			ls.Reason = fmt.Sprintf("the user's systemd instance does not delegate the %s controller", k.controller)
-		case p.Root == "" && p.Path != pathScopePossible:
+		case p.Root == "" && p.Path != cgroupmon.PathScopePossible:
 			ls.Reason = "no cgroup: " + p.RootReason
 		case !p.HasController(k.controller):
 			ls.Reason = fmt.Sprintf("the %s controller is not available in %s", k.controller, p.Root)
