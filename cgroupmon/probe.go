@@ -316,10 +316,13 @@ func (p *Probe) readRoot() {
 		return
 	}
 	dir := p.Root
+	availFile := "cgroup.controllers"
 	if _, err := os.Stat(dir); err != nil {
-		dir = filepath.Dir(dir) // to be created: its parent tells
+		// To be created: a new child gets what its parent enables for its
+		// children (the parent's subtree_control), not all it has.
+		dir, availFile = filepath.Dir(dir), "cgroup.subtree_control"
 	}
-	if b, err := readCapped(filepath.Join(dir, "cgroup.controllers")); err == nil {
+	if b, err := readCapped(filepath.Join(dir, availFile)); err == nil {
 		c, _ := parseControllers(b)
 		p.Available = nonNil(c)
 	}
