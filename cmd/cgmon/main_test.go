@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/cgmon/cgmon/cgroupmon"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -283,4 +284,29 @@ func TestDoctorRootlessHost(t *testing.T) {
 			golden(t, "doctor-rootless-host-nobody"+ext, out)
 		})
 	}
+}
+
+// TestDoctorThisHost is doctor on the development/CI host itself, as root:
+// hybrid, the v2 tree without controllers, the shared root, the sources of
+// a hybrid host and a remedy for every gap.
+func TestDoctorThisHost(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("describes the development host as root")
+	}
+	p, err := cgroupmon.ProbeHost(cgroupmon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Mode != cgroupmon.ModeHybrid || p.Mount != "/sys/fs/cgroup/unified" {
+		t.Skipf("this host is %s with v2 at %q, not the hybrid development host the golden describes", p.Mode, p.Mount)
+	}
+	cmd := exec.Command(cgmonBin, "doctor")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no user bus from the caller's session
+	r := cgmonCmd(t, cmd, "")
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	// Other test packages make and remove the shared root concurrently.
+	out := strings.ReplaceAll(r.stdout, "/sys/fs/cgroup/unified/cgmon will be created (the mount is writable)", "/sys/fs/cgroup/unified/cgmon is writable")
+	golden(t, "doctor-this-host.txt.golden", out)
 }
