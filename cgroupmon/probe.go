@@ -104,6 +104,9 @@ type Probe struct {
 	Gaps []Gap `json:"gaps,omitempty"`
 
 	procRoot string
+	// The kernel's version, read once (kernelRead) by readFeatures.
+	kernelMajor, kernelMinor int
+	kernelRead               bool
 }
 
 // UserManager is what the probe learnt of the user's systemd instance.
@@ -217,21 +220,13 @@ func ProbeHost(opts Options) (*Probe, error) {
 		}
 	}
 	p.readRoot()
-	if p.Path == PathScopePossible {
-		p.Features.CgroupKill = kernelAtLeast(procRoot, 5, 14)
-		p.Features.PSI = true
-		p.Features.MemoryPeak = p.HasController("memory") && kernelAtLeast(procRoot, 5, 19)
-		p.Features.PidsPeak = p.HasController("pids") && kernelAtLeast(procRoot, 6, 1)
-		p.Features.CloneIntoCgroup = kernelAtLeast(procRoot, 5, 7)
-	}
-	if p.Path == "" {
+	switch {
+	case p.Path == PathScopePossible:
+		p.readFeatures(p.Mount) // the scope's files do not exist yet
+	case p.Path == "":
 		p.Path = PathProcfs
 		if p.Mount != "" {
-			// No root to look into: what the kernel offers, by version.
-			p.Features.CgroupKill = kernelAtLeast(procRoot, 5, 14)
-			_, err := os.Stat(filepath.Join(p.Mount, "cpu.pressure"))
-			p.Features.PSI = err == nil
-			p.Features.CloneIntoCgroup = kernelAtLeast(procRoot, 5, 7)
+			p.readFeatures(p.Mount) // no root to look into: what the kernel offers
 		}
 	}
 	p.chooseSources(opts.Backend)
@@ -330,22 +325,30 @@ func (p *Probe) readRoot() {
 		c, _ := parseControllers(b)
 		p.Enabled = nonNil(c)
 	}
+	p.readFeatures(dir)
+}
+
+// readFeatures sets Features from the files of cgroup directory dir and
+// the kernel's version, read once per probe. Interface files of the root
+// cgroup differ from a child's (no memory.peak or cgroup.kill at the mount
+// root), so the version tells where a directory lacks the file.
+func (p *Probe) readFeatures(dir string) {
 	has := func(name string) bool {
 		_, err := os.Stat(filepath.Join(dir, name))
 		return err == nil
 	}
-	// Interface files of the root cgroup differ from a child's (no
-	// memory.peak, cgroup.kill at the mount root), so look at what a child
-	// would get: the kernel version tells where the root lacks the file.
-	p.Features.CgroupKill = has("cgroup.kill") || kernelAtLeast(p.procRoot, 5, 14)
+	if !p.kernelRead {
+		p.kernelMajor, p.kernelMinor = kernelVersion(p.procRoot)
+		p.kernelRead = true
+	}
+	atLeast := func(major, minor int) bool {
+		return p.kernelMajor > major || (p.kernelMajor == major && p.kernelMinor >= minor)
+	}
+	p.Features.CgroupKill = has("cgroup.kill") || atLeast(5, 14)
 	p.Features.PSI = has("cpu.pressure")
-	if p.HasController("memory") {
-		p.Features.MemoryPeak = has("memory.peak") || kernelAtLeast(p.procRoot, 5, 19)
-	}
-	if p.HasController("pids") {
-		p.Features.PidsPeak = has("pids.peak") || kernelAtLeast(p.procRoot, 6, 1)
-	}
-	p.Features.CloneIntoCgroup = kernelAtLeast(p.procRoot, 5, 7)
+	p.Features.MemoryPeak = p.HasController("memory") && (has("memory.peak") || atLeast(5, 19))
+	p.Features.PidsPeak = p.HasController("pids") && (has("pids.peak") || atLeast(6, 1))
+	p.Features.CloneIntoCgroup = atLeast(5, 7)
 }
 
 // chooseSources fills Sources, Backend and the gaps they imply.
@@ -497,16 +500,15 @@ func holdsOnlySelf(dir string) (bool, error) {
 	return true, nil
 }
 
-// kernelAtLeast reports whether the running kernel (from
-// <procRoot>/sys/kernel/osrelease) is at least major.minor.
-func kernelAtLeast(procRoot string, major, minor int) bool {
+// kernelVersion returns the running kernel's major and minor version from
+// <procRoot>/sys/kernel/osrelease, 0.0 when it cannot be read.
+func kernelVersion(procRoot string) (major, minor int) {
 	b, err := readCapped(filepath.Join(procRoot, "sys", "kernel", "osrelease"))
 	if err != nil {
-		return false
+		return 0, 0
 	}
-	var ma, mi int
-	if _, err := fmt.Sscanf(string(b), "%d.%d", &ma, &mi); err != nil {
-		return false
+	if _, err := fmt.Sscanf(string(b), "%d.%d", &major, &minor); err != nil {
+		return 0, 0
 	}
-	return ma > major || (ma == major && mi >= minor)
+	return major, minor
 }
