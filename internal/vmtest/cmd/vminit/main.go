@@ -52,6 +52,33 @@ func poweroff() {
 	os.Exit(1) // the kernel panics and qemu (-no-reboot) exits
 }
 
+// bootParams reads the scenario and the test timeout from the kernel
+// command line; res.Scenario is set as soon as it is known.
+func bootParams(res *vmtest.Result) (map[string]string, vmtest.Scenario, time.Duration, error) {
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return nil, vmtest.Scenario{}, 0, err
+	}
+	params := parseCmdline(string(cmdline))
+	res.Scenario = params[vmtest.ParamScenario]
+	sc, err := vmtest.LookupScenario(res.Scenario)
+	if err != nil {
+		return nil, vmtest.Scenario{}, 0, err
+	}
+	testTimeout, err := time.ParseDuration(params[vmtest.ParamTestTimeout])
+	if err != nil {
+		return nil, vmtest.Scenario{}, 0, fmt.Errorf("%s: %w", vmtest.ParamTestTimeout, err)
+	}
+	return params, sc, testTimeout, nil
+}
+
+// kernelRelease is uname's release string.
+func kernelRelease() string {
+	var uname syscall.Utsname
+	syscall.Uname(&uname)
+	return utsString(uname.Release[:])
+}
+
 func fail(res vmtest.Result, format string, args ...any) vmtest.Result {
 	res.Status = vmtest.StatusFail
 	res.Reason = fmt.Sprintf(format, args...)
@@ -63,23 +90,11 @@ func run() vmtest.Result {
 	if err := mountBasics(); err != nil {
 		return fail(res, "mount: %v", err)
 	}
-	cmdline, err := os.ReadFile("/proc/cmdline")
+	params, sc, testTimeout, err := bootParams(&res)
 	if err != nil {
 		return fail(res, "%v", err)
 	}
-	params := parseCmdline(string(cmdline))
-	res.Scenario = params[vmtest.ParamScenario]
-	sc, err := vmtest.LookupScenario(res.Scenario)
-	if err != nil {
-		return fail(res, "%v", err)
-	}
-	testTimeout, err := time.ParseDuration(params[vmtest.ParamTestTimeout])
-	if err != nil {
-		return fail(res, "%s: %v", vmtest.ParamTestTimeout, err)
-	}
-	var uname syscall.Utsname
-	syscall.Uname(&uname)
-	fmt.Printf("vminit: scenario %s on kernel %s\n", sc.Name, utsString(uname.Release[:]))
+	fmt.Printf("vminit: scenario %s on kernel %s\n", sc.Name, kernelRelease())
 
 	run := runSpec{env: []string{"PATH=/bin:/tests", workload.DirEnv + "=" + vmtest.GuestWorkload, vmtest.EnvVM + "=1", vmtest.EnvScenario + "=" + sc.Name}}
 	run.testArgs = testArgs(params)

@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cgmon/cgmon/internal/vmtest"
@@ -75,23 +74,11 @@ func asRunner(scenario string) []string {
 
 func runUnit() vmtest.Result {
 	res := vmtest.Result{Scenario: "unknown", Status: vmtest.StatusFail}
-	cmdline, err := os.ReadFile("/proc/cmdline")
+	params, sc, testTimeout, err := bootParams(&res)
 	if err != nil {
 		return fail(res, "%v", err)
 	}
-	params := parseCmdline(string(cmdline))
-	res.Scenario = params[vmtest.ParamScenario]
-	sc, err := vmtest.LookupScenario(res.Scenario)
-	if err != nil {
-		return fail(res, "%v", err)
-	}
-	testTimeout, err := time.ParseDuration(params[vmtest.ParamTestTimeout])
-	if err != nil {
-		return fail(res, "%s: %v", vmtest.ParamTestTimeout, err)
-	}
-	var uname syscall.Utsname
-	syscall.Uname(&uname)
-	fmt.Printf("vminit: scenario %s on kernel %s, unit %s\n", sc.Name, utsString(uname.Release[:]), vmtest.UnitName)
+	fmt.Printf("vminit: scenario %s on kernel %s, unit %s\n", sc.Name, kernelRelease(), vmtest.UnitName)
 	if err := waitUserManager(sc.Name, 3*time.Minute); err != nil {
 		return fail(res, "user manager of %s: %v", vmtest.RunnerUser, err)
 	}
