@@ -16,7 +16,7 @@ import (
 // sampler reads held open, so that a tick is a pread and a parse.
 type leaf struct {
 	path string
-	dir  *os.File // O_RDONLY directory: the CgroupFD for CLONE_INTO_CGROUP
+	dir  int // O_RDONLY directory: the CgroupFD for CLONE_INTO_CGROUP; -1 if none
 
 	// Descriptors held open once used, -1 until then.
 	cpuStat    int // cpu.stat
@@ -44,7 +44,7 @@ func createLeaf(root, name string, res *cgroup2.Resources, memory, pids, io bool
 	if err := os.Mkdir(path, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cgroup %s: %w", path, err)
 	}
-	l := &leaf{path: path, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1}
+	l := &leaf{path: path, dir: -1, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1}
 	defer func() {
 		if err != nil {
 			l.closeFDs()
@@ -60,7 +60,8 @@ func createLeaf(root, name string, res *cgroup2.Resources, memory, pids, io bool
 			return nil, fmt.Errorf("setting limits on %s: %w", path, err)
 		}
 	}
-	if l.dir, err = os.Open(path); err != nil {
+	if l.dir, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		l.dir = -1
 		return nil, fmt.Errorf("opening cgroup %s: %w", path, err)
 	}
 	l.memory, l.pidsCtl, l.io = memory, pids, io
@@ -73,7 +74,7 @@ func openLeaf(path string) (*leaf, error) {
 	if _, err := os.Stat(filepath.Join(path, "cgroup.procs")); err != nil {
 		return nil, fmt.Errorf("%s is not a cgroup v2 directory: %w", path, err)
 	}
-	l := &leaf{path: path, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1}
+	l := &leaf{path: path, dir: -1, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1}
 	has := func(f string) bool {
 		_, err := os.Stat(filepath.Join(path, f))
 		return err == nil
@@ -261,6 +262,14 @@ func (l *leaf) waitEmpty(ctx context.Context) error {
 	}
 }
 
+// closeDir closes the directory descriptor, which only the start needs.
+func (l *leaf) closeDir() {
+	if l.dir >= 0 {
+		unix.Close(l.dir)
+		l.dir = -1
+	}
+}
+
 func (l *leaf) closeFDs() {
 	for _, fd := range []*int{&l.cpuStat, &l.memCurrent, &l.pidsCurr, &l.events, &l.procs} {
 		if *fd >= 0 {
@@ -268,19 +277,22 @@ func (l *leaf) closeFDs() {
 			*fd = -1
 		}
 	}
-	if l.dir != nil {
-		l.dir.Close()
-		l.dir = nil
-	}
+	l.closeDir()
 }
 
 // remove closes every descriptor and removes the directory, retrying while
 // the kernel still reports it busy (a killed process may take a moment).
 func (l *leaf) remove() error {
 	l.closeFDs()
+	return removeDir(l.path)
+}
+
+// removeDir removes a cgroup directory, retrying for a while as long as
+// the kernel reports it busy.
+func removeDir(path string) error {
 	var err error
 	for i := 0; i < 100; i++ {
-		err = unix.Rmdir(l.path)
+		err = unix.Rmdir(path)
 		if err == nil || errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
@@ -289,5 +301,5 @@ func (l *leaf) remove() error {
 		}
 		time.Sleep(time.Duration(i+1) * time.Millisecond)
 	}
-	return fmt.Errorf("removing cgroup %s: %w", l.path, err)
+	return fmt.Errorf("removing cgroup %s: %w", path, err)
 }

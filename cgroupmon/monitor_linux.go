@@ -97,7 +97,7 @@ func New(opts Options) (*Monitor, error) {
 		opts:    opts,
 		probe:   p,
 		procfs:  fsys,
-		sampler: &sampler{interval: opts.Interval, empty: make(chan struct{}, 1)},
+		sampler: newSampler(opts.Interval),
 		live:    map[*run]struct{}{},
 	}
 	if p.Root != "" {
@@ -258,16 +258,21 @@ func (m *Monitor) CheckLimits(l *specs.LinuxResources) error {
 // itself failed (nothing was run) or the command could not be started
 // (ErrStart; the Execution then has status failed_to_start).
 func (m *Monitor) Run(ctx context.Context, s Spec) (metrics.Execution, error) {
-	h, err := m.Start(ctx, s)
+	r, err := m.start(ctx, s)
 	if err != nil {
 		return metrics.Execution{}, err
 	}
-	return h.Wait()
+	if r.waiting {
+		r.wait()
+	}
+	return r.rec, r.err
 }
 
-// Close kills every live execution, waits for them and releases what New
-// set up (the leaf it moved itself into, a root it created). The process
-// stays a subreaper if Options.Subreaper made it one.
+// Close kills every live execution, waits for them, removes the cgroups of
+// ended executions that the sampler has not removed yet, and releases what
+// New set up (the leaf it moved itself into, a root it created). Its error
+// names any cgroup that could not be removed. The process stays a
+// subreaper if Options.Subreaper made it one.
 func (m *Monitor) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -284,10 +289,9 @@ func (m *Monitor) Close() error {
 		r.killAll(metrics.StatusCanceled)
 		<-r.done
 	}
-	m.sampler.wait()
-	var err error
+	err := m.sampler.stop()
 	if m.reaper != nil {
-		err = m.reaper.Close()
+		err = errors.Join(err, m.reaper.Close())
 	}
 	m.undoRoot()
 	return err

@@ -348,3 +348,44 @@ func assertGone(t *testing.T, pid int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestEndedCgroupIsRemoved: the record is handed over first; the emptied
+// cgroup goes at the sampler's next tick, or at Close, whichever is first.
+func TestEndedCgroupIsRemoved(t *testing.T) {
+	t.Run("next tick", func(t *testing.T) {
+		m := newMonitor(t, Options{Interval: 20 * time.Millisecond})
+		if m.root == "" {
+			t.Skip("no cgroup v2 root on this host: executions get no cgroup")
+		}
+		h, err := m.Start(context.Background(), Spec{Command: []string{"/bin/true"}})
+		require.NoError(t, err)
+		dir := h.CgroupPath()
+		require.NotEmpty(t, dir)
+		_, err = h.Wait()
+		require.NoError(t, err)
+		assert.Eventually(t, func() bool {
+			_, err := os.Stat(dir)
+			return errors.Is(err, os.ErrNotExist)
+		}, 2*time.Second, 5*time.Millisecond, "%s not removed by the sampler", dir)
+	})
+	t.Run("close", func(t *testing.T) {
+		m, err := New(Options{Interval: time.Hour})
+		require.NoError(t, err)
+		if m.root == "" {
+			require.NoError(t, m.Close())
+			t.Skip("no cgroup v2 root on this host: executions get no cgroup")
+		}
+		h, err := m.Start(context.Background(), Spec{Command: []string{"/bin/true"}})
+		require.NoError(t, err)
+		dir := h.CgroupPath()
+		_, err = h.Wait()
+		require.NoError(t, err)
+		procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		require.NoError(t, err, "an hour-long interval: the cgroup waits for Close")
+		assert.Empty(t, procs, "the cgroup of an ended execution is empty")
+		require.NoError(t, m.Close())
+		_, err = os.Stat(dir)
+		assert.ErrorIs(t, err, os.ErrNotExist)
+		assertNoLeaves(t, m.root)
+	})
+}

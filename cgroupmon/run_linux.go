@@ -1,7 +1,6 @@
 package cgroupmon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +29,8 @@ func (h *Handle) ID() string { return h.r.rec.ID }
 func (h *Handle) Pid() int { return h.r.cmd.Process.Pid }
 
 // CgroupPath returns the execution's cgroup directory, empty for procfs.
+// Once the execution has ended and its record is final, the directory is
+// empty and is removed at the sampler's next tick, or by Monitor.Close.
 func (h *Handle) CgroupPath() string {
 	if h.r.leaf == nil {
 		return ""
@@ -69,12 +70,15 @@ type run struct {
 	pipes *pipes
 	done  chan struct{}
 
-	start    time.Time
-	gated    bool          // started stopped and moved, not with CLONE_INTO_CGROUP
-	attached bool          // Attach: not cgmon's process, never written to or killed
-	cpuBase  time.Duration // CPU already used when an attached watch began
-	// maxrssDropped says why the main process's rusage maxrss was not used.
-	maxrssDropped string
+	start     time.Time
+	waiting   bool          // started: someone must call wait
+	bootTicks uint64        // clock ticks since boot just before the start
+	gated     bool          // started stopped and moved, not with CLONE_INTO_CGROUP
+	attached  bool          // Attach: not cgmon's process, never written to or killed
+	cpuBase   time.Duration // CPU already used when an attached watch began
+	// maxrssDropped says why the main process's rusage maxrss was not
+	// used: its maxrss and cgmon's own peak, in KiB; 0 when it was used.
+	maxrssDropped [2]int64
 	stopOnce      sync.Once
 	stopped       chan struct{} // closed to stop watching an attached target
 	killOnce      sync.Once
@@ -102,7 +106,21 @@ type run struct {
 // behind, when the spec is invalid, a limit cannot be applied or the cgroup
 // cannot be made. A command that cannot be executed is not an error here:
 // Wait reports it (status failed_to_start, ErrStart).
-func (m *Monitor) Start(ctx context.Context, s Spec) (_ *Handle, err error) {
+func (m *Monitor) Start(ctx context.Context, s Spec) (*Handle, error) {
+	r, err := m.start(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if r.waiting {
+		go r.wait()
+	}
+	return &Handle{r}, nil
+}
+
+// start does Start's work except waiting. When it returns a run with
+// waiting set, the caller must call r.wait: in a goroutine (Start) or in
+// its own (Run, which saves a goroutine and a hand-off per execution).
+func (m *Monitor) start(ctx context.Context, s Spec) (_ *run, err error) {
 	if s.ID == "" {
 		s.ID = "exec-" + strconv.FormatUint(m.seq.Add(1), 10)
 	}
@@ -170,6 +188,7 @@ func (m *Monitor) Start(ctx context.Context, s Spec) (_ *Handle, err error) {
 		return nil, fmt.Errorf("%w: creating pipes: %w", errCgmon, err)
 	}
 
+	r.bootTicks = procfallback.BootTicks() // before the fork: see TreeOptions.StartTicks
 	startErr := r.startCmd()
 	if startErr != nil {
 		r.pipes.abort()
@@ -192,16 +211,13 @@ func (m *Monitor) Start(ctx context.Context, s Spec) (_ *Handle, err error) {
 		m.untrack(r)
 		m.record(r.rec)
 		close(r.done)
-		return &Handle{r}, nil
+		return r, nil
 	}
 	r.rec.StartedAt = r.start
-	if r.leaf == nil || !m.hasController("memory") {
-		opts := procfallback.TreeOptions{Marker: marker}
-		if r.leaf != nil {
-			l := r.leaf
-			opts.Members = l.pids
-		}
-		r.tree = m.procfs.NewTree(cmd.Process.Pid, opts)
+	if r.leaf == nil {
+		// The tree is the procfs backend itself (CPU, kill): it must
+		// exist before Start returns.
+		r.tree = m.procfs.NewTree(cmd.Process.Pid, procfallback.TreeOptions{Marker: marker})
 		if m.reaper != nil {
 			m.reaper.Register(r.tree)
 		}
@@ -211,8 +227,8 @@ func (m *Monitor) Start(ctx context.Context, s Spec) (_ *Handle, err error) {
 	if ctx.Done() != nil || s.Timeout > 0 {
 		go r.watch(ctx)
 	}
-	go r.wait()
-	return &Handle{r}, nil
+	r.waiting = true
+	return r, nil
 }
 
 // errCgmon marks a start failure that is cgmon's, not the command's.
@@ -242,7 +258,7 @@ func (r *run) startCmd() error {
 	}
 	if !m.forceGated {
 		r.cmd.SysProcAttr.UseCgroupFD = true
-		r.cmd.SysProcAttr.CgroupFD = int(r.leaf.dir.Fd())
+		r.cmd.SysProcAttr.CgroupFD = r.leaf.dir
 		r.start = time.Now()
 		err := r.cmd.Start()
 		if err == nil {
@@ -456,6 +472,7 @@ func (r *run) noteTickErr(err error) {
 // wait waits for the main process, deals with what is left, reads the final
 // counters, removes the cgroup and publishes the record.
 func (r *run) wait() {
+	selfPeak := r.prepare()
 	waitErr := r.cmd.Wait()
 	mainEnd := time.Now()
 	if r.m.reaper != nil {
@@ -473,8 +490,8 @@ func (r *run) wait() {
 			// exec the kernel folds the parent's RSS high-water mark into
 			// the child's maxrss: a maxrss not above cgmon's own peak may
 			// be cgmon's, so it is not used (CPU times are unaffected).
-			if self := selfHWM(r.m.opts.ProcRoot); uint64(ru.Maxrss)*1024 <= self {
-				r.maxrssDropped = fmt.Sprintf("rusage maxrss of the main process (%d KiB) does not exceed cgmon's own peak RSS (%d KiB): a vfork-started child inherits its parent's high-water mark at exec, so it is not the program's", ru.Maxrss, self/1024)
+			if self := selfPeak; uint64(ru.Maxrss)*1024 <= self {
+				r.maxrssDropped = [2]int64{ru.Maxrss, int64(self / 1024)}
 				c := *ru
 				c.Maxrss = 0
 				ru = &c
@@ -530,9 +547,14 @@ func (r *run) wait() {
 			errs = append(errs, err)
 		}
 	}
-	if r.leaf != nil {
-		if err := r.leaf.remove(); err != nil {
-			errs = append(errs, err)
+	if l := r.leaf; l != nil {
+		// Empty now: the sampler removes it at its next tick, off the
+		// path between the exit and the record (Close waits for that).
+		l.closeFDs()
+		if !r.m.sampler.reclaim(l.path) {
+			if err := removeDir(l.path); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	r.mu.Unlock()
@@ -542,6 +564,35 @@ func (r *run) wait() {
 	r.m.untrack(r)
 	r.m.record(r.rec)
 	close(r.done)
+}
+
+// prepare does, while the command runs, the work that would otherwise sit
+// between its exit and the record (on 2 CPUs the child's exec and this
+// overlap): it opens the leaf's cgroup.events and cpu.stat, read right
+// after the exit; it makes the procfs tree of a hybrid run, the memory
+// source when the leaf has no memory controller; and it returns cgmon's
+// own peak RSS as of the start, which is what a vfork-started child
+// inherits at exec.
+func (r *run) prepare() (selfPeak uint64) {
+	r.mu.Lock()
+	if l := r.leaf; l != nil {
+		l.closeDir() // only clone3 needed it
+		// An error here is met again, and reported, where the file is read.
+		_, _ = l.fd(&l.events, "cgroup.events")
+		_, _ = l.fd(&l.cpuStat, "cpu.stat")
+		if !l.memory {
+			r.tree = r.m.procfs.NewTree(r.cmd.Process.Pid, procfallback.TreeOptions{Members: l.pids, StartTicks: r.bootTicks})
+		}
+	}
+	tree := r.tree
+	r.mu.Unlock()
+	if tree == nil {
+		return 0
+	}
+	if r.leaf != nil && r.m.reaper != nil {
+		r.m.reaper.Register(tree)
+	}
+	return selfPeakRSS()
 }
 
 // leftoverCountLocked counts processes other than the (exited) main one.
@@ -577,25 +628,15 @@ func (r *run) waitEmpty() error {
 	}
 }
 
-// selfHWM returns this process's peak RSS (VmHWM), in bytes; 0 if unknown.
-func selfHWM(procRoot string) uint64 {
-	b, err := readCapped(procRoot + "/self/status")
-	if err != nil {
+// selfPeakRSS returns this process's peak RSS in bytes (getrusage
+// RUSAGE_SELF maxrss: the high-water mark of its memory, which is what a
+// vfork-started child inherits at exec); 0 if unknown.
+func selfPeakRSS() uint64 {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil || ru.Maxrss < 0 {
 		return 0
 	}
-	i := bytes.Index(b, []byte("\nVmHWM:"))
-	if i < 0 {
-		return 0
-	}
-	f := bytes.Fields(b[i+len("\nVmHWM:"):])
-	if len(f) < 2 {
-		return 0
-	}
-	v, err := strconv.ParseUint(string(f[0]), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return v * 1024
+	return uint64(ru.Maxrss) * 1024
 }
 
 // record hands a finished execution to the sink.

@@ -1,33 +1,103 @@
 package cgroupmon
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // sampler is the one goroutine and one ticker that sample every live
-// execution of a Monitor. It runs only while there is something to sample.
+// execution of a Monitor. It starts with the first execution and ends at
+// the first tick that finds nothing to do, or at once when the Monitor
+// closes. Adding and removing an execution only takes the lock: waking or
+// starting a goroutine (a futex call to rouse an idle thread) per
+// execution costs more than the rest of the bookkeeping together.
+//
+// It also removes the cgroups of ended executions (see reclaim): the
+// kernel's rmdir of a cgroup is a third of what cgmon adds to a short
+// execution, and nothing needs it done before the record is handed over.
 type sampler struct {
 	interval time.Duration
 
-	mu     sync.Mutex
-	runs   []*run
-	active bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	runs    []*run
+	active  bool
+	closed  bool
+	wg      sync.WaitGroup
+	pending []pendingLeaf // emptied cgroups to remove
+	errs    []error       // cgroups that could not be removed
 
 	batch []*run        // reused by the loop: no allocation per tick
-	empty chan struct{} // signalled when the last run is removed
+	quit  chan struct{} // closed by stop
+}
+
+// pendingLeaf is an ended execution's cgroup, empty, its descriptors
+// closed, waiting for the next tick to be removed.
+type pendingLeaf struct {
+	path  string
+	tries int
+}
+
+// reclaimTries is how many ticks an emptied cgroup that the kernel still
+// reports busy is retried before the failure is reported (Monitor.Close).
+const reclaimTries = 50
+
+func newSampler(interval time.Duration) *sampler {
+	return &sampler{interval: interval, quit: make(chan struct{})}
 }
 
 func (s *sampler) add(r *run) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.runs = append(s.runs, r)
-	if !s.active {
+	s.startLocked()
+}
+
+func (s *sampler) startLocked() {
+	if !s.active && !s.closed {
 		s.active = true
 		s.wg.Add(1)
 		go s.loop()
 	}
+}
+
+// reclaim queues the cgroup directory of an ended execution, which must be
+// empty and its descriptors closed, for removal at the next tick (or by
+// stop). It reports false, queueing nothing, once the sampler is stopped:
+// the caller then removes it itself.
+func (s *sampler) reclaim(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.pending = append(s.pending, pendingLeaf{path: path})
+	s.startLocked()
+	return true
+}
+
+// removePending tries to remove each queued cgroup once; those the kernel
+// still reports busy stay queued until reclaimTries ticks have passed.
+func (s *sampler) removePending() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := s.pending[:0]
+	for _, p := range s.pending {
+		err := unix.Rmdir(p.path)
+		switch {
+		case err == nil || errors.Is(err, unix.ENOENT):
+		case errors.Is(err, unix.EBUSY) && p.tries+1 < reclaimTries:
+			p.tries++
+			keep = append(keep, p)
+		default:
+			s.errs = append(s.errs, fmt.Errorf("removing cgroup %s: %w", p.path, err))
+		}
+	}
+	clear(s.pending[len(keep):])
+	s.pending = keep
 }
 
 func (s *sampler) remove(r *run) {
@@ -39,12 +109,6 @@ func (s *sampler) remove(r *run) {
 			s.runs[i] = s.runs[last]
 			s.runs[last] = nil
 			s.runs = s.runs[:last]
-			if last == 0 && s.active {
-				select { // let the loop end now, not at its next tick
-				case s.empty <- struct{}{}:
-				default:
-				}
-			}
 			return
 		}
 	}
@@ -58,17 +122,15 @@ func (s *sampler) loop() {
 		var now time.Time
 		select {
 		case now = <-t.C:
-		case <-s.empty:
+		case <-s.quit:
+			return
 		}
+		s.removePending()
 		s.mu.Lock()
-		if len(s.runs) == 0 {
+		if len(s.runs) == 0 && len(s.pending) == 0 {
 			s.active = false
 			s.mu.Unlock()
 			return
-		}
-		if now.IsZero() {
-			s.mu.Unlock()
-			continue
 		}
 		s.batch = append(s.batch[:0], s.runs...)
 		s.mu.Unlock()
@@ -79,5 +141,24 @@ func (s *sampler) loop() {
 	}
 }
 
-// wait blocks until the loop has exited (after every run was removed).
-func (s *sampler) wait() { s.wg.Wait() }
+// stop ends the loop now and waits for it, then removes the queued
+// cgroups, waiting while the kernel reports them busy; nothing starts it
+// again. Call it once no execution is live (Monitor.Close). It returns the
+// cgroups that could not be removed.
+func (s *sampler) stop() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.quit)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.mu.Lock()
+	pending, errs := s.pending, s.errs
+	s.pending, s.errs = nil, nil
+	s.mu.Unlock()
+	for _, p := range pending {
+		errs = append(errs, removeDir(p.path))
+	}
+	return errors.Join(errs...)
+}

@@ -68,6 +68,13 @@ type TreeOptions struct {
 	// process's process group or the session of a known member (other
 	// than this process's own). Ignored when Members is set.
 	Marker string
+	// StartTicks, when not 0 and Members is set, is a time in clock ticks
+	// since boot (CLOCK_BOOTTIME, as /proc/PID/stat's starttime) taken
+	// just before the main process was started; see BootTicks. NewTree
+	// then takes it as the main process's start and does not read the
+	// main process now: the first Sample finds it through Members, and a
+	// run that ends before that costs no /proc read at all.
+	StartTicks uint64
 }
 
 // TreeSample is one reading of a Tree.

@@ -374,3 +374,38 @@ func countFDs(t testing.TB) int {
 	}
 	return len(ents) - 1 // the directory's own fd
 }
+
+// TestTreeStartTicksFixture: with Members and StartTicks, NewTree reads
+// nothing of the main process (it may already be gone); the first Sample
+// finds it through Members.
+func TestTreeStartTicksFixture(t *testing.T) {
+	f := newFakeProc(t)
+	family(f)
+	before := countFDs(t)
+	members := func(dst []int) ([]int, error) { return append(dst, 100, 103), nil }
+	tr := newFixtureTree(t, f.fs(), 100, TreeOptions{Members: members, StartTicks: 499})
+	if tr.start != 499 {
+		t.Errorf("start = %d, want the given 499", tr.start)
+	}
+	if n := countFDs(t); n != before {
+		t.Errorf("NewTree opened %d fds, want none", n-before)
+	}
+	s, err := tr.Sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Procs != 2 || s.CPU != ticks(15+7) {
+		t.Errorf("Procs %d, CPU %v; want 2, %v", s.Procs, s.CPU, ticks(22))
+	}
+
+	// Without StartTicks the main process is read at once, its stat only:
+	// its /proc/PID/io waits for the first sample.
+	before = countFDs(t)
+	tr2 := newFixtureTree(t, f.fs(), 100, TreeOptions{Members: members})
+	if tr2.start != 500 {
+		t.Errorf("start = %d, want the main process's 500", tr2.start)
+	}
+	if n := countFDs(t); n != before+1 {
+		t.Errorf("NewTree opened %d fds, want 1 (stat)", n-before)
+	}
+}

@@ -112,7 +112,14 @@ func (fs FS) NewTree(pid int, opts TreeOptions) *Tree {
 	if opts.Marker != "" {
 		t.marker = append([]byte(opts.Marker), 0)
 	}
-	if p, err := t.open(pid); err == nil {
+	if opts.Members != nil && opts.StartTicks != 0 {
+		t.start = opts.StartTicks
+		return t
+	}
+	// The main process has done no IO yet: its /proc/PID/io is opened at
+	// the first sample, not here (a run that ends before one never pays
+	// for opening and closing it).
+	if p, err := t.openStat(pid); err == nil {
 		t.procs[pid] = p
 		t.start = p.start
 		if p.pgrp != t.selfPgrp {
@@ -121,31 +128,56 @@ func (fs FS) NewTree(pid int, opts TreeOptions) *Tree {
 	} else {
 		// The main process is already gone: anything started from now on
 		// may be its.
-		var ts unix.Timespec
-		if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) == nil {
-			t.start = uint64(ts.Nano() / (1e9 / userHZ))
-		}
+		t.start = BootTicks()
 	}
 	return t
 }
 
-// open opens pid's stat, reads it and returns a new live record.
+// BootTicks is now in clock ticks since boot, rounded down, as the kernel
+// gives a process's start time; 0 if the clock cannot be read.
+func BootTicks() uint64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return 0
+	}
+	return uint64(ts.Nano() / (1e9 / userHZ))
+}
+
+// open opens pid's stat (and io), reads them and returns a new live record.
 func (t *Tree) open(pid int) (*proc, error) {
+	p, err := t.openStat(pid)
+	if err == nil {
+		t.readIO(p)
+	}
+	return p, err
+}
+
+// openStat is open without /proc/PID/io.
+func (t *Tree) openStat(pid int) (*proc, error) {
 	fd, err := openPath(t.path.pid(t.fs.root, pid, "stat"), 0)
 	if err != nil {
 		return nil, err
 	}
 	p := &proc{pid: pid, statFd: fd, ioFd: -1}
-	if err := t.read(p, true); err != nil {
+	if err := t.readStat(p, true); err != nil {
 		p.close()
 		return nil, err
 	}
 	return p, nil
 }
 
-// read refreshes p from its held stat fd (and io fd). first says p is new
-// and takes its identity from what it reads.
+// read refreshes p from its held stat fd and io fd (opening io on first
+// use). first says p is new and takes its identity from what it reads.
 func (t *Tree) read(p *proc, first bool) error {
+	if err := t.readStat(p, first); err != nil {
+		return err
+	}
+	t.readIO(p)
+	return nil
+}
+
+// readStat is read without /proc/PID/io.
+func (t *Tree) readStat(p *proc, first bool) error {
 	b, err := preadAll(p.statFd, t.buf)
 	t.buf = b
 	if err == nil && len(b) == 0 {
@@ -174,7 +206,6 @@ func (t *Tree) read(p *proc, first bool) error {
 		p.state = stZombie
 		p.rss = 0
 	}
-	t.readIO(p)
 	return nil
 }
 
