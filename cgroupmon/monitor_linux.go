@@ -207,6 +207,23 @@ func (m *Monitor) prepareRoot() error {
 	return nil
 }
 
+// remakeRoot makes the root again, as prepareRoot left it, after another
+// monitor sharing it removed it: the directory and the controllers enabled
+// for its children.
+func (m *Monitor) remakeRoot() error {
+	if err := os.Mkdir(m.root, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("making cgroup root %s again: %w", m.root, err)
+	}
+	if len(m.controllers) == 0 {
+		return nil
+	}
+	sc := filepath.Join(m.root, "cgroup.subtree_control")
+	if err := os.WriteFile(sc, []byte("+"+strings.Join(m.controllers, " +")), 0); err != nil {
+		return fmt.Errorf("enabling controllers %v in %s again: %w", m.controllers, sc, err)
+	}
+	return nil
+}
+
 // undoRoot reverts prepareRoot as far as it went (best effort).
 func (m *Monitor) undoRoot() {
 	if m.movedFrom != "" {

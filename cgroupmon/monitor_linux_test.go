@@ -389,3 +389,23 @@ func TestEndedCgroupIsRemoved(t *testing.T) {
 		assertNoLeaves(t, m.root)
 	})
 }
+
+// TestSharedRootRemovedByAnotherMonitor: monitors on the default root
+// share it, and the last one out removes it. A monitor whose neighbour
+// closed between its New and its next Start (parallel `cgmon run`s) makes
+// the root again instead of failing.
+func TestSharedRootRemovedByAnotherMonitor(t *testing.T) {
+	a, err := New(Options{})
+	require.NoError(t, err)
+	b := newMonitor(t, Options{})
+	if !b.sharedRoot {
+		require.NoError(t, a.Close())
+		t.Skip("this host gives no shared cgroup root (" + b.Probe().RootReason + ")")
+	}
+	require.NoError(t, a.Close())
+	_, err = os.Stat(b.root)
+	require.ErrorIs(t, err, os.ErrNotExist, "the last monitor out (a, while b had no execution) removes the shared root")
+	ex, err := b.Run(context.Background(), Spec{Command: []string{"/bin/true"}})
+	require.NoError(t, err)
+	assert.Equal(t, metrics.StatusSuccess, ex.Status)
+}

@@ -157,6 +157,13 @@ func (m *Monitor) start(ctx context.Context, s Spec) (_ *run, err error) {
 		name := fmt.Sprintf("%s-%d-%d", leafName(s.ID), os.Getpid(), m.seq.Add(1))
 		hasMem := m.hasController("memory")
 		r.leaf, err = createLeaf(m.root, name, res, hasMem, m.hasController("pids"), m.hasController("io"))
+		if errors.Is(err, fs.ErrNotExist) && (m.createdRoot || m.sharedRoot) {
+			// Another monitor sharing the root closed and removed it,
+			// empty, between New and now (cgmon run started in parallel).
+			if err = m.remakeRoot(); err == nil {
+				r.leaf, err = createLeaf(m.root, name, res, hasMem, m.hasController("pids"), m.hasController("io"))
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
