@@ -431,3 +431,29 @@ func TestReaperLeavesProtectedAndForeign(t *testing.T) {
 		t.Errorf("foreign child's Wait: %v (reaped by the Reaper?)", err)
 	}
 }
+
+// TestZombieChild: the reaper's one-call check sees an exited child that
+// nobody has waited for, and nothing once it is waited for, and leaves
+// it waitable.
+func TestZombieChild(t *testing.T) {
+	if zombieChild() {
+		t.Fatal("a zombie child before the test started one")
+	}
+	cmd := exec.Command("/bin/true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !zombieChild() {
+		if time.Now().After(deadline) {
+			t.Fatal("the exited child never showed as a zombie")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("Wait after the check: %v (the check must leave the child waitable)", err)
+	}
+	if zombieChild() {
+		t.Error("a zombie child after it was waited for")
+	}
+}

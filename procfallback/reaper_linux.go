@@ -171,6 +171,9 @@ func (r *Reaper) kick() {
 // scan reaps the zombie children it may reap; sweep, when not nil, is a
 // tree being unregistered.
 func (r *Reaper) scan(sweep *Tree) {
+	if !zombieChild() {
+		return // nothing to reap: no listing of every thread's children
+	}
 	r.gate.Lock()
 	defer r.gate.Unlock()
 	var err error
@@ -231,6 +234,21 @@ func (r *Reaper) scan(sweep *Tree) {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// zombieChild reports whether this process has a child that has exited
+// and is not waited for yet (waitid WNOWAIT: it stays waitable), or true
+// when that cannot be told. One system call, against listing the
+// children of every thread: most SIGCHLDs are for a main process that
+// exec.Cmd waits for, and by the time a tree is unregistered it is gone.
+func zombieChild() bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	if errors.Is(err, unix.ECHILD) {
+		return false
+	}
+	// Linux sets si_signo to SIGCHLD when it found one, else to 0.
+	return err != nil || info.Signo != 0
 }
 
 // Close stops the goroutine. The process stays a child subreaper (it

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -220,7 +221,9 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // reason first, then one aligned line per quantity with its unit and the
 // source it came from.
 func (r *Report) WriteHuman(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	// One write for the whole report: tabwriter writes every cell apart.
+	bw := bufio.NewWriterSize(w, 4096)
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
 	line := func(label, value, note string) {
 		if note == "" {
 			fmt.Fprintf(tw, "%s:\t%s\n", label, value)
@@ -329,7 +332,10 @@ func (r *Report) WriteHuman(w io.Writer) error {
 	line("OOM killed", yesNo(r.OOMKilled), "")
 	line("Leftover processes killed", fmt.Sprint(r.LeftoverProcessesKilled), "")
 	line("Limits", describeLimits(r.Limits), "")
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // attached reports whether the record is of a target that `cgmon watch`
