@@ -1,7 +1,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build test unittest vmtest lint bench fuzz tidy-check
+.PHONY: build test unittest vmtest lint bench bench-cli fuzz tidy-check
 
 build:
 	$(GO) build -o bin/cgmon ./cmd/cgmon
@@ -22,6 +22,18 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 $(PKGS)
+
+# cgmon run -- /bin/true against /usr/bin/time /bin/true, side by side, with
+# the start-up floors of package startfloor (needs hyperfine).
+BENCH_BIN ?= /tmp/cgmon-bench
+bench-cli:
+	mkdir -p $(BENCH_BIN)
+	$(GO) build -o $(BENCH_BIN)/cgmon ./cmd/cgmon
+	for p in mini containerd alldeps; do $(GO) build -o $(BENCH_BIN)/$$p ./internal/startfloor/$$p || exit 1; done
+	hyperfine -N --warmup 30 --runs 500 --export-json $(BENCH_BIN)/cli.json \
+		'$(BENCH_BIN)/cgmon run -o /dev/null -- /bin/true' '/usr/bin/time -o /dev/null /bin/true' \
+		'$(BENCH_BIN)/mini' '$(BENCH_BIN)/containerd' '$(BENCH_BIN)/alldeps'
+	$(GO) run ./internal/startfloor/medians $(BENCH_BIN)/cli.json /usr/bin/time
 
 tidy-check:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
