@@ -28,6 +28,7 @@ type sampler struct {
 	closed  bool
 	wg      sync.WaitGroup
 	pending []pendingLeaf // emptied cgroups to remove
+	spare   []pendingLeaf // the loop's last batch, reused
 	errs    []error       // cgroups that could not be removed
 
 	batch []*run        // reused by the loop: no allocation per tick
@@ -80,24 +81,36 @@ func (s *sampler) reclaim(path string) bool {
 }
 
 // removePending tries to remove each queued cgroup once; those the kernel
-// still reports busy stay queued until reclaimTries ticks have passed.
+// still reports busy stay queued until reclaimTries ticks have passed. The
+// rmdirs run without the lock: Start and the end of an execution take it.
 func (s *sampler) removePending() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	keep := s.pending[:0]
-	for _, p := range s.pending {
+	if len(s.pending) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	todo := s.pending
+	s.pending = s.spare[:0]
+	s.mu.Unlock()
+	var retry []pendingLeaf
+	var errs []error
+	for _, p := range todo {
 		err := unix.Rmdir(p.path)
 		switch {
 		case err == nil || errors.Is(err, unix.ENOENT):
 		case errors.Is(err, unix.EBUSY) && p.tries+1 < reclaimTries:
 			p.tries++
-			keep = append(keep, p)
+			retry = append(retry, p)
 		default:
-			s.errs = append(s.errs, fmt.Errorf("removing cgroup %s: %w", p.path, err))
+			errs = append(errs, fmt.Errorf("removing cgroup %s: %w", p.path, err))
 		}
 	}
-	clear(s.pending[len(keep):])
-	s.pending = keep
+	clear(todo)
+	s.mu.Lock()
+	s.pending = append(s.pending, retry...)
+	s.errs = append(s.errs, errs...)
+	s.spare = todo[:0]
+	s.mu.Unlock()
 }
 
 func (s *sampler) remove(r *run) {
