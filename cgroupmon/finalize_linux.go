@@ -241,8 +241,8 @@ func (r *run) finalTreeLocked(u *metrics.Usage) {
 				u.MemoryPeak = m
 			}
 		}
-		if d := r.maxrssDropped; !u.MemoryPeak.Valid() && d != [2]int64{} {
-			u.MemoryPeak = metrics.Unavailable[uint64](fmt.Sprintf("rusage maxrss of the main process (%d KiB) does not exceed cgmon's own peak RSS (%d KiB): a vfork-started child inherits its parent's high-water mark at exec, so it is not the program's; and %s", d[0], d[1], noSample))
+		if d := r.maxrssDropped; !u.MemoryPeak.Valid() && d.set {
+			u.MemoryPeak = metrics.Unavailable[uint64](fmt.Sprintf("rusage maxrss of the main process (%d KiB) does not exceed cgmon's own peak RSS (%d KiB): a vfork-started child inherits its parent's high-water mark at exec, so it is not the program's; and %s", d.maxrss, d.self, noSample))
 		}
 	}
 	if !u.PidsPeak.Valid() {

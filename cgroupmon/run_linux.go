@@ -1,6 +1,7 @@
 package cgroupmon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -76,13 +77,16 @@ type run struct {
 	gated     bool          // started stopped and moved, not with CLONE_INTO_CGROUP
 	attached  bool          // Attach: not cgmon's process, never written to or killed
 	cpuBase   time.Duration // CPU already used when an attached watch began
-	// maxrssDropped says why the main process's rusage maxrss was not
-	// used: its maxrss and cgmon's own peak, in KiB; 0 when it was used.
-	maxrssDropped [2]int64
-	stopOnce      sync.Once
-	stopped       chan struct{} // closed to stop watching an attached target
-	killOnce      sync.Once
-	killedAs      metrics.Status // timeout or canceled; set in killOnce
+	// maxrssDropped is set when the main process's rusage maxrss was not
+	// used, with that maxrss and cgmon's own peak, in KiB, to say why.
+	maxrssDropped struct {
+		set          bool
+		maxrss, self int64
+	}
+	stopOnce sync.Once
+	stopped  chan struct{} // closed to stop watching an attached target
+	killOnce sync.Once
+	killedAs metrics.Status // timeout or canceled; set in killOnce
 
 	mu       sync.Mutex // guards everything below, leaf and tree reads
 	finished bool
@@ -477,7 +481,8 @@ func (r *run) noteTickErr(err error) {
 }
 
 // wait waits for the main process, deals with what is left, reads the final
-// counters, removes the cgroup and publishes the record.
+// counters, publishes the record and hands the emptied cgroup to the
+// sampler for removal.
 func (r *run) wait() {
 	selfPeak := r.prepare()
 	waitErr := r.cmd.Wait()
@@ -498,7 +503,7 @@ func (r *run) wait() {
 			// the child's maxrss: a maxrss not above cgmon's own peak may
 			// be cgmon's, so it is not used (CPU times are unaffected).
 			if self := selfPeak; uint64(ru.Maxrss)*1024 <= self {
-				r.maxrssDropped = [2]int64{ru.Maxrss, int64(self / 1024)}
+				r.maxrssDropped.set, r.maxrssDropped.maxrss, r.maxrssDropped.self = true, ru.Maxrss, int64(self/1024)
 				c := *ru
 				c.Maxrss = 0
 				ru = &c
@@ -599,7 +604,7 @@ func (r *run) prepare() (selfPeak uint64) {
 	if r.leaf != nil && r.m.reaper != nil {
 		r.m.reaper.Register(tree)
 	}
-	return selfPeakRSS()
+	return selfHWM(r.m.opts.ProcRoot)
 }
 
 // leftoverCountLocked counts processes other than the (exited) main one.
@@ -635,15 +640,29 @@ func (r *run) waitEmpty() error {
 	}
 }
 
-// selfPeakRSS returns this process's peak RSS in bytes (getrusage
-// RUSAGE_SELF maxrss: the high-water mark of its memory, which is what a
-// vfork-started child inherits at exec); 0 if unknown.
-func selfPeakRSS() uint64 {
-	var ru unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil || ru.Maxrss < 0 {
+// selfHWM returns this process's peak RSS (VmHWM), in bytes; 0 if unknown.
+// It is what a child started with vfork inherits at exec: the high-water
+// mark of this process's memory. getrusage(RUSAGE_SELF) would not do: its
+// maxrss also holds what this process inherited when it was itself
+// started by vfork (from `go run`, say), which is not in a child's.
+func selfHWM(procRoot string) uint64 {
+	b, err := readCapped(procRoot + "/self/status")
+	if err != nil {
 		return 0
 	}
-	return uint64(ru.Maxrss) * 1024
+	i := bytes.Index(b, []byte("\nVmHWM:"))
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+len("\nVmHWM:"):])
+	if len(f) < 2 {
+		return 0
+	}
+	v, err := strconv.ParseUint(string(f[0]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v * 1024
 }
 
 // record hands a finished execution to the sink.
