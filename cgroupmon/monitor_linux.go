@@ -32,6 +32,9 @@ type Monitor struct {
 	procfs  procfallback.FS
 	reaper  *procfallback.Reaper
 	sampler *sampler
+	// inheritedRSS is the maxrss this process inherited when it was
+	// started with vfork, when that exceeds its own peak (see selfPeak).
+	inheritedRSS uint64
 
 	// root is where leaves are made; empty for the procfs backend.
 	root string
@@ -99,6 +102,9 @@ func New(opts Options) (*Monitor, error) {
 		procfs:  fsys,
 		sampler: newSampler(opts.Interval),
 		live:    map[*run]struct{}{},
+	}
+	if g := rusageMaxRSS(); g > selfHWM(opts.ProcRoot) {
+		m.inheritedRSS = g
 	}
 	if p.Root != "" {
 		if err := m.prepareRoot(); err != nil {

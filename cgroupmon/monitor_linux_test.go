@@ -410,3 +410,18 @@ func TestSharedRootRemovedByAnotherMonitor(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, metrics.StatusSuccess, ex.Status)
 }
+
+// TestSelfPeakIsOwnHWM: the vfork guard's threshold is this process's own
+// VmHWM, which is what its vfork-started children inherit, and not
+// getrusage's maxrss, which also holds what this process inherited when it
+// was started (go test starts test binaries with os/exec, that is vfork).
+func TestSelfPeakIsOwnHWM(t *testing.T) {
+	m := newMonitor(t, Options{})
+	before := selfHWM("/proc")
+	require.NotZero(t, before, "VmHWM of /proc/self/status")
+	got := m.selfPeak()
+	after := selfHWM("/proc")
+	assert.GreaterOrEqual(t, got, before)
+	assert.LessOrEqual(t, got, after)
+	t.Logf("VmHWM %d KiB, getrusage maxrss %d KiB, inherited %d KiB", got/1024, rusageMaxRSS()/1024, m.inheritedRSS/1024)
+}

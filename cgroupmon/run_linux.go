@@ -604,7 +604,7 @@ func (r *run) prepare() (selfPeak uint64) {
 	if r.leaf != nil && r.m.reaper != nil {
 		r.m.reaper.Register(tree)
 	}
-	return selfHWM(r.m.opts.ProcRoot)
+	return r.m.selfPeak()
 }
 
 // leftoverCountLocked counts processes other than the (exited) main one.
@@ -638,6 +638,27 @@ func (r *run) waitEmpty() error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// selfPeak returns this process's own peak RSS (VmHWM), in bytes: what a
+// child started with vfork inherits at exec. getrusage(RUSAGE_SELF) gives
+// the larger of that and what this process itself inherited at its own
+// exec (inheritedRSS, measured by New), so a value above inheritedRSS is
+// the peak itself, one system call; otherwise /proc/self/status tells.
+func (m *Monitor) selfPeak() uint64 {
+	if g := rusageMaxRSS(); g > m.inheritedRSS {
+		return g
+	}
+	return selfHWM(m.opts.ProcRoot)
+}
+
+// rusageMaxRSS is getrusage(RUSAGE_SELF)'s maxrss in bytes; 0 if unknown.
+func rusageMaxRSS() uint64 {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil || ru.Maxrss < 0 {
+		return 0
+	}
+	return uint64(ru.Maxrss) * 1024
 }
 
 // selfHWM returns this process's peak RSS (VmHWM), in bytes; 0 if unknown.
