@@ -35,6 +35,12 @@ type Monitor struct {
 	// inheritedRSS is the maxrss this process inherited when it was
 	// started with vfork, when that exceeds its own peak (see selfPeak).
 	inheritedRSS uint64
+	// status is /proc/self/status, held open once selfPeak needs it.
+	status struct {
+		mu  sync.Mutex
+		fd  int
+		buf [4096]byte
+	}
 
 	// root is where leaves are made; empty for the procfs backend.
 	root string
@@ -103,6 +109,7 @@ func New(opts Options) (*Monitor, error) {
 		sampler: newSampler(opts.Interval),
 		live:    map[*run]struct{}{},
 	}
+	m.status.fd = -1
 	if g := rusageMaxRSS(); g > selfHWM(opts.ProcRoot) {
 		m.inheritedRSS = g
 	}
@@ -317,6 +324,12 @@ func (m *Monitor) Close() error {
 		err = errors.Join(err, m.reaper.Close())
 	}
 	m.undoRoot()
+	m.status.mu.Lock()
+	if m.status.fd >= 0 {
+		unix.Close(m.status.fd)
+		m.status.fd = -1
+	}
+	m.status.mu.Unlock()
 	return err
 }
 
