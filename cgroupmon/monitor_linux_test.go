@@ -425,3 +425,23 @@ func TestSelfPeakIsOwnHWM(t *testing.T) {
 	assert.LessOrEqual(t, got, after)
 	t.Logf("VmHWM %d KiB, getrusage maxrss %d KiB, inherited %d KiB", got/1024, rusageMaxRSS()/1024, m.inheritedRSS/1024)
 }
+
+func TestParseVmHWM(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want uint64
+	}{
+		{"Name:\tx\nVmPeak:\t  99 kB\nVmHWM:\t   15176 kB\nVmRSS:\t 1 kB\n", 15176 << 10},
+		{"Name:\tx\nVmHWM: 0 kB\n", 0},
+		{"Name:\tx\nVmRSS:\t 1 kB\n", 0},               // no VmHWM (a kernel thread)
+		{"Name:\tx\nVmHWM:\t15176 MB\n", 0},            // not kB
+		{"Name:\tx\nVmHWM:\t kB\n", 0},                 // no number
+		{"Name:\tx\nVmHWM:\t1234567890123456 kB\n", 0}, // absurd
+		{"Name:\tx\nVmHWM:\t12", 0},                    // truncated
+	} {
+		assert.Equal(t, c.want, parseVmHWM([]byte(c.in)), "%q", c.in)
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	assert.NotZero(t, parseVmHWM(b), "this process's own status")
+}

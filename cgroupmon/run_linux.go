@@ -646,9 +646,21 @@ func (r *run) waitEmpty() error {
 // exec (inheritedRSS, measured by New), so a value above inheritedRSS is
 // the peak itself, one system call; otherwise /proc/self/status tells.
 func (m *Monitor) selfPeak() uint64 {
-	if g := rusageMaxRSS(); g > m.inheritedRSS {
+	g := rusageMaxRSS()
+	if g > m.inheritedRSS {
 		return g
 	}
+	// VmHWM, or when it cannot be read the upper bound g: a threshold
+	// too high only leaves a peak unmeasured, one too low would pass
+	// cgmon's own memory off as the program's.
+	if hwm := m.readHWM(); hwm > 0 {
+		return hwm
+	}
+	return g
+}
+
+// readHWM reads VmHWM from the held /proc/self/status; 0 if it cannot.
+func (m *Monitor) readHWM() uint64 {
 	// Held open: a pread costs a third of opening the file each time.
 	m.status.mu.Lock()
 	defer m.status.mu.Unlock()
@@ -691,16 +703,21 @@ func selfHWM(procRoot string) uint64 {
 // parseVmHWM returns the VmHWM line of a /proc/PID/status, in bytes; 0
 // when it is missing or malformed.
 func parseVmHWM(b []byte) uint64 {
-	i := bytes.Index(b, []byte("\nVmHWM:"))
+	const key = "\nVmHWM:"
+	i := bytes.Index(b, []byte(key))
 	if i < 0 {
 		return 0
 	}
-	f := bytes.Fields(b[i+len("\nVmHWM:"):])
-	if len(f) < 2 {
-		return 0
+	b = bytes.TrimLeft(b[i+len(key):], " \t")
+	var v uint64
+	n := 0
+	for ; n < len(b) && b[n] >= '0' && b[n] <= '9'; n++ {
+		if n >= 15 { // kibibytes: far beyond any memory
+			return 0
+		}
+		v = v*10 + uint64(b[n]-'0')
 	}
-	v, err := strconv.ParseUint(string(f[0]), 10, 64)
-	if err != nil {
+	if n == 0 || !bytes.HasPrefix(b[n:], []byte(" kB")) {
 		return 0
 	}
 	return v * 1024

@@ -106,7 +106,8 @@ func (fs FS) NewTree(pid int, opts TreeOptions) *Tree {
 		selfPgrp: unix.Getpgrp(),
 		procs:    make(map[int]*proc),
 		rejected: make(map[int]uint64),
-		buf:      make([]byte, 0, 4096),
+		// buf is made by the first read (preadAll): a run that ends
+		// before its first sample never needs it.
 	}
 	t.selfSid, _ = unix.Getsid(0)
 	if opts.Marker != "" {
