@@ -445,3 +445,26 @@ func TestParseVmHWM(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotZero(t, parseVmHWM(b), "this process's own status")
 }
+
+// TestPendingCgroupsAreBounded: with an interval so long that no tick
+// comes, ended executions' cgroups wait for removal, but no more than
+// maxPending of them; Close removes the rest.
+func TestPendingCgroupsAreBounded(t *testing.T) {
+	m := newMonitor(t, Options{Interval: time.Hour})
+	if m.root == "" {
+		t.Skip("no cgroup v2 root on this host: executions get no cgroup")
+	}
+	for i := 0; i < maxPending+20; i++ {
+		_, err := m.Run(context.Background(), Spec{Command: []string{"/bin/true"}})
+		require.NoError(t, err)
+	}
+	ents, err := os.ReadDir(m.root)
+	require.NoError(t, err)
+	n := 0
+	for _, e := range ents {
+		if e.IsDir() && strings.Contains(e.Name(), "-"+strconv.Itoa(os.Getpid())+"-") {
+			n++
+		}
+	}
+	assert.Equal(t, maxPending, n, "ended executions' cgroups waiting for a tick")
+}

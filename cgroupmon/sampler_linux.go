@@ -69,15 +69,46 @@ func (s *sampler) startLocked() {
 // empty and its descriptors closed, for removal at the next tick (or by
 // stop). It reports false, queueing nothing, once the sampler is stopped:
 // the caller then removes it itself.
+// With a long interval the queue would grow without bound, so beyond
+// maxPending the caller removes the oldest one itself.
 func (s *sampler) reclaim(path string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return false
+	}
+	var oldest pendingLeaf
+	if len(s.pending) >= maxPending {
+		oldest = s.pending[0]
+		s.pending = append(s.pending[:0], s.pending[1:]...)
 	}
 	s.pending = append(s.pending, pendingLeaf{path: path})
 	s.startLocked()
+	s.mu.Unlock()
+	if oldest.path != "" {
+		s.removeOne(oldest)
+	}
 	return true
+}
+
+// maxPending is how many emptied cgroups may wait for a tick.
+const maxPending = 1024
+
+// removeOne tries once to remove p, outside the lock, and queues it again
+// if the kernel still reports it busy.
+func (s *sampler) removeOne(p pendingLeaf) {
+	err := unix.Rmdir(p.path)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if errors.Is(err, unix.EBUSY) && p.tries+1 < reclaimTries && !s.closed {
+		p.tries++
+		s.pending = append(s.pending, p)
+		return
+	}
+	s.errs = append(s.errs, fmt.Errorf("removing cgroup %s: %w", p.path, err))
 }
 
 // removePending tries to remove each queued cgroup once; those the kernel
