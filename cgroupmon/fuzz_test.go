@@ -2,56 +2,26 @@ package cgroupmon
 
 import (
 	"bytes"
-	"errors"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cgmon/cgmon/internal/parsetest"
 )
 
 // seedKernel adds every file under testdata/kernel whose name starts with
 // one of prefixes (in any kernel's directory, edge/ and malformed/).
 func seedKernel(f *testing.F, prefixes ...string) {
 	f.Helper()
-	n := 0
-	root := filepath.Join("..", "testdata", "kernel")
-	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		for _, p := range prefixes {
-			if strings.HasPrefix(d.Name(), p) {
-				b, err := os.ReadFile(path)
-				if err != nil {
-					return err
-				}
-				f.Add(b)
-				n++
-				break
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
-	if n == 0 {
-		f.Fatalf("no seed files for %q", prefixes)
-	}
+	parsetest.Seed(f, "kernel", prefixes...)
 }
 
 // checkFuzzErr enforces what every parser promises: errors wrap
 // errMalformed, and input with a NUL byte is always an error.
 func checkFuzzErr(t *testing.T, in []byte, err error) {
 	t.Helper()
-	if err != nil && !errors.Is(err, errMalformed) {
-		t.Fatalf("error %v does not wrap errMalformed", err)
-	}
-	if err == nil && bytes.IndexByte(in, 0) >= 0 {
-		t.Fatalf("input with NUL accepted: %q", in)
-	}
+	parsetest.CheckFuzzErr(t, in, err, errMalformed)
 }
 
 func FuzzParseCPUStat(f *testing.F) {

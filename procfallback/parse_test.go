@@ -7,34 +7,21 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/cgmon/cgmon/internal/parsetest"
 )
 
 // procFixture reads testdata/proc/<name> at the repository root.
 func procFixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "proc", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return parsetest.Fixture(t, "proc", name)
 }
 
 // checkErr fails unless err matches wantErr; a wanted error must wrap
 // errMalformed.
 func checkErr(t *testing.T, err error, wantErr bool) {
 	t.Helper()
-	if wantErr {
-		if err == nil {
-			t.Fatal("want an error, got none")
-		}
-		if !errors.Is(err, errMalformed) {
-			t.Fatalf("error %v does not wrap errMalformed", err)
-		}
-		return
-	}
-	if err != nil {
-		t.Fatalf("unexpected error: %v", err)
-	}
+	parsetest.CheckErr(t, err, wantErr, errMalformed)
 }
 
 func TestParseProcStat(t *testing.T) {
