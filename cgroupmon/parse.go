@@ -100,6 +100,40 @@ func uintField(file string, key, val []byte) (uint64, error) {
 	return v, nil
 }
 
+// keyedUints parses a flat keyed file of "key value" lines whose values
+// are unsigned integers: the value of keys[i] goes to *dst[i], and bit i
+// of seen says that it was present. Unknown keys are skipped but must have
+// the "key value" shape; a repeated known key is an error. It does not
+// allocate (dst does not escape).
+func keyedUints(file string, b []byte, keys []string, dst []*uint64) (seen int, err error) {
+	if err := checkLines(file, b); err != nil {
+		return 0, err
+	}
+	for len(b) > 0 {
+		var line []byte
+		line, b = nextLine(b)
+		key, val, err := splitKV(file, line)
+		if err != nil {
+			return 0, err
+		}
+		i := 0
+		for i < len(keys) && keys[i] != string(key) {
+			i++
+		}
+		if i == len(keys) {
+			continue
+		}
+		if seen&(1<<i) != 0 {
+			return 0, malformed(file, "key %s repeated", key)
+		}
+		seen |= 1 << i
+		if *dst[i], err = uintField(file, key, val); err != nil {
+			return 0, err
+		}
+	}
+	return seen, nil
+}
+
 // cpuStat is cpu.stat; times are in microseconds. Fields absent in the file
 // stay 0; HasThrottling says whether the throttling ones were present.
 type cpuStat struct {
@@ -109,6 +143,10 @@ type cpuStat struct {
 	// present (only with the cpu controller enabled).
 	HasThrottling bool
 }
+
+// cpuStatKeys are the keys of cpu.stat that parseCPUStat reads, in the
+// order of the seen bits below.
+var cpuStatKeys = [...]string{"usage_usec", "user_usec", "system_usec", "nr_periods", "nr_throttled", "throttled_usec"}
 
 // Bits for the keys of cpu.stat that parseCPUStat has seen.
 const (
@@ -127,42 +165,11 @@ const (
 func parseCPUStat(b []byte) (cpuStat, error) {
 	const file = "cpu.stat"
 	var s cpuStat
-	if err := checkLines(file, b); err != nil {
-		return s, err
-	}
-	seen := 0
-	for len(b) > 0 {
-		var line []byte
-		line, b = nextLine(b)
-		key, val, err := splitKV(file, line)
-		if err != nil {
-			return cpuStat{}, err
-		}
-		var dst *uint64
-		var bit int
-		switch string(key) {
-		case "usage_usec":
-			dst, bit = &s.UsageUsec, seenUsage
-		case "user_usec":
-			dst, bit = &s.UserUsec, seenUser
-		case "system_usec":
-			dst, bit = &s.SystemUsec, seenSystem
-		case "nr_periods":
-			dst, bit = &s.NrPeriods, seenPeriods
-		case "nr_throttled":
-			dst, bit = &s.NrThrottled, seenThrottled
-		case "throttled_usec":
-			dst, bit = &s.ThrottledUsec, seenThrottledUsec
-		default:
-			continue
-		}
-		if seen&bit != 0 {
-			return cpuStat{}, malformed(file, "key %s repeated", key)
-		}
-		seen |= bit
-		if *dst, err = uintField(file, key, val); err != nil {
-			return cpuStat{}, err
-		}
+	seen, err := keyedUints(file, b, cpuStatKeys[:], []*uint64{
+		&s.UsageUsec, &s.UserUsec, &s.SystemUsec, &s.NrPeriods, &s.NrThrottled, &s.ThrottledUsec,
+	})
+	if err != nil {
+		return cpuStat{}, err
 	}
 	const core = seenUsage | seenUser | seenSystem
 	if seen&core != core {
@@ -186,48 +193,19 @@ type memoryEvents struct {
 	HasOOMGroupKill bool
 }
 
+var memoryEventsKeys = [...]string{"low", "high", "max", "oom", "oom_kill", "oom_group_kill"}
+
 // parseMemoryEvents parses memory.events. low, high, max, oom and oom_kill
 // are required (present since Linux 4.13); oom_group_kill is optional.
 // Unknown keys are ignored; a repeated known key is an error.
 func parseMemoryEvents(b []byte) (memoryEvents, error) {
 	const file = "memory.events"
 	var e memoryEvents
-	if err := checkLines(file, b); err != nil {
-		return e, err
-	}
-	seen := 0
-	for len(b) > 0 {
-		var line []byte
-		line, b = nextLine(b)
-		key, val, err := splitKV(file, line)
-		if err != nil {
-			return memoryEvents{}, err
-		}
-		var dst *uint64
-		var bit int
-		switch string(key) {
-		case "low":
-			dst, bit = &e.Low, 1
-		case "high":
-			dst, bit = &e.High, 2
-		case "max":
-			dst, bit = &e.Max, 4
-		case "oom":
-			dst, bit = &e.OOM, 8
-		case "oom_kill":
-			dst, bit = &e.OOMKill, 16
-		case "oom_group_kill":
-			dst, bit = &e.OOMGroupKill, 32
-		default:
-			continue
-		}
-		if seen&bit != 0 {
-			return memoryEvents{}, malformed(file, "key %s repeated", key)
-		}
-		seen |= bit
-		if *dst, err = uintField(file, key, val); err != nil {
-			return memoryEvents{}, err
-		}
+	seen, err := keyedUints(file, b, memoryEventsKeys[:], []*uint64{
+		&e.Low, &e.High, &e.Max, &e.OOM, &e.OOMKill, &e.OOMGroupKill,
+	})
+	if err != nil {
+		return memoryEvents{}, err
 	}
 	if seen&31 != 31 {
 		return memoryEvents{}, malformed(file, "one of low, high, max, oom, oom_kill missing")
@@ -426,49 +404,26 @@ type cgroupEvents struct {
 	Frozen bool
 }
 
+var cgroupEventsKeys = [...]string{"populated", "frozen"}
+
 // parseCgroupEvents parses cgroup.events; "populated" is required, values
 // must be 0 or 1, unknown keys are ignored.
 func parseCgroupEvents(b []byte) (cgroupEvents, error) {
 	const file = "cgroup.events"
-	var e cgroupEvents
-	if err := checkLines(file, b); err != nil {
-		return e, err
-	}
-	seen := 0
-	for len(b) > 0 {
-		var line []byte
-		line, b = nextLine(b)
-		key, val, err := splitKV(file, line)
-		if err != nil {
-			return cgroupEvents{}, err
-		}
-		var dst *bool
-		var bit int
-		switch string(key) {
-		case "populated":
-			dst, bit = &e.Populated, 1
-		case "frozen":
-			dst, bit = &e.Frozen, 2
-		default:
-			continue
-		}
-		if seen&bit != 0 {
-			return cgroupEvents{}, malformed(file, "key %s repeated", key)
-		}
-		seen |= bit
-		switch string(val) {
-		case "0":
-			*dst = false
-		case "1":
-			*dst = true
-		default:
-			return cgroupEvents{}, malformed(file, "%s: value %s is not 0 or 1", key, quote(val))
-		}
+	var populated, frozen uint64
+	seen, err := keyedUints(file, b, cgroupEventsKeys[:], []*uint64{&populated, &frozen})
+	if err != nil {
+		return cgroupEvents{}, err
 	}
 	if seen&1 == 0 {
 		return cgroupEvents{}, malformed(file, "populated missing")
 	}
-	return e, nil
+	for i, v := range [...]uint64{populated, frozen} {
+		if v > 1 {
+			return cgroupEvents{}, malformed(file, "%s: value %d is not 0 or 1", cgroupEventsKeys[i], v)
+		}
+	}
+	return cgroupEvents{Populated: populated == 1, Frozen: frozen == 1}, nil
 }
 
 // psiLine is one line of a pressure file: the share of wall time stalled,
