@@ -17,36 +17,25 @@ package cgroupmon
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
+
+	"github.com/cgmon/cgmon/internal/kparse"
 )
 
 // errMalformed is wrapped by every parse error: the file's content is not
-// what the kernel writes.
-var errMalformed = errors.New("malformed kernel file")
-
-// malformed returns an error wrapping errMalformed naming the file.
-func malformed(file, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", errMalformed, file, fmt.Sprintf(format, args...))
-}
-
-// quote shows at most 40 bytes of b, quoted, for error messages.
-func quote(b []byte) string {
-	if len(b) > 40 {
-		return fmt.Sprintf("%q...", b[:40])
-	}
-	return fmt.Sprintf("%q", b)
-}
+// what the kernel writes. It is the one of package kparse, shared with the
+// other package of parsers.
+var errMalformed = kparse.ErrMalformed
 
 // checkLines rejects NUL bytes and a non-empty b whose last line lacks its
 // '\n' (a truncated read).
 func checkLines(file string, b []byte) error {
 	if bytes.IndexByte(b, 0) >= 0 {
-		return malformed(file, "NUL byte")
+		return kparse.Malformed(file, "NUL byte")
 	}
 	if len(b) > 0 && b[len(b)-1] != '\n' {
-		return malformed(file, "last line not terminated (truncated read?)")
+		return kparse.Malformed(file, "last line not terminated (truncated read?)")
 	}
 	return nil
 }
@@ -66,36 +55,16 @@ func nextLine(b []byte) (line, rest []byte) {
 func splitKV(file string, line []byte) (key, val []byte, err error) {
 	i := bytes.IndexByte(line, ' ')
 	if i <= 0 || i == len(line)-1 || bytes.IndexByte(line[i+1:], ' ') >= 0 {
-		return nil, nil, malformed(file, "line %s is not \"key value\"", quote(line))
+		return nil, nil, kparse.Malformed(file, "line %s is not \"key value\"", kparse.Quote(line))
 	}
 	return line[:i], line[i+1:], nil
 }
 
-// atoU64 parses a decimal number as the kernel prints it ("%llu"):
-// non-empty ASCII digits without a leading zero (but "0"); it rejects
-// signs, spaces and overflow. ok is false on any of those.
-func atoU64(b []byte) (v uint64, ok bool) {
-	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
-		return 0, false
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
-}
-
 // uintField parses val as the value of key in file.
 func uintField(file string, key, val []byte) (uint64, error) {
-	v, ok := atoU64(val)
+	v, ok := kparse.AtoU64(val)
 	if !ok {
-		return 0, malformed(file, "%s: value %s is not an unsigned 64-bit integer", key, quote(val))
+		return 0, kparse.Malformed(file, "%s: value %s is not an unsigned 64-bit integer", key, kparse.Quote(val))
 	}
 	return v, nil
 }
@@ -124,7 +93,7 @@ func keyedUints(file string, b []byte, keys []string, dst []*uint64) (seen int, 
 			continue
 		}
 		if seen&(1<<i) != 0 {
-			return 0, malformed(file, "key %s repeated", key)
+			return 0, kparse.Malformed(file, "key %s repeated", key)
 		}
 		seen |= 1 << i
 		if *dst[i], err = uintField(file, key, val); err != nil {
@@ -173,7 +142,7 @@ func parseCPUStat(b []byte) (cpuStat, error) {
 	}
 	const core = seenUsage | seenUser | seenSystem
 	if seen&core != core {
-		return cpuStat{}, malformed(file, "usage_usec, user_usec or system_usec missing")
+		return cpuStat{}, kparse.Malformed(file, "usage_usec, user_usec or system_usec missing")
 	}
 	const thr = seenPeriods | seenThrottled | seenThrottledUsec
 	switch seen & thr {
@@ -181,7 +150,7 @@ func parseCPUStat(b []byte) (cpuStat, error) {
 		s.HasThrottling = true
 	case 0:
 	default:
-		return cpuStat{}, malformed(file, "only some of nr_periods, nr_throttled, throttled_usec present")
+		return cpuStat{}, kparse.Malformed(file, "only some of nr_periods, nr_throttled, throttled_usec present")
 	}
 	return s, nil
 }
@@ -208,7 +177,7 @@ func parseMemoryEvents(b []byte) (memoryEvents, error) {
 		return memoryEvents{}, err
 	}
 	if seen&31 != 31 {
-		return memoryEvents{}, malformed(file, "one of low, high, max, oom, oom_kill missing")
+		return memoryEvents{}, kparse.Malformed(file, "one of low, high, max, oom, oom_kill missing")
 	}
 	e.HasOOMGroupKill = seen&32 != 0
 	return e, nil
@@ -223,7 +192,7 @@ func parseMemoryStat(b []byte) (map[string]uint64, error) {
 		return nil, err
 	}
 	if len(b) == 0 {
-		return nil, malformed(file, "empty")
+		return nil, kparse.Malformed(file, "empty")
 	}
 	m := make(map[string]uint64, bytes.Count(b, []byte{'\n'}))
 	for len(b) > 0 {
@@ -238,7 +207,7 @@ func parseMemoryStat(b []byte) (map[string]uint64, error) {
 			return nil, err
 		}
 		if _, dup := m[string(key)]; dup {
-			return nil, malformed(file, "key %s repeated", key)
+			return nil, kparse.Malformed(file, "key %s repeated", key)
 		}
 		m[string(key)] = v
 	}
@@ -264,11 +233,11 @@ func parseIOStat(b []byte) (ioStat, error) {
 		line, b = nextLine(b)
 		dev, rest, _ := bytes.Cut(line, []byte{' '})
 		maj, min, ok := bytes.Cut(dev, []byte{':'})
-		if _, ok1 := atoU64(maj); !ok || !ok1 {
-			return ioStat{}, malformed(file, "line %s does not start with MAJ:MIN", quote(line))
+		if _, ok1 := kparse.AtoU64(maj); !ok || !ok1 {
+			return ioStat{}, kparse.Malformed(file, "line %s does not start with MAJ:MIN", kparse.Quote(line))
 		}
-		if _, ok := atoU64(min); !ok {
-			return ioStat{}, malformed(file, "line %s does not start with MAJ:MIN", quote(line))
+		if _, ok := kparse.AtoU64(min); !ok {
+			return ioStat{}, kparse.Malformed(file, "line %s does not start with MAJ:MIN", kparse.Quote(line))
 		}
 		var l ioStat
 		seen := 0
@@ -277,7 +246,7 @@ func parseIOStat(b []byte) (ioStat, error) {
 			field, rest, _ = bytes.Cut(rest, []byte{' '})
 			key, val, ok := bytes.Cut(field, []byte{'='})
 			if !ok || len(key) == 0 || len(val) == 0 {
-				return ioStat{}, malformed(file, "field %s is not key=value", quote(field))
+				return ioStat{}, kparse.Malformed(file, "field %s is not key=value", kparse.Quote(field))
 			}
 			var dst *uint64
 			var bit int
@@ -294,7 +263,7 @@ func parseIOStat(b []byte) (ioStat, error) {
 				continue
 			}
 			if seen&bit != 0 {
-				return ioStat{}, malformed(file, "key %s repeated on a line", key)
+				return ioStat{}, kparse.Malformed(file, "key %s repeated on a line", key)
 			}
 			seen |= bit
 			var err error
@@ -303,7 +272,7 @@ func parseIOStat(b []byte) (ioStat, error) {
 			}
 		}
 		if seen != 15 {
-			return ioStat{}, malformed(file, "line %s lacks one of rbytes, wbytes, rios, wios", quote(line))
+			return ioStat{}, kparse.Malformed(file, "line %s lacks one of rbytes, wbytes, rios, wios", kparse.Quote(line))
 		}
 		var ok1, ok2, ok3, ok4 bool
 		s.RBytes, ok1 = addU64(s.RBytes, l.RBytes)
@@ -311,7 +280,7 @@ func parseIOStat(b []byte) (ioStat, error) {
 		s.RIOs, ok3 = addU64(s.RIOs, l.RIOs)
 		s.WIOs, ok4 = addU64(s.WIOs, l.WIOs)
 		if !ok1 || !ok2 || !ok3 || !ok4 {
-			return ioStat{}, malformed(file, "sum over devices overflows")
+			return ioStat{}, kparse.Malformed(file, "sum over devices overflows")
 		}
 	}
 	return s, nil
@@ -326,7 +295,7 @@ func addU64(a, b uint64) (uint64, bool) {
 // trimNewline drops one trailing '\n' and rejects NUL bytes.
 func trimNewline(file string, b []byte) ([]byte, error) {
 	if bytes.IndexByte(b, 0) >= 0 {
-		return nil, malformed(file, "NUL byte")
+		return nil, kparse.Malformed(file, "NUL byte")
 	}
 	if n := len(b); n > 0 && b[n-1] == '\n' {
 		b = b[:n-1]
@@ -343,9 +312,9 @@ func parseUint(b []byte) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	v, ok := atoU64(t)
+	v, ok := kparse.AtoU64(t)
 	if !ok {
-		return 0, malformed(file, "%s is not an unsigned 64-bit integer", quote(b))
+		return 0, kparse.Malformed(file, "%s is not an unsigned 64-bit integer", kparse.Quote(b))
 	}
 	return v, nil
 }
@@ -361,9 +330,9 @@ func parseLimit(b []byte) (v uint64, unlimited bool, err error) {
 	if string(t) == "max" {
 		return 0, true, nil
 	}
-	v, ok := atoU64(t)
+	v, ok := kparse.AtoU64(t)
 	if !ok {
-		return 0, false, malformed(file, "%s is neither \"max\" nor an unsigned 64-bit integer", quote(b))
+		return 0, false, kparse.Malformed(file, "%s is neither \"max\" nor an unsigned 64-bit integer", kparse.Quote(b))
 	}
 	return v, false, nil
 }
@@ -379,18 +348,18 @@ func parseCPUMax(b []byte) (quotaUsec int64, periodUsec uint64, err error) {
 	}
 	q, p, ok := bytes.Cut(t, []byte{' '})
 	if !ok {
-		return 0, 0, malformed(file, "%s is not \"$QUOTA $PERIOD\"", quote(b))
+		return 0, 0, kparse.Malformed(file, "%s is not \"$QUOTA $PERIOD\"", kparse.Quote(b))
 	}
-	period, ok := atoU64(p)
+	period, ok := kparse.AtoU64(p)
 	if !ok || period == 0 {
-		return 0, 0, malformed(file, "period %s is not a positive integer", quote(p))
+		return 0, 0, kparse.Malformed(file, "period %s is not a positive integer", kparse.Quote(p))
 	}
 	if string(q) == "max" {
 		return -1, period, nil
 	}
-	quota, ok := atoU64(q)
+	quota, ok := kparse.AtoU64(q)
 	if !ok || quota > math.MaxInt64 {
-		return 0, 0, malformed(file, "quota %s is neither \"max\" nor a 63-bit integer", quote(q))
+		return 0, 0, kparse.Malformed(file, "quota %s is neither \"max\" nor a 63-bit integer", kparse.Quote(q))
 	}
 	return int64(quota), period, nil
 }
@@ -416,11 +385,11 @@ func parseCgroupEvents(b []byte) (cgroupEvents, error) {
 		return cgroupEvents{}, err
 	}
 	if seen&1 == 0 {
-		return cgroupEvents{}, malformed(file, "populated missing")
+		return cgroupEvents{}, kparse.Malformed(file, "populated missing")
 	}
 	for i, v := range [...]uint64{populated, frozen} {
 		if v > 1 {
-			return cgroupEvents{}, malformed(file, "%s: value %d is not 0 or 1", cgroupEventsKeys[i], v)
+			return cgroupEvents{}, kparse.Malformed(file, "%s: value %d is not 0 or 1", cgroupEventsKeys[i], v)
 		}
 	}
 	return cgroupEvents{Populated: populated == 1, Frozen: frozen == 1}, nil
@@ -463,10 +432,10 @@ func parsePSI(b []byte) (psi, error) {
 		case "full":
 			dst, bit = &p.Full, 2
 		default:
-			return psi{}, malformed(file, "line %s is neither some nor full", quote(line))
+			return psi{}, kparse.Malformed(file, "line %s is neither some nor full", kparse.Quote(line))
 		}
 		if seen&bit != 0 {
-			return psi{}, malformed(file, "%s line repeated", kind)
+			return psi{}, kparse.Malformed(file, "%s line repeated", kind)
 		}
 		seen |= bit
 		var err error
@@ -475,7 +444,7 @@ func parsePSI(b []byte) (psi, error) {
 		}
 	}
 	if seen&1 == 0 {
-		return psi{}, malformed(file, "some line missing")
+		return psi{}, kparse.Malformed(file, "some line missing")
 	}
 	p.HasFull = seen&2 != 0
 	return p, nil
@@ -493,12 +462,12 @@ func parsePSILine(file string, b []byte) (psiLine, error) {
 		field, b, _ = bytes.Cut(b, []byte{' '})
 		key, val, ok := bytes.Cut(field, []byte{'='})
 		if !ok || string(key) != want {
-			return psiLine{}, malformed(file, "field %s is not %s=...", quote(field), want)
+			return psiLine{}, kparse.Malformed(file, "field %s is not %s=...", kparse.Quote(field), want)
 		}
 		if i < 3 {
 			f, ok := atoDecimal(val)
 			if !ok {
-				return psiLine{}, malformed(file, "%s: %s is not a decimal number", want, quote(val))
+				return psiLine{}, kparse.Malformed(file, "%s: %s is not a decimal number", want, kparse.Quote(val))
 			}
 			*avgs[i] = f
 			continue
@@ -510,7 +479,7 @@ func parsePSILine(file string, b []byte) (psiLine, error) {
 		l.Total = v
 	}
 	if len(b) > 0 {
-		return psiLine{}, malformed(file, "trailing fields %s", quote(b))
+		return psiLine{}, kparse.Malformed(file, "trailing fields %s", kparse.Quote(b))
 	}
 	return l, nil
 }
@@ -523,7 +492,7 @@ func atoDecimal(b []byte) (float64, bool) {
 	if len(ip) == 0 || (dot && len(fp) == 0) || len(ip)+len(fp) > 15 {
 		return 0, false
 	}
-	i, ok := atoU64(ip)
+	i, ok := kparse.AtoU64(ip)
 	if !ok {
 		return 0, false
 	}
@@ -557,11 +526,11 @@ func parseControllers(b []byte) ([]string, error) {
 	var names []string
 	for _, f := range bytes.Split(t, []byte{' '}) {
 		if len(f) == 0 {
-			return nil, malformed(file, "empty name in %s", quote(b))
+			return nil, kparse.Malformed(file, "empty name in %s", kparse.Quote(b))
 		}
 		for _, c := range f {
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-				return nil, malformed(file, "bad controller name %s", quote(f))
+				return nil, kparse.Malformed(file, "bad controller name %s", kparse.Quote(f))
 			}
 		}
 		names = append(names, string(f))
@@ -579,26 +548,26 @@ func parseProcCgroup(b []byte) (v2Path string, hasV2 bool, v1 bool, err error) {
 		return "", false, false, err
 	}
 	if len(b) == 0 {
-		return "", false, false, malformed(file, "empty")
+		return "", false, false, kparse.Malformed(file, "empty")
 	}
 	for len(b) > 0 {
 		var line []byte
 		line, b = nextLine(b)
 		id, rest, ok1 := bytes.Cut(line, []byte{':'})
 		ctrl, path, ok2 := bytes.Cut(rest, []byte{':'})
-		n, ok := atoU64(id)
+		n, ok := kparse.AtoU64(id)
 		if !ok1 || !ok2 || !ok || len(path) == 0 || path[0] != '/' {
-			return "", false, false, malformed(file, "line %s is not ID:controllers:/path", quote(line))
+			return "", false, false, kparse.Malformed(file, "line %s is not ID:controllers:/path", kparse.Quote(line))
 		}
 		if n != 0 {
 			v1 = true
 			continue
 		}
 		if len(ctrl) != 0 {
-			return "", false, false, malformed(file, "line %s: hierarchy 0 with controllers", quote(line))
+			return "", false, false, kparse.Malformed(file, "line %s: hierarchy 0 with controllers", kparse.Quote(line))
 		}
 		if hasV2 {
-			return "", false, false, malformed(file, "two 0:: lines")
+			return "", false, false, kparse.Malformed(file, "two 0:: lines")
 		}
 		v2Path, hasV2 = string(path), true
 	}
@@ -623,7 +592,7 @@ func parseMountinfo(b []byte) ([]mount, error) {
 		return nil, err
 	}
 	if len(b) == 0 {
-		return nil, malformed(file, "empty")
+		return nil, kparse.Malformed(file, "empty")
 	}
 	var out []mount
 	for len(b) > 0 {
@@ -641,7 +610,7 @@ func parseMountinfo(b []byte) ([]mount, error) {
 // parseMountLine parses one mountinfo line.
 func parseMountLine(file string, line []byte) (mount, error) {
 	bad := func(why string) error {
-		return malformed(file, "line %s: %s", quote(line), why)
+		return kparse.Malformed(file, "line %s: %s", kparse.Quote(line), why)
 	}
 	f := bytes.Split(line, []byte{' '})
 	sep := -1
@@ -657,11 +626,11 @@ func parseMountLine(file string, line []byte) (mount, error) {
 	if len(f)-sep != 4 {
 		return mount{}, bad("not three fields after \" - \"")
 	}
-	_, ok1 := atoU64(f[0])
-	_, ok2 := atoU64(f[1])
+	_, ok1 := kparse.AtoU64(f[0])
+	_, ok2 := kparse.AtoU64(f[1])
 	maj, min, ok3 := bytes.Cut(f[2], []byte{':'})
-	_, ok4 := atoU64(maj)
-	_, ok5 := atoU64(min)
+	_, ok4 := kparse.AtoU64(maj)
+	_, ok5 := kparse.AtoU64(min)
 	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
 		return mount{}, bad("bad mount ID, parent ID or MAJ:MIN")
 	}
@@ -709,17 +678,17 @@ func unescapeOctal(b []byte) (string, error) {
 			continue
 		}
 		if i+4 > len(b) {
-			return "", fmt.Errorf("bad escape %s", quote(b[i:]))
+			return "", fmt.Errorf("bad escape %s", kparse.Quote(b[i:]))
 		}
 		v := 0
 		for _, c := range b[i+1 : i+4] {
 			if c < '0' || c > '7' {
-				return "", fmt.Errorf("bad escape %s", quote(b[i:i+4]))
+				return "", fmt.Errorf("bad escape %s", kparse.Quote(b[i:i+4]))
 			}
 			v = v*8 + int(c-'0')
 		}
 		if v > 255 {
-			return "", fmt.Errorf("bad escape %s", quote(b[i:i+4]))
+			return "", fmt.Errorf("bad escape %s", kparse.Quote(b[i:i+4]))
 		}
 		out = append(out, byte(v))
 		i += 3

@@ -10,47 +10,15 @@ package procfallback
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"math"
+
+	"github.com/cgmon/cgmon/internal/kparse"
 )
 
 // errMalformed is wrapped by every parse error: the file's content is not
-// what the kernel writes.
-var errMalformed = errors.New("malformed kernel file")
-
-// malformed returns an error wrapping errMalformed naming the file.
-func malformed(file, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", errMalformed, file, fmt.Sprintf(format, args...))
-}
-
-// quote shows at most 40 bytes of b, quoted, for error messages.
-func quote(b []byte) string {
-	if len(b) > 40 {
-		return fmt.Sprintf("%q...", b[:40])
-	}
-	return fmt.Sprintf("%q", b)
-}
-
-// atoU64 parses a decimal number as the kernel prints it ("%llu"):
-// non-empty ASCII digits without a leading zero (but "0"); it rejects
-// signs, spaces and overflow.
-func atoU64(b []byte) (v uint64, ok bool) {
-	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
-		return 0, false
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
-}
+// what the kernel writes. It is the one of package kparse, shared with the
+// other package of parsers.
+var errMalformed = kparse.ErrMalformed
 
 // atoI64 parses an optionally '-'-signed decimal integer that fits int64.
 func atoI64(b []byte) (int64, bool) {
@@ -58,7 +26,7 @@ func atoI64(b []byte) (int64, bool) {
 	if neg {
 		b = b[1:]
 	}
-	u, ok := atoU64(b)
+	u, ok := kparse.AtoU64(b)
 	if !ok {
 		return 0, false
 	}
@@ -77,7 +45,7 @@ func atoI64(b []byte) (int64, bool) {
 // atoID parses a non-negative decimal that fits int (pids, process groups,
 // sessions).
 func atoID(b []byte) (int, bool) {
-	u, ok := atoU64(b)
+	u, ok := kparse.AtoU64(b)
 	if !ok || u > math.MaxInt {
 		return 0, false
 	}
@@ -113,15 +81,15 @@ const statFields = 24 - 2
 func splitStat(b []byte) (pid, comm, rest []byte, err error) {
 	const file = "/proc/PID/stat"
 	if bytes.IndexByte(b, 0) >= 0 {
-		return nil, nil, nil, malformed(file, "NUL byte")
+		return nil, nil, nil, kparse.Malformed(file, "NUL byte")
 	}
 	open := bytes.IndexByte(b, '(')
 	closing := bytes.LastIndexByte(b, ')')
 	if open < 2 || closing < open || b[open-1] != ' ' {
-		return nil, nil, nil, malformed(file, "no \"PID (comm)\" in %s", quote(b))
+		return nil, nil, nil, kparse.Malformed(file, "no \"PID (comm)\" in %s", kparse.Quote(b))
 	}
 	if len(b) < closing+2 || b[closing+1] != ' ' {
-		return nil, nil, nil, malformed(file, "nothing after comm in %s", quote(b))
+		return nil, nil, nil, kparse.Malformed(file, "nothing after comm in %s", kparse.Quote(b))
 	}
 	return b[:open-1], b[open+1 : closing], b[closing+2:], nil
 }
@@ -139,19 +107,19 @@ func parseProcStat(b []byte) (procStat, error) {
 	var s procStat
 	pid, ok := atoID(pidB)
 	if !ok || pid == 0 {
-		return procStat{}, malformed(file, "pid %s is not a positive integer", quote(pidB))
+		return procStat{}, kparse.Malformed(file, "pid %s is not a positive integer", kparse.Quote(pidB))
 	}
 	s.PID = pid
 	for n := 3; n < 3+statFields; n++ {
 		end := fieldEnd(rest)
 		if end < 0 {
-			return procStat{}, malformed(file, "field %d of pid %d missing or truncated", n, pid)
+			return procStat{}, kparse.Malformed(file, "field %d of pid %d missing or truncated", n, pid)
 		}
 		f := rest[:end]
 		rest = rest[end+1:]
 		if n == 3 {
 			if len(f) != 1 || !(f[0] >= 'A' && f[0] <= 'Z' || f[0] >= 'a' && f[0] <= 'z') {
-				return procStat{}, malformed(file, "state %s is not a letter", quote(f))
+				return procStat{}, kparse.Malformed(file, "state %s is not a letter", kparse.Quote(f))
 			}
 			s.State = f[0]
 			continue
@@ -172,7 +140,7 @@ func parseProcStat(b []byte) (procStat, error) {
 				s.Session = v
 			}
 		case 14, 15, 22: // utime, stime, starttime
-			v, ok := atoU64(f)
+			v, ok := kparse.AtoU64(f)
 			bad = !ok
 			switch n {
 			case 14:
@@ -186,14 +154,14 @@ func parseProcStat(b []byte) (procStat, error) {
 			s.RSSPages, ok = atoI64(f)
 			bad = !ok
 		case 9, 10, 11, 12, 13, 23: // flags, minflt, cminflt, majflt, cmajflt, vsize
-			_, ok := atoU64(f)
+			_, ok := kparse.AtoU64(f)
 			bad = !ok
 		default: // tty_nr, tpgid (-1), cutime, cstime, priority, nice, num_threads, itrealvalue
 			_, ok := atoI64(f)
 			bad = !ok
 		}
 		if bad {
-			return procStat{}, malformed(file, "field %d of pid %d: %s is not a number", n, pid, quote(f))
+			return procStat{}, kparse.Malformed(file, "field %d of pid %d: %s is not a number", n, pid, kparse.Quote(f))
 		}
 	}
 	return s, nil
@@ -238,10 +206,10 @@ type procStatusMem struct {
 func parseProcStatusMem(b []byte) (procStatusMem, error) {
 	const file = "/proc/PID/status"
 	if bytes.IndexByte(b, 0) >= 0 {
-		return procStatusMem{}, malformed(file, "NUL byte")
+		return procStatusMem{}, kparse.Malformed(file, "NUL byte")
 	}
 	if len(b) == 0 || b[len(b)-1] != '\n' {
-		return procStatusMem{}, malformed(file, "empty or last line not terminated (truncated read?)")
+		return procStatusMem{}, kparse.Malformed(file, "empty or last line not terminated (truncated read?)")
 	}
 	var m procStatusMem
 	hasName := false
@@ -251,7 +219,7 @@ func parseProcStatusMem(b []byte) (procStatusMem, error) {
 		b = b[i+1:]
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
-			return procStatusMem{}, malformed(file, "line %s has no key", quote(line))
+			return procStatusMem{}, kparse.Malformed(file, "line %s has no key", kparse.Quote(line))
 		}
 		var dst *uint64
 		var has *bool
@@ -267,16 +235,16 @@ func parseProcStatusMem(b []byte) (procStatusMem, error) {
 			continue
 		}
 		if *has {
-			return procStatusMem{}, malformed(file, "%s repeated", line[:colon])
+			return procStatusMem{}, kparse.Malformed(file, "%s repeated", line[:colon])
 		}
 		v, ok := parseKB(line[colon+1:])
 		if !ok {
-			return procStatusMem{}, malformed(file, "line %s is not \"<n> kB\"", quote(line))
+			return procStatusMem{}, kparse.Malformed(file, "line %s is not \"<n> kB\"", kparse.Quote(line))
 		}
 		*dst, *has = v, true
 	}
 	if !hasName {
-		return procStatusMem{}, malformed(file, "no Name line")
+		return procStatusMem{}, kparse.Malformed(file, "no Name line")
 	}
 	return m, nil
 }
@@ -289,7 +257,7 @@ func parseKB(v []byte) (uint64, bool) {
 	if !ok || string(unit) != "kB" {
 		return 0, false
 	}
-	kb, ok := atoU64(num)
+	kb, ok := kparse.AtoU64(num)
 	if !ok || kb > math.MaxUint64/1024 {
 		return 0, false
 	}
@@ -307,10 +275,10 @@ type procIO struct{ ReadBytes, WriteBytes, RChar, WChar uint64 }
 func parseProcIO(b []byte) (procIO, error) {
 	const file = "/proc/PID/io"
 	if bytes.IndexByte(b, 0) >= 0 {
-		return procIO{}, malformed(file, "NUL byte")
+		return procIO{}, kparse.Malformed(file, "NUL byte")
 	}
 	if len(b) > 0 && b[len(b)-1] != '\n' {
-		return procIO{}, malformed(file, "last line not terminated (truncated read?)")
+		return procIO{}, kparse.Malformed(file, "last line not terminated (truncated read?)")
 	}
 	var s procIO
 	seen := 0
@@ -320,7 +288,7 @@ func parseProcIO(b []byte) (procIO, error) {
 		b = b[i+1:]
 		key, val, ok := bytes.Cut(line, []byte(": "))
 		if !ok || len(key) == 0 {
-			return procIO{}, malformed(file, "line %s is not \"key: value\"", quote(line))
+			return procIO{}, kparse.Malformed(file, "line %s is not \"key: value\"", kparse.Quote(line))
 		}
 		var dst *uint64
 		var bit int
@@ -337,15 +305,15 @@ func parseProcIO(b []byte) (procIO, error) {
 			continue
 		}
 		if seen&bit != 0 {
-			return procIO{}, malformed(file, "key %s repeated", key)
+			return procIO{}, kparse.Malformed(file, "key %s repeated", key)
 		}
 		seen |= bit
-		if *dst, ok = atoU64(val); !ok {
-			return procIO{}, malformed(file, "%s: %s is not an unsigned 64-bit integer", key, quote(val))
+		if *dst, ok = kparse.AtoU64(val); !ok {
+			return procIO{}, kparse.Malformed(file, "%s: %s is not an unsigned 64-bit integer", key, kparse.Quote(val))
 		}
 	}
 	if seen != 15 {
-		return procIO{}, malformed(file, "one of rchar, wchar, read_bytes, write_bytes missing")
+		return procIO{}, kparse.Malformed(file, "one of rchar, wchar, read_bytes, write_bytes missing")
 	}
 	return s, nil
 }
@@ -363,11 +331,11 @@ func parseChildren(b []byte, dst []int) ([]int, error) {
 	for len(b) > 0 {
 		end := bytes.IndexByte(b, ' ')
 		if end < 0 {
-			return orig, malformed(file, "last pid %s not followed by a space (truncated read?)", quote(b))
+			return orig, kparse.Malformed(file, "last pid %s not followed by a space (truncated read?)", kparse.Quote(b))
 		}
 		pid, ok := atoID(b[:end])
 		if !ok || pid == 0 {
-			return orig, malformed(file, "%s is not a positive pid", quote(b[:end]))
+			return orig, kparse.Malformed(file, "%s is not a positive pid", kparse.Quote(b[:end]))
 		}
 		dst = append(dst, pid)
 		b = b[end+1:]
