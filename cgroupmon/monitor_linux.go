@@ -33,8 +33,10 @@ type Monitor struct {
 	reaper  *procfallback.Reaper
 	sampler *sampler
 	// inheritedRSS is the maxrss this process inherited when it was
-	// started with vfork, when that exceeds its own peak (see selfPeak).
-	inheritedRSS uint64
+	// started with vfork, when that exceeds its own peak (see selfPeak);
+	// measured once, on first use: only the procfs memory source needs it.
+	inheritedRSS     uint64
+	inheritedRSSOnce sync.Once
 	// status is /proc/self/status, held open once selfPeak needs it.
 	status struct {
 		mu  sync.Mutex
@@ -110,9 +112,6 @@ func New(opts Options) (*Monitor, error) {
 		live:    map[*run]struct{}{},
 	}
 	m.status.fd = -1
-	if g := rusageMaxRSS(); g > selfHWM(opts.ProcRoot) {
-		m.inheritedRSS = g
-	}
 	if p.Root != "" {
 		if err := m.prepareRoot(); err != nil {
 			m.undoRoot()
@@ -211,11 +210,11 @@ func (m *Monitor) prepareRoot() error {
 	if b, err = readCapped(filepath.Join(root, "cgroup.subtree_control")); err == nil {
 		m.controllers, _ = parseControllers(b)
 	}
-	p.Available, p.Enabled = nonNil(avail), nonNil(m.controllers)
-	// Sources depend on what is enabled now, not what the probe guessed.
+	// Sources depend on what is enabled now, not what the probe guessed;
+	// the controller files were just read, so only the features are.
+	p.Available, p.Enabled = nonNil(m.controllers), nonNil(m.controllers)
 	p.Sources, p.Gaps, p.Features = map[string]SourceChoice{}, nil, Features{}
-	p.readRoot()
-	p.Available = nonNil(m.controllers)
+	p.readFeatures(root)
 	p.chooseSources(m.opts.Backend)
 	return nil
 }

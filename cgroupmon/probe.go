@@ -317,13 +317,15 @@ func (p *Probe) readRoot() {
 		// children (the parent's subtree_control), not all it has.
 		dir, availFile = filepath.Dir(dir), "cgroup.subtree_control"
 	}
-	if b, err := readCapped(filepath.Join(dir, availFile)); err == nil {
-		c, _ := parseControllers(b)
-		p.Available = nonNil(c)
-	}
 	if b, err := readCapped(filepath.Join(dir, "cgroup.subtree_control")); err == nil {
 		c, _ := parseControllers(b)
 		p.Enabled = nonNil(c)
+	}
+	if availFile == "cgroup.subtree_control" {
+		p.Available = p.Enabled // the same file: read once
+	} else if b, err := readCapped(filepath.Join(dir, availFile)); err == nil {
+		c, _ := parseControllers(b)
+		p.Available = nonNil(c)
 	}
 	p.readFeatures(dir)
 }

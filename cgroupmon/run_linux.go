@@ -643,9 +643,14 @@ func (r *run) waitEmpty() error {
 // selfPeak returns this process's own peak RSS (VmHWM), in bytes: what a
 // child started with vfork inherits at exec. getrusage(RUSAGE_SELF) gives
 // the larger of that and what this process itself inherited at its own
-// exec (inheritedRSS, measured by New), so a value above inheritedRSS is
+// exec (inheritedRSS), so a value above inheritedRSS is
 // the peak itself, one system call; otherwise /proc/self/status tells.
 func (m *Monitor) selfPeak() uint64 {
+	m.inheritedRSSOnce.Do(func() {
+		if g := rusageMaxRSS(); g > selfHWM(m.opts.ProcRoot) {
+			m.inheritedRSS = g
+		}
+	})
 	g := rusageMaxRSS()
 	if g > m.inheritedRSS {
 		return g

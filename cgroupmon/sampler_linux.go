@@ -66,11 +66,10 @@ func (s *sampler) startLocked() {
 }
 
 // reclaim queues the cgroup directory of an ended execution, which must be
-// empty and its descriptors closed, for removal at the next tick (or by
+// empty and its descriptors closed, for removal after the next tick (or by
 // stop). It reports false, queueing nothing, once the sampler is stopped:
-// the caller then removes it itself.
-// With a long interval the queue would grow without bound, so beyond
-// maxPending the caller removes the oldest one itself.
+// the caller then removes it itself. With a long interval the queue would
+// grow without bound, so beyond maxPending the caller removes the oldest.
 func (s *sampler) reclaim(path string) bool {
 	s.mu.Lock()
 	if s.closed {
@@ -86,7 +85,14 @@ func (s *sampler) reclaim(path string) bool {
 	s.startLocked()
 	s.mu.Unlock()
 	if oldest.path != "" {
-		s.removeOne(oldest)
+		retry, err := tryRemove(&oldest)
+		s.mu.Lock()
+		if retry {
+			s.pending = append(s.pending, oldest)
+		} else if err != nil {
+			s.errs = append(s.errs, err)
+		}
+		s.mu.Unlock()
 	}
 	return true
 }
@@ -94,26 +100,23 @@ func (s *sampler) reclaim(path string) bool {
 // maxPending is how many emptied cgroups may wait for a tick.
 const maxPending = 1024
 
-// removeOne tries once to remove p, outside the lock, and queues it again
-// if the kernel still reports it busy.
-func (s *sampler) removeOne(p pendingLeaf) {
-	err := unix.Rmdir(p.path)
-	if err == nil || errors.Is(err, unix.ENOENT) {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if errors.Is(err, unix.EBUSY) && p.tries+1 < reclaimTries && !s.closed {
+// tryRemove tries once to remove p's directory. retry says the kernel
+// still reports it busy and it has tries left (counted in p); err says it
+// was given up.
+func tryRemove(p *pendingLeaf) (retry bool, err error) {
+	err = unix.Rmdir(p.path)
+	switch {
+	case err == nil || errors.Is(err, unix.ENOENT):
+		return false, nil
+	case errors.Is(err, unix.EBUSY) && p.tries+1 < reclaimTries:
 		p.tries++
-		s.pending = append(s.pending, p)
-		return
+		return true, nil
 	}
-	s.errs = append(s.errs, fmt.Errorf("removing cgroup %s: %w", p.path, err))
+	return false, fmt.Errorf("removing cgroup %s: %w", p.path, err)
 }
 
-// removePending tries to remove each queued cgroup once; those the kernel
-// still reports busy stay queued until reclaimTries ticks have passed. The
-// rmdirs run without the lock: Start and the end of an execution take it.
+// removePending tries to remove each queued cgroup once. The rmdirs run
+// without the lock: Start and the end of an execution take it.
 func (s *sampler) removePending() {
 	s.mu.Lock()
 	if len(s.pending) == 0 {
@@ -125,15 +128,12 @@ func (s *sampler) removePending() {
 	s.mu.Unlock()
 	var retry []pendingLeaf
 	var errs []error
-	for _, p := range todo {
-		err := unix.Rmdir(p.path)
-		switch {
-		case err == nil || errors.Is(err, unix.ENOENT):
-		case errors.Is(err, unix.EBUSY) && p.tries+1 < reclaimTries:
-			p.tries++
-			retry = append(retry, p)
-		default:
-			errs = append(errs, fmt.Errorf("removing cgroup %s: %w", p.path, err))
+	for i := range todo {
+		again, err := tryRemove(&todo[i])
+		if again {
+			retry = append(retry, todo[i])
+		} else if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	clear(todo)
@@ -169,7 +169,6 @@ func (s *sampler) loop() {
 		case <-s.quit:
 			return
 		}
-		s.removePending()
 		s.mu.Lock()
 		if len(s.runs) == 0 && len(s.pending) == 0 {
 			s.active = false
@@ -182,6 +181,8 @@ func (s *sampler) loop() {
 			r.tick(now)
 		}
 		clear(s.batch)
+		// After the samples, so that removing cgroups never delays them.
+		s.removePending()
 	}
 }
 
