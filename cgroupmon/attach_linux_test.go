@@ -41,10 +41,10 @@ func snapshotDir(t *testing.T, dir string) map[string]string {
 // (exec.Cmd with UseCgroupFD), attaches to the cgroup and compares.
 func TestAttachCgroup(t *testing.T) {
 	m := newMonitor(t, Options{Interval: 20 * time.Millisecond})
-	if m.probe.Mount == "" || m.root == "" {
+	if m.probe.Mount == "" || m.rootPath() == "" {
 		t.Skipf("no writable cgroup v2 here to make the workload's cgroup: %s", m.probe.RootReason)
 	}
-	dir := filepath.Join(m.root, "attach-target-"+strconv.Itoa(os.Getpid()))
+	dir := filepath.Join(m.rootPath(), "attach-target-"+strconv.Itoa(os.Getpid()))
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	t.Cleanup(func() { _ = syscall.Rmdir(dir) })
 	d, err := os.Open(dir)

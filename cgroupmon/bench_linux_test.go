@@ -24,7 +24,7 @@ func fixtureLeaf(b testing.TB) *leaf {
 		require.NoError(b, err)
 		require.NoError(b, os.WriteFile(filepath.Join(dir, f), data, 0o644))
 	}
-	l := &leaf{path: dir, dir: -1, memory: true, pidsCtl: true}
+	l := &leaf{path: dir, dir: -1, leafCaps: leafCaps{memory: true, pidsCtl: true}}
 	open := func(f string) int {
 		fd, err := unix.Open(filepath.Join(dir, f), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		require.NoError(b, err)
@@ -40,15 +40,13 @@ func fixtureLeaf(b testing.TB) *leaf {
 func BenchmarkSamplerTick(b *testing.B) {
 	b.Run("fixture-files", func(b *testing.B) {
 		r := &run{leaf: fixtureLeaf(b), start: time.Now()}
-		r.lastT = r.start
-		now := r.start
+		r.seen.lastT = r.start
 		b.ReportAllocs()
 		for b.Loop() {
-			now = now.Add(time.Millisecond)
-			r.tick(now)
+			r.tick()
 		}
-		if r.tickErr != nil {
-			b.Fatal(r.tickErr)
+		if r.seen.err != nil {
+			b.Fatal(r.seen.err)
 		}
 	})
 	b.Run("host-cgroup2", func(b *testing.B) {
@@ -60,19 +58,17 @@ func BenchmarkSamplerTick(b *testing.B) {
 		m, err := New(Options{})
 		require.NoError(b, err)
 		defer m.Close()
-		l, err := createLeaf(m.root, "bench-tick", &cgroup2.Resources{}, m.hasController("memory"), m.hasController("pids"), m.hasController("io"))
+		l, err := createLeaf(m.rootPath(), "bench-tick", &cgroup2.Resources{}, m.leafCaps())
 		require.NoError(b, err)
 		defer l.remove()
 		r := &run{leaf: l, start: time.Now()}
-		r.lastT = r.start
-		now := r.start
+		r.seen.lastT = r.start
 		b.ReportAllocs()
 		for b.Loop() {
-			now = now.Add(time.Millisecond)
-			r.tick(now)
+			r.tick()
 		}
-		if r.tickErr != nil {
-			b.Fatal(r.tickErr)
+		if r.seen.err != nil {
+			b.Fatal(r.seen.err)
 		}
 	})
 }
@@ -94,10 +90,10 @@ func BenchmarkRunTrue(b *testing.B) {
 		m, err := New(Options{})
 		require.NoError(b, err)
 		defer m.Close()
-		if m.root == "" {
+		if m.rootPath() == "" {
 			b.Skip("no cgroup v2 root on this host")
 		}
-		p := filepath.Join(m.root, "bench-floor")
+		p := filepath.Join(m.rootPath(), "bench-floor")
 		for b.Loop() {
 			require.NoError(b, os.Mkdir(p, 0o755))
 			fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

@@ -25,18 +25,25 @@ type leaf struct {
 	events     int // cgroup.events
 	procs      int // cgroup.procs
 
-	memory  bool // the memory controller is enabled: memory.current exists
-	pidsCtl bool // the pids controller is enabled: pids.current exists
-	io      bool // the io controller is enabled: io.stat exists
+	leafCaps
 
 	buf      [512]byte // for the sampler's reads, under the run's lock
 	evBuf    [128]byte // for cgroup.events, read by the waiting goroutine
 	procsBuf []byte
+	pidsBuf  []int // for counting cgroup.procs without allocating
+}
+
+// leafCaps are what a leaf's cgroup offers.
+type leafCaps struct {
+	memory     bool // the memory controller is enabled: memory.current exists
+	pidsCtl    bool // the pids controller is enabled: pids.current exists
+	io         bool // the io controller is enabled: io.stat exists
+	cgroupKill bool // cgroup.kill exists (Linux 5.14)
 }
 
 // createLeaf makes root/name (which must not exist yet), applies res, and
 // opens the files the sampler reads. On error nothing is left behind.
-func createLeaf(root, name string, res *cgroup2.Resources, memory, pids, io bool) (_ *leaf, err error) {
+func createLeaf(root, name string, res *cgroup2.Resources, caps leafCaps) (_ *leaf, err error) {
 	path := filepath.Join(root, name)
 	if filepath.Dir(path) != filepath.Clean(root) {
 		return nil, fmt.Errorf("%w: leaf name %q escapes the root", ErrInvalidSpec, name)
@@ -64,7 +71,7 @@ func createLeaf(root, name string, res *cgroup2.Resources, memory, pids, io bool
 		l.dir = -1
 		return nil, fmt.Errorf("opening cgroup %s: %w", path, err)
 	}
-	l.memory, l.pidsCtl, l.io = memory, pids, io
+	l.leafCaps = caps
 	return l, nil
 }
 
@@ -79,7 +86,7 @@ func openLeaf(path string) (*leaf, error) {
 		_, err := os.Stat(filepath.Join(path, f))
 		return err == nil
 	}
-	l.memory, l.pidsCtl, l.io = has("memory.current"), has("pids.current"), has("io.stat")
+	l.memory, l.pidsCtl, l.io, l.cgroupKill = has("memory.current"), has("pids.current"), has("io.stat"), has("cgroup.kill")
 	if !has("cpu.stat") || !has("cgroup.events") {
 		return nil, fmt.Errorf("%s lacks cpu.stat or cgroup.events: %w", path, ErrUnavailable)
 	}
@@ -210,11 +217,19 @@ func (l *leaf) readFile(name string) ([]byte, error) {
 	return readCapped(filepath.Join(l.path, name))
 }
 
+// countProcs counts the processes in cgroup.procs, without allocating
+// once warm.
+func (l *leaf) countProcs() (uint64, error) {
+	pids, err := l.pids(l.pidsBuf[:0])
+	l.pidsBuf = pids
+	return uint64(len(pids)), err
+}
+
 // kill kills every process in the leaf: with cgroup.kill where the kernel
 // has it (5.14), else by freezing the cgroup, sending SIGKILL to each
 // process and thawing it. It never waits for a process (exec.Cmd does).
-func (l *leaf) kill(hasKill bool) error {
-	if hasKill {
+func (l *leaf) kill() error {
+	if l.cgroupKill {
 		err := os.WriteFile(filepath.Join(l.path, "cgroup.kill"), []byte("1"), 0)
 		if err == nil || !errors.Is(err, os.ErrNotExist) {
 			return err

@@ -95,7 +95,7 @@ func Test500RunsLeaveNothing(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		root := m.root
+		root := m.rootPath()
 		require.NoError(t, m.Close())
 		if root != "" {
 			assertNoLeaves(t, root)
@@ -113,7 +113,7 @@ func Test500RunsLeaveNothing(t *testing.T) {
 
 func TestGatedStart(t *testing.T) {
 	m := newMonitor(t, Options{})
-	if m.root == "" {
+	if m.rootPath() == "" {
 		t.Skipf("no writable cgroup v2 here: %s", m.probe.RootReason)
 	}
 	m.forceGated = true

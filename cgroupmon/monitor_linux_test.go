@@ -37,8 +37,8 @@ func newMonitor(t *testing.T, opts Options) *Monitor {
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		require.NoError(t, m.Close())
-		if m.root != "" {
-			assertNoLeaves(t, m.root)
+		if m.rootPath() != "" {
+			assertNoLeaves(t, m.rootPath())
 		}
 	})
 	return m
@@ -354,7 +354,7 @@ func assertGone(t *testing.T, pid int) {
 func TestEndedCgroupIsRemoved(t *testing.T) {
 	t.Run("next tick", func(t *testing.T) {
 		m := newMonitor(t, Options{Interval: 20 * time.Millisecond})
-		if m.root == "" {
+		if m.rootPath() == "" {
 			t.Skip("no cgroup v2 root on this host: executions get no cgroup")
 		}
 		h, err := m.Start(context.Background(), Spec{Command: []string{"/bin/true"}})
@@ -371,7 +371,7 @@ func TestEndedCgroupIsRemoved(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		m, err := New(Options{Interval: time.Hour})
 		require.NoError(t, err)
-		if m.root == "" {
+		if m.rootPath() == "" {
 			require.NoError(t, m.Close())
 			t.Skip("no cgroup v2 root on this host: executions get no cgroup")
 		}
@@ -386,7 +386,7 @@ func TestEndedCgroupIsRemoved(t *testing.T) {
 		require.NoError(t, m.Close())
 		_, err = os.Stat(dir)
 		assert.ErrorIs(t, err, os.ErrNotExist)
-		assertNoLeaves(t, m.root)
+		assertNoLeaves(t, m.rootPath())
 	})
 }
 
@@ -396,7 +396,7 @@ func TestEndedCgroupIsRemoved(t *testing.T) {
 // the root again instead of failing.
 func TestSharedRootRemovedByAnotherMonitor(t *testing.T) {
 	b := newMonitor(t, Options{})
-	if !b.sharedRoot {
+	if b.root == nil || !b.root.shared {
 		// A monitor that moved itself into its own delegated cgroup
 		// (rootless, path (a)) is alone there: nothing is shared.
 		t.Skip("this host gives no shared cgroup root: " + b.Probe().RootReason)
@@ -404,7 +404,7 @@ func TestSharedRootRemovedByAnotherMonitor(t *testing.T) {
 	a, err := New(Options{})
 	require.NoError(t, err)
 	require.NoError(t, a.Close())
-	_, err = os.Stat(b.root)
+	_, err = os.Stat(b.rootPath())
 	require.ErrorIs(t, err, os.ErrNotExist, "the last monitor out (a, while b had no execution) removes the shared root")
 	ex, err := b.Run(context.Background(), Spec{Command: []string{"/bin/true"}})
 	require.NoError(t, err)
@@ -417,33 +417,40 @@ func TestSharedRootRemovedByAnotherMonitor(t *testing.T) {
 // was started (go test starts test binaries with os/exec, that is vfork).
 func TestSelfPeakIsOwnHWM(t *testing.T) {
 	m := newMonitor(t, Options{})
-	before := selfHWM("/proc")
+	before := m.self.readHWM()
 	require.NotZero(t, before, "VmHWM of /proc/self/status")
-	got := m.selfPeak()
-	after := selfHWM("/proc")
+	got := m.self.bytes()
+	after := m.self.readHWM()
 	assert.GreaterOrEqual(t, got, before)
 	assert.LessOrEqual(t, got, after)
-	t.Logf("VmHWM %d KiB, getrusage maxrss %d KiB, inherited %d KiB", got/1024, rusageMaxRSS()/1024, m.inheritedRSS/1024)
+	t.Logf("VmHWM %d KiB, getrusage maxrss %d KiB, inherited %d KiB", got/1024, rusageMaxRSS()/1024, m.self.inherited/1024)
 }
 
-func TestParseVmHWM(t *testing.T) {
+// TestSelfPeakReadsVmHWM: the guard reads VmHWM through the one parser of
+// /proc/PID/status (proctree's), and anything it cannot read is 0, which
+// makes bytes() fall back to getrusage's upper bound.
+func TestSelfPeakReadsVmHWM(t *testing.T) {
 	for _, c := range []struct {
 		in   string
 		want uint64
 	}{
 		{"Name:\tx\nVmPeak:\t  99 kB\nVmHWM:\t   15176 kB\nVmRSS:\t 1 kB\n", 15176 << 10},
 		{"Name:\tx\nVmHWM: 0 kB\n", 0},
-		{"Name:\tx\nVmRSS:\t 1 kB\n", 0},               // no VmHWM (a kernel thread)
-		{"Name:\tx\nVmHWM:\t15176 MB\n", 0},            // not kB
-		{"Name:\tx\nVmHWM:\t kB\n", 0},                 // no number
-		{"Name:\tx\nVmHWM:\t1234567890123456 kB\n", 0}, // absurd
-		{"Name:\tx\nVmHWM:\t12", 0},                    // truncated
+		{"Name:\tx\nVmRSS:\t 1 kB\n", 0},    // no VmHWM (a kernel thread)
+		{"Name:\tx\nVmHWM:\t15176 MB\n", 0}, // not kB
+		{"Name:\tx\nVmHWM:\t kB\n", 0},      // no number
+		{"Name:\tx\nVmHWM:\t12", 0},         // truncated
 	} {
-		assert.Equal(t, c.want, parseVmHWM([]byte(c.in)), "%q", c.in)
+		root := t.TempDir()
+		require.NoError(t, os.Mkdir(filepath.Join(root, "self"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(root, "self", "status"), []byte(c.in), 0o644))
+		s := newSelfPeak(root)
+		assert.Equal(t, c.want, s.readHWM(), "%q", c.in)
+		s.close()
 	}
-	b, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	assert.NotZero(t, parseVmHWM(b), "this process's own status")
+	s := newSelfPeak("/proc")
+	defer s.close()
+	assert.NotZero(t, s.readHWM(), "this process's own status")
 }
 
 // TestPendingCgroupsAreBounded: with an interval so long that no tick
@@ -451,14 +458,14 @@ func TestParseVmHWM(t *testing.T) {
 // maxPending of them; Close removes the rest.
 func TestPendingCgroupsAreBounded(t *testing.T) {
 	m := newMonitor(t, Options{Interval: time.Hour})
-	if m.root == "" {
+	if m.rootPath() == "" {
 		t.Skip("no cgroup v2 root on this host: executions get no cgroup")
 	}
 	for i := 0; i < maxPending+20; i++ {
 		_, err := m.Run(context.Background(), Spec{Command: []string{"/bin/true"}})
 		require.NoError(t, err)
 	}
-	ents, err := os.ReadDir(m.root)
+	ents, err := os.ReadDir(m.rootPath())
 	require.NoError(t, err)
 	n := 0
 	for _, e := range ents {

@@ -1,34 +1,12 @@
 package cgroupmon
 
 import (
-	"errors"
 	"io"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/cgmon/cgmon/metrics"
-)
-
-// Errors a caller can test for with errors.Is.
-var (
-	// ErrInvalidSpec: the Spec is malformed (bad id, empty command, ...).
-	ErrInvalidSpec = errors.New("invalid spec")
-	// ErrControllerUnavailable: a limit needs a cgroup controller that the
-	// cgroup root does not offer.
-	ErrControllerUnavailable = errors.New("cgroup controller unavailable")
-	// ErrNotDelegated: the cgroup root is not writable by this process.
-	ErrNotDelegated = errors.New("cgroup root not delegated")
-	// ErrUnavailable: a kernel file or feature is missing on this host.
-	ErrUnavailable = errors.New("unavailable on this host")
-	// ErrStart: the command could not be executed; the result has status
-	// failed_to_start. The cause (e.g. exec.ErrNotFound, fs.ErrPermission)
-	// is wrapped too.
-	ErrStart = errors.New("command could not be started")
-	// ErrNotSupported: cgmon measures executions on Linux only.
-	ErrNotSupported = errors.New("not supported on this operating system")
-	// ErrClosed: the Monitor was closed.
-	ErrClosed = errors.New("monitor closed")
 )
 
 // DefaultInterval is the sampler's default tick.
@@ -83,8 +61,10 @@ type Spec struct {
 	// ID identifies the execution; it must not contain '/', NUL or "..",
 	// nor exceed 200 bytes. Empty: one is generated.
 	ID string
-	// Language and CodeLength label the record.
-	Language   string
+	// Language labels the record, e.g. "python".
+	Language string
+	// CodeLength is the length of the program's source, in bytes, as the
+	// caller counts it; it only labels the record.
 	CodeLength int
 	// Command is the argv; Command[0] is looked up in PATH when it has no
 	// slash.

@@ -6,7 +6,7 @@ package cgroupmon
 // have written: non-numeric values, overflow, truncated lines, missing
 // required keys, NUL bytes. None of them panics on any input.
 //
-// Multi-line files must end in '\n', as the kernel's seq_file output always
+// Multi-line files must end in '\n' (kparse.CheckLines), as the kernel's seq_file output always
 // does: a last line without it is taken to be a truncated read, so that a
 // cut-off "usage_usec 93" is an error rather than a wrong number.
 // Single-value files (memory.peak, pids.max, ...) take an optional '\n'.
@@ -28,38 +28,6 @@ import (
 // other package of parsers.
 var errMalformed = kparse.ErrMalformed
 
-// checkLines rejects NUL bytes and a non-empty b whose last line lacks its
-// '\n' (a truncated read).
-func checkLines(file string, b []byte) error {
-	if bytes.IndexByte(b, 0) >= 0 {
-		return kparse.Malformed(file, "NUL byte")
-	}
-	if len(b) > 0 && b[len(b)-1] != '\n' {
-		return kparse.Malformed(file, "last line not terminated (truncated read?)")
-	}
-	return nil
-}
-
-// nextLine splits b at its first '\n'; line excludes the '\n'. Callers have
-// run checkLines, so every line is terminated.
-func nextLine(b []byte) (line, rest []byte) {
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		return b, nil
-	}
-	return b[:i], b[i+1:]
-}
-
-// splitKV splits "key value" at its single space; both must be non-empty
-// and the value must hold no further space.
-func splitKV(file string, line []byte) (key, val []byte, err error) {
-	i := bytes.IndexByte(line, ' ')
-	if i <= 0 || i == len(line)-1 || bytes.IndexByte(line[i+1:], ' ') >= 0 {
-		return nil, nil, kparse.Malformed(file, "line %s is not \"key value\"", kparse.Quote(line))
-	}
-	return line[:i], line[i+1:], nil
-}
-
 // uintField parses val as the value of key in file.
 func uintField(file string, key, val []byte) (uint64, error) {
 	v, ok := kparse.AtoU64(val)
@@ -67,40 +35,6 @@ func uintField(file string, key, val []byte) (uint64, error) {
 		return 0, kparse.Malformed(file, "%s: value %s is not an unsigned 64-bit integer", key, kparse.Quote(val))
 	}
 	return v, nil
-}
-
-// keyedUints parses a flat keyed file of "key value" lines whose values
-// are unsigned integers: the value of keys[i] goes to *dst[i], and bit i
-// of seen says that it was present. Unknown keys are skipped but must have
-// the "key value" shape; a repeated known key is an error. It does not
-// allocate (dst does not escape).
-func keyedUints(file string, b []byte, keys []string, dst []*uint64) (seen int, err error) {
-	if err := checkLines(file, b); err != nil {
-		return 0, err
-	}
-	for len(b) > 0 {
-		var line []byte
-		line, b = nextLine(b)
-		key, val, err := splitKV(file, line)
-		if err != nil {
-			return 0, err
-		}
-		i := 0
-		for i < len(keys) && keys[i] != string(key) {
-			i++
-		}
-		if i == len(keys) {
-			continue
-		}
-		if seen&(1<<i) != 0 {
-			return 0, kparse.Malformed(file, "key %s repeated", key)
-		}
-		seen |= 1 << i
-		if *dst[i], err = uintField(file, key, val); err != nil {
-			return 0, err
-		}
-	}
-	return seen, nil
 }
 
 // cpuStat is cpu.stat; times are in microseconds. Fields absent in the file
@@ -134,7 +68,7 @@ const (
 func parseCPUStat(b []byte) (cpuStat, error) {
 	const file = "cpu.stat"
 	var s cpuStat
-	seen, err := keyedUints(file, b, cpuStatKeys[:], []*uint64{
+	seen, err := kparse.KeyedUints(file, b, " ", cpuStatKeys[:], []*uint64{
 		&s.UsageUsec, &s.UserUsec, &s.SystemUsec, &s.NrPeriods, &s.NrThrottled, &s.ThrottledUsec,
 	})
 	if err != nil {
@@ -170,7 +104,7 @@ var memoryEventsKeys = [...]string{"low", "high", "max", "oom", "oom_kill", "oom
 func parseMemoryEvents(b []byte) (memoryEvents, error) {
 	const file = "memory.events"
 	var e memoryEvents
-	seen, err := keyedUints(file, b, memoryEventsKeys[:], []*uint64{
+	seen, err := kparse.KeyedUints(file, b, " ", memoryEventsKeys[:], []*uint64{
 		&e.Low, &e.High, &e.Max, &e.OOM, &e.OOMKill, &e.OOMGroupKill,
 	})
 	if err != nil {
@@ -188,7 +122,7 @@ func parseMemoryEvents(b []byte) (memoryEvents, error) {
 // value must be an unsigned integer; a repeated key is an error.
 func parseMemoryStat(b []byte) (map[string]uint64, error) {
 	const file = "memory.stat"
-	if err := checkLines(file, b); err != nil {
+	if err := kparse.CheckLines(file, b); err != nil {
 		return nil, err
 	}
 	if len(b) == 0 {
@@ -197,8 +131,8 @@ func parseMemoryStat(b []byte) (map[string]uint64, error) {
 	m := make(map[string]uint64, bytes.Count(b, []byte{'\n'}))
 	for len(b) > 0 {
 		var line []byte
-		line, b = nextLine(b)
-		key, val, err := splitKV(file, line)
+		line, b = kparse.NextLine(b)
+		key, val, err := kparse.SplitKV(file, line, " ")
 		if err != nil {
 			return nil, err
 		}
@@ -225,12 +159,12 @@ type ioStat struct{ RBytes, WBytes, RIOs, WIOs uint64 }
 func parseIOStat(b []byte) (ioStat, error) {
 	const file = "io.stat"
 	var s ioStat
-	if err := checkLines(file, b); err != nil {
+	if err := kparse.CheckLines(file, b); err != nil {
 		return s, err
 	}
 	for len(b) > 0 {
 		var line []byte
-		line, b = nextLine(b)
+		line, b = kparse.NextLine(b)
 		dev, rest, _ := bytes.Cut(line, []byte{' '})
 		maj, min, ok := bytes.Cut(dev, []byte{':'})
 		if _, ok1 := kparse.AtoU64(maj); !ok || !ok1 {
@@ -380,7 +314,7 @@ var cgroupEventsKeys = [...]string{"populated", "frozen"}
 func parseCgroupEvents(b []byte) (cgroupEvents, error) {
 	const file = "cgroup.events"
 	var populated, frozen uint64
-	seen, err := keyedUints(file, b, cgroupEventsKeys[:], []*uint64{&populated, &frozen})
+	seen, err := kparse.KeyedUints(file, b, " ", cgroupEventsKeys[:], []*uint64{&populated, &frozen})
 	if err != nil {
 		return cgroupEvents{}, err
 	}
@@ -416,13 +350,13 @@ type psi struct {
 func parsePSI(b []byte) (psi, error) {
 	const file = "pressure file"
 	var p psi
-	if err := checkLines(file, b); err != nil {
+	if err := kparse.CheckLines(file, b); err != nil {
 		return p, err
 	}
 	seen := 0
 	for len(b) > 0 {
 		var line []byte
-		line, b = nextLine(b)
+		line, b = kparse.NextLine(b)
 		kind, rest, _ := bytes.Cut(line, []byte{' '})
 		var dst *psiLine
 		var bit int
@@ -544,7 +478,7 @@ func parseControllers(b []byte) ([]string, error) {
 // path may itself contain ':'.
 func parseProcCgroup(b []byte) (v2Path string, hasV2 bool, v1 bool, err error) {
 	const file = "/proc/self/cgroup"
-	if err := checkLines(file, b); err != nil {
+	if err := kparse.CheckLines(file, b); err != nil {
 		return "", false, false, err
 	}
 	if len(b) == 0 {
@@ -552,7 +486,7 @@ func parseProcCgroup(b []byte) (v2Path string, hasV2 bool, v1 bool, err error) {
 	}
 	for len(b) > 0 {
 		var line []byte
-		line, b = nextLine(b)
+		line, b = kparse.NextLine(b)
 		id, rest, ok1 := bytes.Cut(line, []byte{':'})
 		ctrl, path, ok2 := bytes.Cut(rest, []byte{':'})
 		n, ok := kparse.AtoU64(id)
@@ -588,7 +522,7 @@ type mount struct {
 // split on single spaces, so an empty SOURCE is kept.
 func parseMountinfo(b []byte) ([]mount, error) {
 	const file = "mountinfo"
-	if err := checkLines(file, b); err != nil {
+	if err := kparse.CheckLines(file, b); err != nil {
 		return nil, err
 	}
 	if len(b) == 0 {
@@ -597,7 +531,7 @@ func parseMountinfo(b []byte) ([]mount, error) {
 	var out []mount
 	for len(b) > 0 {
 		var line []byte
-		line, b = nextLine(b)
+		line, b = kparse.NextLine(b)
 		m, err := parseMountLine(file, line)
 		if err != nil {
 			return nil, err

@@ -3,7 +3,6 @@ package cgroupmon
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,14 +46,6 @@ type Features struct {
 	CloneIntoCgroup bool `json:"clone_into_cgroup"`
 }
 
-// SourceChoice is the source a metric will come from and why.
-type SourceChoice struct {
-	Source metrics.Source `json:"source,omitempty"`
-	// Reason explains the choice, or why the metric is unavailable when
-	// Source is empty.
-	Reason string `json:"reason"`
-}
-
 // Gap is something the host lacks, with what would fix it.
 type Gap struct {
 	What   string `json:"what"`
@@ -90,16 +81,14 @@ type Probe struct {
 	Features Features `json:"features"`
 	// Backend is what executions will be measured with.
 	Backend metrics.Backend `json:"backend"`
-	// Sources maps each metric name (as in metrics.Usage.Fields) to where
-	// it will come from.
-	Sources map[string]SourceChoice `json:"sources"`
+	// Sources says, for each metric, the sources a run may record and
+	// why: the same table the end of every run reads.
+	Sources sourceTable `json:"sources"`
 	// UserManager is the user's systemd instance, which can hand cgmon a
 	// delegated cgroup (a transient scope with Delegate=yes).
 	UserManager UserManager `json:"user_manager"`
-	// Path says which way Root was found: "own-cgroup", "shared-root"
-	// (<mount>/cgmon), "given", "systemd-scope" (after New asked the user
-	// manager), "systemd-scope-possible" (New will ask) or "procfs".
-	Path string `json:"path"`
+	// Path says which way Root was found.
+	Path RootPath `json:"path"`
 	// Gaps lists what is missing and the remedy for each.
 	Gaps []Gap `json:"gaps,omitempty"`
 
@@ -109,46 +98,8 @@ type Probe struct {
 	kernelRead               bool
 }
 
-// UserManager is what the probe learnt of the user's systemd instance.
-type UserManager struct {
-	// Address is the user bus address, empty when none was found.
-	Address string `json:"address,omitempty"`
-	// Reachable: systemd answered on the user bus.
-	Reachable bool `json:"reachable"`
-	// Version is the user manager's systemd version.
-	Version string `json:"version,omitempty"`
-	// Delegates are the controllers the user manager may delegate (its
-	// user@UID.service cgroup's controllers).
-	Delegates []string `json:"delegates,omitempty"`
-	// Reason says why it is not reachable.
-	Reason string `json:"reason,omitempty"`
-}
-
 // HasController reports whether Root offers controller c.
 func (p *Probe) HasController(c string) bool { return slices.Contains(p.Available, c) }
-
-const (
-	defaultProcRoot = "/proc"
-	// maxKernelFile caps every read of a kernel file (STYLE: reads are capped).
-	maxKernelFile = 64 << 10
-)
-
-// readCapped reads a kernel file, refusing one larger than maxKernelFile.
-func readCapped(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxKernelFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(b) > maxKernelFile {
-		return nil, fmt.Errorf("%s: larger than %d bytes: %w", path, maxKernelFile, errMalformed)
-	}
-	return b, nil
-}
 
 // ProbeHost inspects the host as opts describe it (ProcRoot, CgroupMount,
 // CgroupRoot, Backend) without changing anything.
@@ -157,7 +108,7 @@ func ProbeHost(opts Options) (*Probe, error) {
 	if procRoot == "" {
 		procRoot = defaultProcRoot
 	}
-	p := &Probe{procRoot: procRoot, Sources: map[string]SourceChoice{}, Available: []string{}, Enabled: []string{}}
+	p := &Probe{procRoot: procRoot, Available: []string{}, Enabled: []string{}}
 
 	mi, err := readCapped(filepath.Join(procRoot, "self", "mountinfo"))
 	if err != nil {
@@ -206,7 +157,7 @@ func ProbeHost(opts Options) (*Probe, error) {
 	}
 	p.chooseRoot(opts)
 	if p.Root == "" && p.Mount != "" && opts.Backend != BackendProcfs && opts.CgroupRoot == "" {
-		p.probeUserManager()
+		p.UserManager = probeUserManager(p.Mount)
 		if p.UserManager.Reachable {
 			p.Path = PathScopePossible
 			p.RootReason += "; New will ask the user's systemd instance for a transient scope with Delegate=yes"
@@ -229,24 +180,31 @@ func ProbeHost(opts Options) (*Probe, error) {
 			p.readFeatures(p.Mount) // no root to look into: what the kernel offers
 		}
 	}
-	p.chooseSources(opts.Backend)
+	p.chooseSources()
 	return p, nil
 }
 
-// The ways a root is found (Probe.Path).
+// RootPath is the way the execution root was found (Probe.Path), in the
+// order New tries them.
+type RootPath string
+
+// The ways a root is found.
 const (
-	// PathOwnCgroup: (a) the own cgroup, delegated and holding only cgmon.
-	// PathSharedRoot: <mount>/cgmon, writable (root).
-	// PathGiven: Options.CgroupRoot.
-	// PathScope: (b) a transient scope from the user's systemd instance.
-	// PathScopePossible: New will ask the user manager for that scope.
-	// PathProcfs: (c) no cgroup, the procfs fallback.
-	PathOwnCgroup     = "own-cgroup"
-	PathSharedRoot    = "shared-root"
-	PathGiven         = "given"
-	PathScope         = "systemd-scope"
-	PathScopePossible = "systemd-scope-possible"
-	PathProcfs        = "procfs"
+	// PathGiven is Options.CgroupRoot.
+	PathGiven RootPath = "given"
+	// PathOwnCgroup is (a): the own cgroup, delegated and holding only
+	// cgmon, which moves itself into a leaf of it.
+	PathOwnCgroup RootPath = "own-cgroup"
+	// PathSharedRoot is <mount>/cgmon, writable (as root).
+	PathSharedRoot RootPath = "shared-root"
+	// PathScope is (b): a transient scope with Delegate=yes that New got
+	// from the user's systemd instance.
+	PathScope RootPath = "systemd-scope"
+	// PathScopePossible says that New will ask the user's systemd
+	// instance for that scope.
+	PathScopePossible RootPath = "systemd-scope-possible"
+	// PathProcfs is (c): no cgroup, the procfs fallback.
+	PathProcfs RootPath = "procfs"
 )
 
 // chooseRoot picks the cgroup root in the documented order.
@@ -353,81 +311,53 @@ func (p *Probe) readFeatures(dir string) {
 	p.Features.CloneIntoCgroup = atLeast(5, 7)
 }
 
-// chooseSources fills Sources, Backend and the gaps they imply.
-func (p *Probe) chooseSources(choice BackendChoice) {
-	set := func(metric string, src metrics.Source, reason string) {
-		p.Sources[metric] = SourceChoice{Source: src, Reason: reason}
-	}
-	p.Sources["execution_time"] = SourceChoice{Source: metrics.SourceMonotonic, Reason: "monotonic clock from start to the main process's exit"}
-	if p.Root == "" && p.Path != PathScopePossible {
-		p.Backend = metrics.BackendProcfs
-		set("cpu_total", metrics.SourceRusage, "no cgroup: rusage of reaped processes plus /proc of live ones")
-		set("cpu_user", metrics.SourceRusage, "no cgroup: rusage")
-		set("cpu_system", metrics.SourceRusage, "no cgroup: rusage")
-		set("cpu_average_percent", metrics.SourceSampledProcCPU, "sampled /proc/PID/stat of the process tree")
-		set("cpu_peak_percent", metrics.SourceSampledProcCPU, "sampled /proc/PID/stat of the process tree")
-		p.setProcMemory(set)
-		set("pids_peak", metrics.SourceSampledProcTree, "sampled process tree (a lower bound)")
-		set("io_read", metrics.SourceProcIO, "/proc/PID/io of the tree")
-		set("io_write", metrics.SourceProcIO, "/proc/PID/io of the tree")
-		set("cpu_throttled", "", "no cgroup cpu controller")
+// chooseSources sets Backend and Sources from the source table for this
+// host, and the gaps that the table's unavailable or less exact sources
+// imply.
+func (p *Probe) chooseSources() {
+	k := p.kind()
+	p.Backend, p.Sources = k.backend, sourcesFor(k)
+	if k.backend == metrics.BackendProcfs {
 		return
 	}
-	set("cpu_total", metrics.SourceCgroupCPUStat, "cpu.stat usage_usec, exact")
-	set("cpu_user", metrics.SourceCgroupCPUStat, "cpu.stat user_usec, exact")
-	set("cpu_system", metrics.SourceCgroupCPUStat, "cpu.stat system_usec, exact")
-	set("cpu_average_percent", metrics.SourceCgroupCPUStat, "cpu.stat usage over wall time")
-	set("cpu_peak_percent", metrics.SourceSampler, "highest per-interval cpu.stat delta")
-	where := p.Root
-	if where == "" {
-		where = "the user's systemd scope"
-	}
-	if p.HasController("cpu") {
-		set("cpu_throttled", metrics.SourceCgroupCPUStat, "cpu.stat throttled_usec")
-	} else {
-		set("cpu_throttled", "", "the cpu controller is not available in "+where)
-		p.Gaps = append(p.Gaps, p.controllerGap("cpu", "cpu.max limits and throttled time"))
-	}
-	if p.HasController("memory") {
-		p.Backend = metrics.BackendCgroup2
-		if p.Features.MemoryPeak {
-			set("memory_peak", metrics.SourceCgroupMemoryPeak, "memory.peak, exact (Linux >= 5.19)")
-		} else {
-			set("memory_peak", metrics.SourceSampledMemoryCurrent, "memory.peak is missing (Linux < 5.19): sampled memory.current, a lower bound")
-			p.Gaps = append(p.Gaps, Gap{What: "memory.peak is missing (Linux < 5.19)", Remedy: "use Linux 5.19 or newer for an exact memory peak; until then the peak is sampled every interval"})
+	for _, c := range []struct{ name, what string }{
+		{"cpu", "cpu.max limits and throttled time"},
+		{"memory", "memory.peak, memory limits and OOM detection"},
+		{"pids", "pids.peak and pids.max limits"},
+		{"io", "io.stat and io limits"},
+	} {
+		if !p.HasController(c.name) {
+			p.Gaps = append(p.Gaps, p.controllerGap(c.name, c.what))
 		}
-		set("memory_start", metrics.SourceCgroupMemoryCurrent, "memory.current at the first sample")
-	} else {
-		p.Backend = metrics.BackendHybrid
-		p.setProcMemory(set)
-		p.Gaps = append(p.Gaps, p.controllerGap("memory", "memory.peak, memory limits and OOM detection"))
 	}
-	if p.HasController("pids") {
-		if p.Features.PidsPeak {
-			set("pids_peak", metrics.SourceCgroupPidsPeak, "pids.peak, exact (Linux >= 6.1)")
-		} else {
-			set("pids_peak", metrics.SourceSampledPidsCurrent, "pids.peak is missing (Linux < 6.1): sampled pids.current, a lower bound")
-		}
-	} else {
-		set("pids_peak", metrics.SourceSampledProcTree, "the pids controller is not available: sampled cgroup.procs, a lower bound")
-		p.Gaps = append(p.Gaps, p.controllerGap("pids", "pids.peak and pids.max limits"))
-	}
-	if p.HasController("io") {
-		set("io_read", metrics.SourceCgroupIOStat, "io.stat rbytes")
-		set("io_write", metrics.SourceCgroupIOStat, "io.stat wbytes")
-	} else {
-		set("io_read", metrics.SourceProcIO, "the io controller is not available: /proc/PID/io of the tree, sampled")
-		set("io_write", metrics.SourceProcIO, "the io controller is not available: /proc/PID/io of the tree, sampled")
-		p.Gaps = append(p.Gaps, p.controllerGap("io", "io.stat and io limits"))
+	if k.memory && !k.memoryPeak {
+		p.Gaps = append(p.Gaps, Gap{What: "memory.peak is missing (Linux < 5.19)", Remedy: "use Linux 5.19 or newer for an exact memory peak; until then the peak is sampled every interval"})
 	}
 	if !p.Features.CgroupKill {
 		p.Gaps = append(p.Gaps, Gap{What: "cgroup.kill is missing (Linux < 5.14)", Remedy: "cgmon freezes the cgroup and signals each process instead; Linux 5.14 or newer kills atomically"})
 	}
 }
 
-func (p *Probe) setProcMemory(set func(string, metrics.Source, string)) {
-	set("memory_peak", metrics.SourceRusageMaxRSS, "no memory controller: the larger of rusage maxrss, VmHWM and the sampled tree RSS")
-	set("memory_start", metrics.SourceSampledProcRSS, "tree RSS at the first sample")
+// kind is the kind of host whose source table applies to this probe's
+// executions.
+func (p *Probe) kind() hostKind {
+	if p.Root == "" && p.Path != PathScopePossible {
+		return hostKind{backend: metrics.BackendProcfs}
+	}
+	k := hostKind{
+		backend: metrics.BackendHybrid,
+		cpu:     p.HasController("cpu"), memory: p.HasController("memory"),
+		pids: p.HasController("pids"), io: p.HasController("io"),
+		memoryPeak: p.Features.MemoryPeak, pidsPeak: p.Features.PidsPeak,
+		where: p.Root,
+	}
+	if k.memory {
+		k.backend = metrics.BackendCgroup2
+	}
+	if k.where == "" {
+		k.where = "the user's systemd scope"
+	}
+	return k
 }
 
 func (p *Probe) controllerGap(c, what string) Gap {
@@ -452,20 +382,6 @@ func (p *Probe) controllerGap(c, what string) Gap {
 		What:   fmt.Sprintf("the %s controller is not available in %s (no %s)", c, p.Root, what),
 		Remedy: fmt.Sprintf("enable it from the parent: echo +%s > %s/cgroup.subtree_control (and in each ancestor)%s", c, filepath.Dir(p.Root), hybrid),
 	}
-}
-
-// nonNil returns s, or an empty list for nil (JSON shows [] not null).
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-// withinDir reports whether path is dir or below it.
-func withinDir(dir, path string) bool {
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // writableDir reports whether dir exists and this process may create
@@ -513,4 +429,22 @@ func kernelVersion(procRoot string) (major, minor int) {
 		return 0, 0
 	}
 	return major, minor
+}
+
+// rootPrepared updates the probe once New has prepared Root: the sources
+// depend on the controllers enabled now, not on what the probe guessed.
+func (p *Probe) rootPrepared(controllers []string) {
+	p.Available, p.Enabled = nonNil(controllers), nonNil(controllers)
+	p.Gaps, p.Features = nil, Features{}
+	p.readFeatures(p.Root)
+	p.chooseSources()
+}
+
+// fallBackToProcfs turns the probe into the procfs fallback's, saying why
+// and what would close the gap.
+func (p *Probe) fallBackToProcfs(why string, gap Gap) {
+	p.Root, p.SelfMove, p.Path, p.RootReason = "", false, PathProcfs, why
+	p.Available, p.Enabled = []string{}, []string{}
+	p.Gaps = append(p.Gaps, gap)
+	p.chooseSources()
 }

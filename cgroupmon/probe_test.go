@@ -102,8 +102,8 @@ func TestProbeFixtures(t *testing.T) {
 			assert.Equal(t, tc.own, p.OwnCgroup)
 			assert.Equal(t, tc.selfMove, p.SelfMove, p.RootReason)
 			assert.Equal(t, tc.backend, p.Backend)
-			assert.Equal(t, tc.memory, p.Sources["memory_peak"].Source, p.Sources["memory_peak"].Reason)
-			assert.Equal(t, tc.pids, p.Sources["pids_peak"].Source)
+			assert.Equal(t, tc.memory, p.Sources[metrics.MetricMemoryPeak].first(), p.Sources[metrics.MetricMemoryPeak].Reason)
+			assert.Equal(t, tc.pids, p.Sources[metrics.MetricPidsPeak].first())
 			assert.Len(t, p.Gaps, tc.gaps, "%+v", p.Gaps)
 			for _, g := range p.Gaps {
 				assert.NotEmpty(t, g.Remedy, "gap %q has no remedy", g.What)
@@ -124,9 +124,9 @@ func TestProbeNoCgroups(t *testing.T) {
 	assert.Equal(t, ModeNone, p.Mode)
 	assert.Empty(t, p.Root)
 	assert.Equal(t, metrics.BackendProcfs, p.Backend)
-	assert.Equal(t, metrics.SourceRusage, p.Sources["cpu_total"].Source)
-	assert.Equal(t, "", string(p.Sources["cpu_throttled"].Source))
-	assert.NotEmpty(t, p.Sources["cpu_throttled"].Reason)
+	assert.Equal(t, metrics.SourceRusage, p.Sources[metrics.MetricCPUTotal].first())
+	assert.Equal(t, "", string(p.Sources[metrics.MetricCPUThrottled].first()))
+	assert.NotEmpty(t, p.Sources[metrics.MetricCPUThrottled].Reason)
 	require.NotEmpty(t, p.Gaps)
 }
 
@@ -149,11 +149,12 @@ func TestProbeThisHost(t *testing.T) {
 		if p.Mode != ModeHybrid {
 			t.Skipf("this host is %s, not the hybrid development host this test describes", p.Mode)
 		}
+		assert.Equal(t, PathSharedRoot, p.Path, "as root, <mount>/cgmon")
 		assert.Equal(t, "/sys/fs/cgroup/unified", p.Mount)
 		assert.Equal(t, metrics.BackendHybrid, p.Backend)
 		assert.NotContains(t, p.Available, "memory")
-		assert.Equal(t, metrics.SourceCgroupCPUStat, p.Sources["cpu_total"].Source)
-		assert.Equal(t, metrics.SourceRusageMaxRSS, p.Sources["memory_peak"].Source)
+		assert.Equal(t, metrics.SourceCgroupCPUStat, p.Sources[metrics.MetricCPUTotal].first())
+		assert.Equal(t, metrics.SourceRusageMaxRSS, p.Sources[metrics.MetricMemoryPeak].first())
 	case "hybrid":
 		assert.Equal(t, ModeHybrid, p.Mode)
 		assert.Equal(t, metrics.BackendHybrid, p.Backend)
@@ -164,11 +165,25 @@ func TestProbeThisHost(t *testing.T) {
 		assert.Equal(t, ModeUnified, p.Mode)
 		assert.True(t, p.Features.MemoryPeak)
 		assert.True(t, p.Features.CgroupKill)
-		assert.Equal(t, metrics.SourceCgroupMemoryPeak, p.Sources["memory_peak"].Source)
+		assert.Equal(t, metrics.SourceCgroupMemoryPeak, p.Sources[metrics.MetricMemoryPeak].first())
 	case "v2-5.10":
 		assert.Equal(t, ModeUnified, p.Mode)
 		assert.False(t, p.Features.MemoryPeak)
 		assert.False(t, p.Features.CgroupKill)
-		assert.Equal(t, metrics.SourceSampledMemoryCurrent, p.Sources["memory_peak"].Source)
+		assert.Equal(t, metrics.SourceSampledMemoryCurrent, p.Sources[metrics.MetricMemoryPeak].first())
+	case "systemd-rootless":
+		// The unit's own cgroup is not delegated; the probe alone never
+		// asks systemd, it only says that New will.
+		assert.Equal(t, ModeUnified, p.Mode)
+		assert.Equal(t, PathScopePossible, p.Path, p.RootReason)
+		assert.True(t, p.UserManager.Reachable, p.UserManager.Reason)
+		assert.Subset(t, p.UserManager.Delegates, []string{"cpu", "memory", "pids"})
+	default:
+		t.Fatalf("scenario %q: this test does not say what its probe must find", scenario)
+	}
+	for _, m := range metrics.Metrics {
+		c, ok := p.Sources[m]
+		require.True(t, ok, "the source table has no row for %s", m)
+		assert.NotEmpty(t, c.Reason, "%s has no reason", m)
 	}
 }

@@ -163,9 +163,8 @@ func (s *sampler) loop() {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		var now time.Time
 		select {
-		case now = <-t.C:
+		case <-t.C:
 		case <-s.quit:
 			return
 		}
@@ -178,7 +177,7 @@ func (s *sampler) loop() {
 		s.batch = append(s.batch[:0], s.runs...)
 		s.mu.Unlock()
 		for _, r := range s.batch {
-			r.tick(now)
+			r.tick()
 		}
 		clear(s.batch)
 		// After the samples, so that removing cgroups never delays them.
@@ -206,4 +205,70 @@ func (s *sampler) stop() error {
 		errs = append(errs, removeDir(p.path))
 	}
 	return errors.Join(errs...)
+}
+
+// tick takes one sample of a run: it reads the counters and accounts them
+// at the time they were read, not the time of the tick (a run read late in
+// a long batch would otherwise get another's wall time).
+func (r *run) tick() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return
+	}
+	x, ok, err := r.readLocked()
+	if err != nil {
+		r.noteErrLocked(err)
+	}
+	if ok {
+		r.addLocked(time.Now(), x)
+	}
+}
+
+// readLocked reads the run's counters: CPU, memory and processes from the
+// leaf where its controllers give them, the rest from the procfs tree. ok
+// is false when the CPU time could not be read: the reading is not used.
+func (r *run) readLocked() (x reading, ok bool, err error) {
+	if l := r.leaf; l != nil {
+		st, err := l.readCPU()
+		if err != nil {
+			return x, false, err
+		}
+		x.cpu, ok = time.Duration(st.UsageUsec)*time.Microsecond, true
+		if l.memory {
+			if x.mem, err = l.readMemoryCurrent(); err == nil {
+				x.memOK = true
+			} else {
+				r.noteErrLocked(err)
+			}
+		}
+		switch {
+		case l.pidsCtl:
+			x.procs, err = l.readPidsCurrent()
+			x.procsOK = err == nil
+		case r.tree == nil:
+			x.procs, err = l.countProcs()
+			x.procsOK = err == nil
+		}
+	}
+	if r.tree == nil {
+		return x, ok, nil
+	}
+	if r.attached {
+		_ = r.tree.Snapshot() // not our child: its VmHWM must be read while it lives
+	}
+	ts, err := r.tree.Sample()
+	if err != nil {
+		return x, ok, err
+	}
+	if !x.memOK {
+		x.mem, x.memOK = ts.RSS, true
+	}
+	if r.leaf == nil {
+		x.cpu, ok = ts.CPU, true
+	}
+	if !x.procsOK {
+		x.procs, x.procsOK = uint64(ts.Procs), true
+	}
+	return x, ok, nil
 }

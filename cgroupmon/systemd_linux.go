@@ -59,13 +59,15 @@ func userManager(ctx context.Context) (*sddbus.Conn, error) {
 	return conn, nil
 }
 
-// probeUserManager fills p.UserManager without changing anything.
-func (p *Probe) probeUserManager() {
-	um := &p.UserManager
+// probeUserManager says whether the user's systemd instance answers on
+// the user bus, and which controllers it would delegate (those of its
+// user@UID.service cgroup under mount), without changing anything.
+func probeUserManager(mount string) UserManager {
+	var um UserManager
 	addr, err := userBusAddress()
 	if err != nil {
 		um.Reason = err.Error()
-		return
+		return um
 	}
 	um.Address = addr
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -73,23 +75,24 @@ func (p *Probe) probeUserManager() {
 	conn, err := userManager(ctx)
 	if err != nil {
 		um.Reason = "cannot reach the user's systemd instance: " + err.Error()
-		return
+		return um
 	}
 	defer conn.Close()
 	v, err := conn.GetManagerProperty("Version")
 	if err != nil {
 		um.Reason = "the user bus answers but systemd does not: " + err.Error()
-		return
+		return um
 	}
 	um.Reachable, um.Version = true, v
-	if p.Mount != "" {
+	if mount != "" {
 		uid := strconv.Itoa(os.Getuid())
-		svc := filepath.Join(p.Mount, "user.slice", "user-"+uid+".slice", "user@"+uid+".service", "cgroup.controllers")
+		svc := filepath.Join(mount, "user.slice", "user-"+uid+".slice", "user@"+uid+".service", "cgroup.controllers")
 		if b, err := readCapped(svc); err == nil {
 			c, _ := parseControllers(b)
 			um.Delegates = nonNil(c)
 		}
 	}
+	return um
 }
 
 // startUserScope asks the user's systemd instance for a transient scope

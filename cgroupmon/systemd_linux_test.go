@@ -37,8 +37,8 @@ func TestVMSystemdRootless(t *testing.T) {
 		assert.Equal(t, PathScope, m.probe.Path, m.probe.RootReason)
 	}
 	assert.Equal(t, metrics.BackendCgroup2, m.Backend())
-	assert.Contains(t, m.root, "/user@", "the scope is under the user manager")
-	assert.Contains(t, filepath.Base(m.root), "cgmon-")
+	assert.Contains(t, m.rootPath(), "/user@", "the scope is under the user manager")
+	assert.Contains(t, filepath.Base(m.rootPath()), "cgmon-")
 	for _, c := range []string{"cpu", "memory", "pids"} {
 		assert.True(t, m.hasController(c), "%s is delegated to users by Debian", c)
 	}

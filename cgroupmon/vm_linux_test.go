@@ -38,7 +38,7 @@ func newV2Monitor(t *testing.T) *Monitor {
 	m := newMonitor(t, Options{Interval: 50 * time.Millisecond})
 	require.Equal(t, metrics.BackendCgroup2, m.Backend(), "scenario %s must give the cgroup2 backend: %s", scenario, m.probe.RootReason)
 	for _, c := range []string{"cpu", "memory", "pids"} {
-		require.True(t, m.hasController(c), "controller %s not enabled in %s", c, m.root)
+		require.True(t, m.hasController(c), "controller %s not enabled in %s", c, m.rootPath())
 	}
 	return m
 }

@@ -16,14 +16,13 @@ const (
 	SourceCgroupCPUStat        Source = "cgroup2:cpu.stat"
 	SourceCgroupMemoryPeak     Source = "cgroup2:memory.peak"
 	SourceSampledMemoryCurrent Source = "sampled:memory.current"
-	SourceCgroupMemoryCurrent  Source = "cgroup2:memory.current"
 	SourceCgroupPidsPeak       Source = "cgroup2:pids.peak"
 	SourceSampledPidsCurrent   Source = "sampled:pids.current"
+	SourceSampledCgroupProcs   Source = "sampled:cgroup.procs"
 	SourceCgroupIOStat         Source = "cgroup2:io.stat"
 	SourceRusage               Source = "rusage:utime+stime"
 	SourceRusageMaxRSS         Source = "rusage:maxrss"
 	SourceProcVmHWM            Source = "procfs:VmHWM"
-	SourceProcRSS              Source = "procfs:VmRSS"
 	SourceSampledProcRSS       Source = "sampled:procfs:rss"
 	SourceSampledProcCPU       Source = "sampled:procfs:stat"
 	SourceSampledProcTree      Source = "sampled:procfs:tree"
@@ -131,34 +130,63 @@ type Usage struct {
 	CPUThrottled Measure[time.Duration] `json:"cpu_throttled_ns"`
 }
 
+// Metric names one quantity of a Usage, in snake_case ("memory_peak").
+type Metric string
+
+// The metrics of a Usage, one per field.
+const (
+	MetricExecutionTime     Metric = "execution_time"
+	MetricCPUUser           Metric = "cpu_user"
+	MetricCPUSystem         Metric = "cpu_system"
+	MetricCPUTotal          Metric = "cpu_total"
+	MetricCPUSamples        Metric = "cpu_samples"
+	MetricCPUAveragePercent Metric = "cpu_average_percent"
+	MetricCPUPeakPercent    Metric = "cpu_peak_percent"
+	MetricMemoryStart       Metric = "memory_start"
+	MetricMemoryPeak        Metric = "memory_peak"
+	MetricPidsPeak          Metric = "pids_peak"
+	MetricIORead            Metric = "io_read"
+	MetricIOWrite           Metric = "io_write"
+	MetricCPUThrottled      Metric = "cpu_throttled"
+)
+
+// Metrics lists every Metric in the order of Usage.Fields.
+var Metrics = [...]Metric{
+	MetricExecutionTime, MetricCPUUser, MetricCPUSystem, MetricCPUTotal,
+	MetricCPUSamples, MetricCPUAveragePercent, MetricCPUPeakPercent,
+	MetricMemoryStart, MetricMemoryPeak, MetricPidsPeak,
+	MetricIORead, MetricIOWrite, MetricCPUThrottled,
+}
+
 // Field is one named Measure of a Usage, for reports that list them.
 type Field struct {
-	// Name is the metric's snake_case name, e.g. "memory_peak".
-	Name   string
+	// Name is the metric the field holds.
+	Name   Metric
 	Valid  bool
 	Source Source
 	Reason string
 }
 
-// Fields lists every metric of u with its source or reason, in a stable order.
+// Fields lists every metric of u with its source or reason, in the order
+// of Metrics.
 func (u *Usage) Fields() []Field {
 	return []Field{
-		field("execution_time", u.WallTime),
-		field("cpu_user", u.CPUUser),
-		field("cpu_system", u.CPUSystem),
-		field("cpu_total", u.CPUTotal),
-		field("cpu_samples", u.CPUSamples),
-		field("cpu_average_percent", u.CPUAveragePercent),
-		field("cpu_peak_percent", u.CPUPeakPercent),
-		field("memory_start", u.MemoryStart),
-		field("memory_peak", u.MemoryPeak),
-		field("pids_peak", u.PidsPeak),
-		field("io_read", u.IORead),
-		field("io_write", u.IOWrite),
-		field("cpu_throttled", u.CPUThrottled),
+		field(MetricExecutionTime, u.WallTime),
+		field(MetricCPUUser, u.CPUUser),
+		field(MetricCPUSystem, u.CPUSystem),
+		field(MetricCPUTotal, u.CPUTotal),
+		field(MetricCPUSamples, u.CPUSamples),
+		field(MetricCPUAveragePercent, u.CPUAveragePercent),
+		field(MetricCPUPeakPercent, u.CPUPeakPercent),
+		field(MetricMemoryStart, u.MemoryStart),
+		field(MetricMemoryPeak, u.MemoryPeak),
+		field(MetricPidsPeak, u.PidsPeak),
+		field(MetricIORead, u.IORead),
+		field(MetricIOWrite, u.IOWrite),
+		field(MetricCPUThrottled, u.CPUThrottled),
 	}
 }
 
-func field[T Number](name string, m Measure[T]) Field {
+func field[T Number](name Metric, m Measure[T]) Field {
 	return Field{Name: name, Valid: m.ok, Source: m.source, Reason: m.reason}
 }

@@ -1,7 +1,8 @@
 // Package parsetest holds what the parser tests of cgroupmon and
-// procfallback share: fixtures read from the repository's testdata, the
-// error contract every parser keeps, and fuzz seeds. Paths are relative to
-// a package one level below the repository root, where go test runs them.
+// internal/proctree share: fixtures read from the repository's testdata,
+// the error contract every parser keeps, and fuzz seeds. The testdata
+// directory is found by walking up from the package's directory, where go
+// test (and the VM harness) runs the tests.
 package parsetest
 
 import (
@@ -13,10 +14,24 @@ import (
 	"testing"
 )
 
+// Dir returns the path of the repository's testdata/<dir>, looked for in
+// the working directory and its parents.
+func Dir(t testing.TB, dir string) string {
+	t.Helper()
+	for up := "."; len(up) < 64; up = filepath.Join(up, "..") {
+		p := filepath.Join(up, "testdata", dir)
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			return p
+		}
+	}
+	t.Fatalf("no testdata/%s in the working directory or its parents", dir)
+	return ""
+}
+
 // Fixture reads testdata/<dir>/<name>.
 func Fixture(t testing.TB, dir, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", dir, name))
+	b, err := os.ReadFile(filepath.Join(Dir(t, dir), name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +61,7 @@ func CheckErr(t testing.TB, err error, wantErr bool, sentinel error) {
 func Seed(f *testing.F, dir string, prefixes ...string) {
 	f.Helper()
 	n := 0
-	err := filepath.WalkDir(filepath.Join("..", "testdata", dir), func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(Dir(f, dir), func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package procfallback
+package proctree
 
 import (
 	"errors"

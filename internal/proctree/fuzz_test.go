@@ -1,4 +1,4 @@
-package procfallback
+package proctree
 
 import (
 	"bytes"
@@ -26,11 +26,11 @@ func checkFuzzErr(t *testing.T, in []byte, err error) {
 func FuzzParseProcStat(f *testing.F) {
 	seedProc(f, "stat")
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s, err := parseProcStat(in)
+		s, err := ParseStat(in)
 		checkFuzzErr(t, in, err)
 		comm, cerr := parseProcStatComm(in)
 		if err != nil {
-			if s != (procStat{}) {
+			if s != (Stat{}) {
 				t.Fatalf("error %v with result %+v", err, s)
 			}
 			return
@@ -51,7 +51,7 @@ func FuzzParseProcStat(f *testing.F) {
 func FuzzParseProcStatus(f *testing.F) {
 	seedProc(f, "status")
 	f.Fuzz(func(t *testing.T, in []byte) {
-		m, err := parseProcStatusMem(in)
+		m, err := ParseStatusMem(in)
 		checkFuzzErr(t, in, err)
 		if err != nil {
 			return

@@ -1,11 +1,11 @@
-package procfallback
+package proctree
 
 // Pure parsers of /proc/PID/{stat,status,io} and
 // /proc/PID/task/TID/children. Each takes the whole file as read (reading
 // and capping happen elsewhere) and returns an error wrapping errMalformed
 // for anything the kernel would not have written: non-numeric values,
 // overflow, truncated lines, missing required fields, NUL bytes. None of
-// them panics on any input. parseProcStat and parseProcStatusMem, called
+// them panics on any input. parseProcStat and ParseStatusMem, called
 // for every process on every tick, do not allocate on success.
 
 import (
@@ -52,11 +52,11 @@ func atoID(b []byte) (int, bool) {
 	return int(u), true
 }
 
-// procStat holds the fields of /proc/PID/stat that cgmon uses. Times are in
+// Stat holds the fields of /proc/PID/stat that cgmon uses. Times are in
 // clock ticks (USER_HZ), RSS in pages.
-type procStat struct {
+type Stat struct {
 	PID, PPID, PGRP, Session int
-	// Comm is left empty by parseProcStat so that it does not allocate;
+	// Comm is left empty by ParseStat so that it does not allocate;
 	// parseProcStatComm returns it.
 	Comm  string
 	State byte
@@ -71,7 +71,7 @@ type procStat struct {
 	RSSPages int64
 }
 
-// statFields is how many fields after the comm parseProcStat reads:
+// statFields is how many fields after the comm ParseStat reads:
 // state (3) through rss (24), numbered as in proc(5).
 const statFields = 24 - 2
 
@@ -94,32 +94,32 @@ func splitStat(b []byte) (pid, comm, rest []byte, err error) {
 	return b[:open-1], b[open+1 : closing], b[closing+2:], nil
 }
 
-// parseProcStat parses /proc/PID/stat from the last ')' on, without
+// ParseStat parses /proc/PID/stat from the last ')' on, without
 // allocating; Comm stays empty (see parseProcStatComm). Fields up to rss
 // must be present and each must be followed by a space or '\n', so a
 // truncated read is an error.
-func parseProcStat(b []byte) (procStat, error) {
+func ParseStat(b []byte) (Stat, error) {
 	const file = "/proc/PID/stat"
 	pidB, _, rest, err := splitStat(b)
 	if err != nil {
-		return procStat{}, err
+		return Stat{}, err
 	}
-	var s procStat
+	var s Stat
 	pid, ok := atoID(pidB)
 	if !ok || pid == 0 {
-		return procStat{}, kparse.Malformed(file, "pid %s is not a positive integer", kparse.Quote(pidB))
+		return Stat{}, kparse.Malformed(file, "pid %s is not a positive integer", kparse.Quote(pidB))
 	}
 	s.PID = pid
 	for n := 3; n < 3+statFields; n++ {
 		end := fieldEnd(rest)
 		if end < 0 {
-			return procStat{}, kparse.Malformed(file, "field %d of pid %d missing or truncated", n, pid)
+			return Stat{}, kparse.Malformed(file, "field %d of pid %d missing or truncated", n, pid)
 		}
 		f := rest[:end]
 		rest = rest[end+1:]
 		if n == 3 {
 			if len(f) != 1 || !(f[0] >= 'A' && f[0] <= 'Z' || f[0] >= 'a' && f[0] <= 'z') {
-				return procStat{}, kparse.Malformed(file, "state %s is not a letter", kparse.Quote(f))
+				return Stat{}, kparse.Malformed(file, "state %s is not a letter", kparse.Quote(f))
 			}
 			s.State = f[0]
 			continue
@@ -161,7 +161,7 @@ func parseProcStat(b []byte) (procStat, error) {
 			bad = !ok
 		}
 		if bad {
-			return procStat{}, kparse.Malformed(file, "field %d of pid %d: %s is not a number", n, pid, kparse.Quote(f))
+			return Stat{}, kparse.Malformed(file, "field %d of pid %d: %s is not a number", n, pid, kparse.Quote(f))
 		}
 	}
 	return s, nil
@@ -188,10 +188,10 @@ func parseProcStatComm(b []byte) (string, error) {
 	return string(comm), nil
 }
 
-// procStatusMem is the memory of /proc/PID/status, in bytes (the file's kB
+// StatusMem is the memory of /proc/PID/status, in bytes (the file's kB
 // times 1024). Kernel threads and zombies have no Vm* lines; the Has flags
 // say which were present.
-type procStatusMem struct {
+type StatusMem struct {
 	// VmRSS is the resident set size now, in bytes.
 	VmRSS uint64
 	// VmHWM is the peak resident set size ("high water mark"), in bytes.
@@ -199,19 +199,19 @@ type procStatusMem struct {
 	HasVmRSS, HasVmHWM bool
 }
 
-// parseProcStatusMem parses /proc/PID/status for VmRSS and VmHWM without
+// ParseStatusMem parses /proc/PID/status for VmRSS and VmHWM without
 // allocating. Every line must be "Key:<value>" and end in '\n'; Name is
 // required (the kernel's first line), so an empty or cut file is an error;
 // VmRSS and VmHWM must be "<n> kB"; a repeated one is an error.
-func parseProcStatusMem(b []byte) (procStatusMem, error) {
+func ParseStatusMem(b []byte) (StatusMem, error) {
 	const file = "/proc/PID/status"
 	if bytes.IndexByte(b, 0) >= 0 {
-		return procStatusMem{}, kparse.Malformed(file, "NUL byte")
+		return StatusMem{}, kparse.Malformed(file, "NUL byte")
 	}
 	if len(b) == 0 || b[len(b)-1] != '\n' {
-		return procStatusMem{}, kparse.Malformed(file, "empty or last line not terminated (truncated read?)")
+		return StatusMem{}, kparse.Malformed(file, "empty or last line not terminated (truncated read?)")
 	}
-	var m procStatusMem
+	var m StatusMem
 	hasName := false
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
@@ -219,7 +219,7 @@ func parseProcStatusMem(b []byte) (procStatusMem, error) {
 		b = b[i+1:]
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
-			return procStatusMem{}, kparse.Malformed(file, "line %s has no key", kparse.Quote(line))
+			return StatusMem{}, kparse.Malformed(file, "line %s has no key", kparse.Quote(line))
 		}
 		var dst *uint64
 		var has *bool
@@ -235,16 +235,16 @@ func parseProcStatusMem(b []byte) (procStatusMem, error) {
 			continue
 		}
 		if *has {
-			return procStatusMem{}, kparse.Malformed(file, "%s repeated", line[:colon])
+			return StatusMem{}, kparse.Malformed(file, "%s repeated", line[:colon])
 		}
 		v, ok := parseKB(line[colon+1:])
 		if !ok {
-			return procStatusMem{}, kparse.Malformed(file, "line %s is not \"<n> kB\"", kparse.Quote(line))
+			return StatusMem{}, kparse.Malformed(file, "line %s is not \"<n> kB\"", kparse.Quote(line))
 		}
 		*dst, *has = v, true
 	}
 	if !hasName {
-		return procStatusMem{}, kparse.Malformed(file, "no Name line")
+		return StatusMem{}, kparse.Malformed(file, "no Name line")
 	}
 	return m, nil
 }
@@ -274,49 +274,18 @@ type procIO struct{ ReadBytes, WriteBytes, RChar, WChar uint64 }
 // last line must end in '\n'.
 func parseProcIO(b []byte) (procIO, error) {
 	const file = "/proc/PID/io"
-	if bytes.IndexByte(b, 0) >= 0 {
-		return procIO{}, kparse.Malformed(file, "NUL byte")
-	}
-	if len(b) > 0 && b[len(b)-1] != '\n' {
-		return procIO{}, kparse.Malformed(file, "last line not terminated (truncated read?)")
-	}
 	var s procIO
-	seen := 0
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		line := b[:i]
-		b = b[i+1:]
-		key, val, ok := bytes.Cut(line, []byte(": "))
-		if !ok || len(key) == 0 {
-			return procIO{}, kparse.Malformed(file, "line %s is not \"key: value\"", kparse.Quote(line))
-		}
-		var dst *uint64
-		var bit int
-		switch string(key) {
-		case "rchar":
-			dst, bit = &s.RChar, 1
-		case "wchar":
-			dst, bit = &s.WChar, 2
-		case "read_bytes":
-			dst, bit = &s.ReadBytes, 4
-		case "write_bytes":
-			dst, bit = &s.WriteBytes, 8
-		default:
-			continue
-		}
-		if seen&bit != 0 {
-			return procIO{}, kparse.Malformed(file, "key %s repeated", key)
-		}
-		seen |= bit
-		if *dst, ok = kparse.AtoU64(val); !ok {
-			return procIO{}, kparse.Malformed(file, "%s: %s is not an unsigned 64-bit integer", key, kparse.Quote(val))
-		}
+	seen, err := kparse.KeyedUints(file, b, ": ", procIOKeys[:], []*uint64{&s.RChar, &s.WChar, &s.ReadBytes, &s.WriteBytes})
+	if err != nil {
+		return procIO{}, err
 	}
 	if seen != 15 {
 		return procIO{}, kparse.Malformed(file, "one of rchar, wchar, read_bytes, write_bytes missing")
 	}
 	return s, nil
 }
+
+var procIOKeys = [...]string{"rchar", "wchar", "read_bytes", "write_bytes"}
 
 // parseChildren parses /proc/PID/task/TID/children, positive pids each
 // followed by a space (the kernel writes "%d "), and appends them to dst.

@@ -1,4 +1,4 @@
-package procfallback
+package proctree
 
 import (
 	"errors"
@@ -27,26 +27,26 @@ func checkErr(t *testing.T, err error, wantErr bool) {
 func TestParseProcStat(t *testing.T) {
 	tests := []struct {
 		file    string
-		want    procStat
+		want    Stat
 		comm    string
 		wantErr bool
 	}{
-		{file: "self/stat", comm: "sh", want: procStat{
+		{file: "self/stat", comm: "sh", want: Stat{
 			PID: 6555, PPID: 6551, PGRP: 6551, Session: 2850, State: 'S', StartTimeTicks: 117750, RSSPages: 357,
 		}},
-		{file: "busy/stat", comm: "sh", want: procStat{
+		{file: "busy/stat", comm: "sh", want: Stat{
 			PID: 4116, PPID: 4113, PGRP: 4113, Session: 2850, State: 'S', UTimeTicks: 30, StartTimeTicks: 241007, RSSPages: 367,
 		}},
 		// A real process whose comm is "(a) b)": parsing must start at the last ')'.
-		{file: "comm-parens/stat", comm: "(a) b)", want: procStat{
+		{file: "comm-parens/stat", comm: "(a) b)", want: Stat{
 			PID: 6596, PPID: 6591, PGRP: 6591, Session: 2850, State: 'S', StartTimeTicks: 118751, RSSPages: 422,
 		}},
-		{file: "zombie/stat", comm: "sleep", want: procStat{
+		{file: "zombie/stat", comm: "sleep", want: Stat{
 			PID: 6604, PPID: 6602, PGRP: 6591, Session: 2850, State: 'Z', StartTimeTicks: 118782,
 		}},
-		{file: "kthread/stat", comm: "kthreadd", want: procStat{PID: 2, State: 'S', StartTimeTicks: 24}},
+		{file: "kthread/stat", comm: "kthreadd", want: Stat{PID: 2, State: 'S', StartTimeTicks: 24}},
 		// stat does not escape the comm: it may hold '\n' and ')'.
-		{file: "edge/stat-comm-newline", comm: "x\n) y", want: procStat{
+		{file: "edge/stat-comm-newline", comm: "x\n) y", want: Stat{
 			PID: 4194304, PPID: 6551, PGRP: 6551, Session: 2850, State: 'Z', StartTimeTicks: 117750, RSSPages: 357,
 		}},
 		{file: "malformed/stat-truncated-rss", wantErr: true},
@@ -62,7 +62,7 @@ func TestParseProcStat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			b := procFixture(t, tt.file)
-			got, err := parseProcStat(b)
+			got, err := ParseStat(b)
 			checkErr(t, err, tt.wantErr)
 			if got != tt.want {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
@@ -81,16 +81,16 @@ func TestParseProcStat(t *testing.T) {
 func TestParseProcStatusMem(t *testing.T) {
 	tests := []struct {
 		file    string
-		want    procStatusMem
+		want    StatusMem
 		wantErr bool
 	}{
-		{file: "self/status", want: procStatusMem{VmRSS: 1636 * 1024, VmHWM: 1636 * 1024, HasVmRSS: true, HasVmHWM: true}},
-		{file: "busy/status", want: procStatusMem{VmRSS: 1640 * 1024, VmHWM: 1640 * 1024, HasVmRSS: true, HasVmHWM: true}},
-		{file: "comm-parens/status", want: procStatusMem{VmRSS: 1860 * 1024, VmHWM: 1860 * 1024, HasVmRSS: true, HasVmHWM: true}},
+		{file: "self/status", want: StatusMem{VmRSS: 1636 * 1024, VmHWM: 1636 * 1024, HasVmRSS: true, HasVmHWM: true}},
+		{file: "busy/status", want: StatusMem{VmRSS: 1640 * 1024, VmHWM: 1640 * 1024, HasVmRSS: true, HasVmHWM: true}},
+		{file: "comm-parens/status", want: StatusMem{VmRSS: 1860 * 1024, VmHWM: 1860 * 1024, HasVmRSS: true, HasVmHWM: true}},
 		// Zombies and kernel threads have no mm: no Vm lines, absent, not 0.
-		{file: "zombie/status", want: procStatusMem{}},
-		{file: "kthread/status", want: procStatusMem{}},
-		{file: "edge/status-max-kb", want: procStatusMem{VmHWM: 18014398509481983 * 1024, HasVmRSS: true, HasVmHWM: true}},
+		{file: "zombie/status", want: StatusMem{}},
+		{file: "kthread/status", want: StatusMem{}},
+		{file: "edge/status-max-kb", want: StatusMem{VmHWM: 18014398509481983 * 1024, HasVmRSS: true, HasVmHWM: true}},
 		{file: "malformed/status-truncated", wantErr: true},
 		{file: "malformed/status-no-kb", wantErr: true},
 		{file: "malformed/status-overflow", wantErr: true},
@@ -101,7 +101,7 @@ func TestParseProcStatusMem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			got, err := parseProcStatusMem(procFixture(t, tt.file))
+			got, err := ParseStatusMem(procFixture(t, tt.file))
 			checkErr(t, err, tt.wantErr)
 			if got != tt.want {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
@@ -172,12 +172,12 @@ func TestParseChildren(t *testing.T) {
 // through the parser its name starts with.
 func TestMalformedFixturesRejected(t *testing.T) {
 	parsers := map[string]func([]byte) error{
-		"stat":     func(b []byte) error { _, err := parseProcStat(b); return err },
-		"status":   func(b []byte) error { _, err := parseProcStatusMem(b); return err },
+		"stat":     func(b []byte) error { _, err := ParseStat(b); return err },
+		"status":   func(b []byte) error { _, err := ParseStatusMem(b); return err },
 		"io":       func(b []byte) error { _, err := parseProcIO(b); return err },
 		"children": func(b []byte) error { _, err := parseChildren(b, nil); return err },
 	}
-	entries, err := os.ReadDir(filepath.Join("..", "testdata", "proc", "malformed"))
+	entries, err := os.ReadDir(filepath.Join(parsetest.Dir(t, "proc"), "malformed"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,14 +207,14 @@ func TestLiveProcSelf(t *testing.T) {
 		}
 		return b
 	}
-	st, err := parseProcStat(read("stat"))
+	st, err := ParseStat(read("stat"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.PID != os.Getpid() || st.PPID != os.Getppid() || st.RSSPages <= 0 {
 		t.Fatalf("stat %+v for pid %d ppid %d", st, os.Getpid(), os.Getppid())
 	}
-	m, err := parseProcStatusMem(read("status"))
+	m, err := ParseStatusMem(read("status"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,10 +235,10 @@ func TestHotParsersDoNotAllocate(t *testing.T) {
 	children := procFixture(t, "edge/children-many")
 	dst := make([]int, 0, 16)
 	for name, f := range map[string]func() error{
-		"parseProcStat":      func() error { _, err := parseProcStat(stat); return err },
-		"parseProcStatusMem": func() error { _, err := parseProcStatusMem(status); return err },
-		"parseProcIO":        func() error { _, err := parseProcIO(io); return err },
-		"parseChildren":      func() error { _, err := parseChildren(children, dst[:0]); return err },
+		"parseProcStat":  func() error { _, err := ParseStat(stat); return err },
+		"ParseStatusMem": func() error { _, err := ParseStatusMem(status); return err },
+		"parseProcIO":    func() error { _, err := parseProcIO(io); return err },
+		"parseChildren":  func() error { _, err := parseChildren(children, dst[:0]); return err },
 	} {
 		var err error
 		if n := testing.AllocsPerRun(100, func() { err = f() }); n != 0 {
@@ -254,7 +254,7 @@ func BenchmarkParseProcStat(b *testing.B) {
 	in := procFixture(b, "self/stat")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseProcStat(in); err != nil {
+		if _, err := ParseStat(in); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -264,7 +264,7 @@ func BenchmarkParseProcStatusMem(b *testing.B) {
 	in := procFixture(b, "self/status")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseProcStatusMem(in); err != nil {
+		if _, err := ParseStatusMem(in); err != nil {
 			b.Fatal(err)
 		}
 	}

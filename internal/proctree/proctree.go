@@ -1,7 +1,10 @@
-// Package procfallback measures an execution's process tree from the proc
+// Package proctree measures an execution's process tree from the proc
 // filesystem and from rusage, for hosts without a usable cgroup and for the
 // memory metrics a hybrid host (cgroup v2 mounted without controllers)
-// lacks.
+// lacks. It is the implementation behind the public package procfallback,
+// with the wiring cgroupmon needs (the Reaper's protection of main pids,
+// rusage of reaped processes, the start clock) exported to this module
+// only.
 //
 // A Tree tracks the processes of one execution: found by walking
 // /proc/PID/task/*/children from the main process (or listed by the caller,
@@ -13,29 +16,26 @@
 //
 // Every number a Tree returns carries its source (procfs, rusage or sampled)
 // or the reason it could not be measured.
-package procfallback
+package proctree
 
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"time"
 
+	"github.com/cgmon/cgmon/internal/errdefs"
 	"github.com/cgmon/cgmon/metrics"
 )
 
 // DefaultRoot is where the proc filesystem is usually mounted.
 const DefaultRoot = "/proc"
 
-// Errors a caller can test for with errors.Is.
+// The sentinel errors of package errdefs, which procfallback and
+// cgroupmon export.
 var (
-	// ErrNotSupported: the operating system has no proc filesystem of the
-	// Linux kind.
-	ErrNotSupported = errors.New("procfallback: not supported on this operating system")
-	// ErrUnavailable: a proc file or kernel feature is missing on this host.
-	ErrUnavailable = errors.New("procfallback: unavailable on this host")
-	// ErrClosed: the Tree or Reaper was closed.
-	ErrClosed = errors.New("procfallback: closed")
+	ErrNotSupported = errdefs.ErrNotSupported
+	ErrUnavailable  = errdefs.ErrUnavailable
+	ErrClosed       = errdefs.ErrClosed
 )
 
 // FS is a proc filesystem mounted at a root (default "/proc").

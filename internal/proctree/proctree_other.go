@@ -1,8 +1,12 @@
 //go:build !linux && unix
 
-package procfallback
+package proctree
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 // NewFS returns ErrNotSupported: only Linux has the proc files this
 // package reads.
@@ -71,3 +75,6 @@ func (r *Reaper) Stats() (reaped, swept int) { return 0, 0 }
 
 // Close does nothing.
 func (r *Reaper) Close() error { return nil }
+
+// RusageOf returns nil outside Linux.
+func RusageOf(ps *os.ProcessState) *unix.Rusage { return nil }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package procfallback
+package proctree
 
 import (
 	"bufio"
@@ -209,7 +209,7 @@ func alive(pid int) bool {
 	if err != nil {
 		return false
 	}
-	st, err := parseProcStat(b)
+	st, err := ParseStat(b)
 	return err == nil && st.State != 'Z'
 }
 
@@ -288,7 +288,7 @@ func TestSampleSumsRSS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := parseProcStatusMem(b)
+		m, err := ParseStatusMem(b)
 		if err != nil {
 			t.Fatal(err)
 		}

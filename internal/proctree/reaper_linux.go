@@ -1,6 +1,6 @@
 //go:build linux
 
-package procfallback
+package proctree
 
 import (
 	"errors"
@@ -193,7 +193,7 @@ func (r *Reaper) scan(sweep *Tree) {
 		if err != nil {
 			continue
 		}
-		st, err := parseProcStat(b)
+		st, err := ParseStat(b)
 		if err != nil || st.State != 'Z' {
 			continue
 		}

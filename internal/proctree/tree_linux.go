@@ -1,6 +1,6 @@
 //go:build linux
 
-package procfallback
+package proctree
 
 import (
 	"bytes"
@@ -187,7 +187,7 @@ func (t *Tree) readStat(p *proc, first bool) error {
 	if err != nil {
 		return err
 	}
-	st, err := parseProcStat(b)
+	st, err := ParseStat(b)
 	if err != nil {
 		return fmt.Errorf("procfallback: /proc/%d/stat: %w", p.pid, err)
 	}
@@ -650,7 +650,7 @@ func (t *Tree) Snapshot() error {
 			}
 			continue
 		}
-		m, err := parseProcStatusMem(b)
+		m, err := ParseStatusMem(b)
 		if err != nil {
 			errs = errors.Join(errs, fmt.Errorf("procfallback: /proc/%d/status: %w", pid, err))
 			continue

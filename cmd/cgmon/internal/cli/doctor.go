@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -50,7 +49,7 @@ type PathStep struct {
 	// root and a given root, which are outside that order.
 	Step string `json:"step,omitempty"`
 	// Path is the Probe.Path value this step stands for.
-	Path string `json:"path"`
+	Path cgroupmon.RootPath `json:"path"`
 	// Name says the way in words.
 	Name string `json:"name"`
 	// State is "used", "will be used", "no", "not tried" or "not needed".
@@ -266,30 +265,11 @@ func (d *Doctor) WriteHuman(w io.Writer) error {
 	}
 
 	fmt.Fprintln(w, "\nMetric sources:")
-	names := make([]string, 0, len(p.Sources))
-	for n := range p.Sources {
-		names = append(names, n)
-	}
-	order := map[string]int{}
-	for i, f := range (&metrics.Usage{}).Fields() {
-		order[f.Name] = i
-	}
-	sort.Slice(names, func(i, j int) bool {
-		oi, iok := order[names[i]]
-		oj, jok := order[names[j]]
-		if iok != jok {
-			return iok
-		}
-		if oi != oj {
-			return oi < oj
-		}
-		return names[i] < names[j]
-	})
-	for _, n := range names {
+	for _, n := range metrics.Metrics {
 		s := p.Sources[n]
-		src := string(s.Source)
-		if src == "" {
-			src = "unavailable"
+		src := "unavailable"
+		if len(s.Sources) > 0 {
+			src = joinSources(s.Sources)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", n, src, s.Reason)
 	}
@@ -350,4 +330,13 @@ func describeUserManager(p *cgroupmon.Probe) string {
 	default:
 		return "not asked (run does not need it here)"
 	}
+}
+
+// joinSources shows the sources a run may record for one metric.
+func joinSources(srcs []metrics.Source) string {
+	out := make([]string, len(srcs))
+	for i, s := range srcs {
+		out[i] = string(s)
+	}
+	return strings.Join(out, " | ")
 }

@@ -74,7 +74,7 @@ type Report struct {
 }
 
 // reportKeys maps a metrics.Usage field name to the report keys it fills.
-var reportKeys = map[string][]string{
+var reportKeys = map[metrics.Metric][]string{
 	"execution_time":      {"execution_time_seconds"},
 	"cpu_user":            {"cpu_user_seconds"},
 	"cpu_system":          {"cpu_system_seconds"},
@@ -92,11 +92,11 @@ var reportKeys = map[string][]string{
 
 // ReportKeys returns the report keys filled from the metrics.Usage field
 // name (as in Usage.Fields), the name itself for a field it does not know.
-func ReportKeys(field string) []string {
+func ReportKeys(field metrics.Metric) []string {
 	if k, ok := reportKeys[field]; ok {
 		return k
 	}
-	return []string{field}
+	return []string{string(field)}
 }
 
 func round(v float64, places int) float64 {

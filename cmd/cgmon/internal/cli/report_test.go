@@ -68,7 +68,7 @@ func cgroupExecution() metrics.Execution {
 			CPUSamples:        metrics.Measured(15, metrics.SourceSampler),
 			CPUAveragePercent: metrics.Measured(66.666666, metrics.SourceCgroupCPUStat),
 			CPUPeakPercent:    metrics.Measured(99.5, metrics.SourceSampler),
-			MemoryStart:       metrics.Measured[uint64](3<<20, metrics.SourceCgroupMemoryCurrent),
+			MemoryStart:       metrics.Measured[uint64](3<<20, metrics.SourceSampledMemoryCurrent),
 			MemoryPeak:        metrics.Measured[uint64](200<<20+12345, metrics.SourceCgroupMemoryPeak),
 			PidsPeak:          metrics.Measured[uint64](3, metrics.SourceCgroupPidsPeak),
 			IORead:            metrics.Measured[uint64](4096, metrics.SourceCgroupIOStat),

@@ -1,0 +1,451 @@
+package cgroupmon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cgmon/cgmon/internal/proctree"
+	"github.com/cgmon/cgmon/metrics"
+)
+
+// watch kills the execution on timeout or when ctx is cancelled.
+func (r *run) watch(ctx context.Context) {
+	var timeout <-chan time.Time
+	if r.spec.Timeout > 0 {
+		t := time.NewTimer(r.spec.Timeout - time.Since(r.start))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ctx.Done():
+		r.kill(metrics.StatusCanceled)
+	case <-timeout:
+		r.kill(metrics.StatusTimeout)
+	case <-r.done:
+	}
+}
+
+// wait waits for the main process, ends what is left of the execution,
+// reads the final counters and publishes the record. The emptied cgroup
+// is left to the sampler to remove.
+func (m *Monitor) wait(r *run) {
+	selfPeak := m.whileRunning(r)
+	ps, mainEnd, err := m.waitMain(r, selfPeak)
+	errs := []error{err}
+	leftovers, err := r.endLeftovers()
+	errs = append(errs, err, r.pipes.finish(time.Second))
+	end := mainEnd
+	if r.spec.WaitAll {
+		end = time.Now()
+	}
+	m.sampler.remove(r)
+	if r.tree != nil && m.reaper != nil {
+		// Unregister sweeps the last zombies into the tree: before Totals.
+		m.reaper.Unregister(r.tree)
+	}
+	rec, err := r.finalRecord(ps, end, leftovers)
+	errs = append(errs, err, m.release(r))
+	m.finish(r, rec, errors.Join(errs...))
+}
+
+// finish makes rec the run's final record, hands it to the sink and wakes
+// whoever waits for it.
+func (m *Monitor) finish(r *run, rec metrics.Execution, err error) {
+	r.publish(rec, err)
+	m.untrack(r)
+	m.record(&rec)
+	r.wake()
+}
+
+// whileRunning does, while the command runs, the work that would
+// otherwise sit between its exit and the record (on 2 CPUs the child's
+// exec and this overlap): it opens the leaf's cgroup.events and cpu.stat,
+// read right after the exit; it makes the procfs tree of a hybrid run, the
+// memory source when the leaf has no memory controller; and it returns
+// cgmon's own peak RSS as of the start, which is what a vfork-started
+// child inherits at exec.
+func (m *Monitor) whileRunning(r *run) (selfPeak uint64) {
+	if l := r.leaf; l != nil {
+		r.mu.Lock()
+		l.closeDir() // only clone3 needed it
+		// An error here is met again, and reported, where the file is read.
+		_, _ = l.fd(&l.events, "cgroup.events")
+		_, _ = l.fd(&l.cpuStat, "cpu.stat")
+		r.mu.Unlock()
+		if !l.memory {
+			t := m.procfs.NewTree(r.cmd.Process.Pid, proctree.TreeOptions{Members: l.pids, StartTicks: r.bootTicks})
+			r.useTree(t)
+			if m.reaper != nil {
+				m.reaper.Register(t)
+			}
+		}
+	}
+	if r.tree == nil {
+		return 0
+	}
+	return m.self.bytes()
+}
+
+// waitMain waits for the main process and accounts its rusage to the
+// procfs tree, if any.
+func (m *Monitor) waitMain(r *run, selfPeak uint64) (*os.ProcessState, time.Time, error) {
+	waitErr := r.cmd.Wait()
+	end := time.Now()
+	if m.reaper != nil {
+		m.reaper.Unprotect(r.cmd.Process.Pid)
+	}
+	ps := r.cmd.ProcessState
+	if ps == nil {
+		return nil, end, fmt.Errorf("waiting for %d: %w", r.cmd.Process.Pid, waitErr)
+	}
+	if r.tree == nil {
+		return ps, end, nil
+	}
+	if ru := proctree.RusageOf(ps); ru != nil {
+		// exec.Cmd starts the child with CLONE_VM|CLONE_VFORK, and at exec
+		// the kernel folds the parent's RSS high-water mark into the
+		// child's maxrss: a maxrss not above cgmon's own peak may be
+		// cgmon's, so it is not used (CPU times are unaffected).
+		if uint64(ru.Maxrss)*1024 <= selfPeak {
+			r.dropMaxRSS(ru.Maxrss, int64(selfPeak/1024))
+			c := *ru
+			c.Maxrss = 0
+			ru = &c
+		}
+		r.tree.Reaped(r.cmd.Process.Pid, ru)
+	}
+	return ps, end, nil
+}
+
+// endLeftovers deals with the processes left after the main one exited:
+// kills them (the default), or waits for them (WaitAll); it returns how
+// many it killed once every process is gone.
+func (r *run) endLeftovers() (killed int, err error) {
+	var errs []error
+	if !r.spec.WaitAll {
+		r.mu.Lock()
+		n, err := r.leftoverCountLocked()
+		errs = append(errs, err)
+		if n > 0 {
+			killed = n
+			if r.tree != nil {
+				_ = r.tree.Snapshot() // their VmHWM, before they go
+			}
+			_, err := r.killTreeLocked()
+			errs = append(errs, err)
+		}
+		r.mu.Unlock()
+	}
+	return killed, errors.Join(append(errs, r.waitEmpty())...)
+}
+
+// leftoverCountLocked counts processes other than the (exited) main one.
+func (r *run) leftoverCountLocked() (int, error) {
+	if r.leaf != nil {
+		if pop, err := r.leaf.populated(); err == nil && !pop {
+			return 0, nil // the common case: one read, no cgroup.procs
+		}
+		pids, err := r.leaf.pids(nil)
+		return len(pids), err
+	}
+	// Refresh the tree first: an orphan appears only once re-parented.
+	_, err := r.tree.Sample()
+	return len(r.tree.Pids(nil)), err
+}
+
+// waitEmpty waits until no process of the execution is left.
+func (r *run) waitEmpty() error {
+	if r.leaf != nil {
+		return r.leaf.waitEmpty(context.Background())
+	}
+	for {
+		r.mu.Lock()
+		if _, err := r.tree.Sample(); err != nil {
+			r.noteErrLocked(err) // one unreadable process must not end the wait
+		}
+		n := len(r.tree.Pids(nil))
+		r.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// release closes what the run holds. A started run's emptied leaf goes to
+// the sampler, which removes it at its next tick, off the path between the
+// exit and the record (Close waits for that); an attached target's cgroup
+// is never removed.
+func (m *Monitor) release(r *run) error {
+	var err error
+	if r.tree != nil {
+		err = r.tree.Close()
+	}
+	l := r.leaf
+	if l == nil {
+		return err
+	}
+	l.closeFDs()
+	if r.attached || m.sampler.reclaim(l.path) {
+		return err
+	}
+	return errors.Join(err, removeDir(l.path))
+}
+
+// finalRecord makes the record from the kernel's counters, read as the
+// source table says, once the execution has no process left.
+func (r *run) finalRecord(ps *os.ProcessState, end time.Time, leftovers int) (metrics.Execution, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec := r.rec
+	rec.EndedAt = end
+	rec.LeftoverProcessesKilled = leftovers
+	u, oomKills, err := r.finalUsageLocked(end.Sub(r.start), leftovers)
+	rec.Usage = u
+	if r.spec.KeepSamples {
+		rec.Samples = r.seen.timeline
+	}
+	r.setStatus(&rec, ps, oomKills)
+	return rec, err
+}
+
+// finalUsageLocked reads every metric from where the source table says.
+func (r *run) finalUsageLocked(wall time.Duration, leftovers int) (u metrics.Usage, oomKills uint64, err error) {
+	u = unavailableUsage("not measured")
+	u.WallTime = metrics.Measured(wall, metrics.SourceMonotonic)
+	r.sampledUsageLocked(&u)
+	var errs []error
+	if r.leaf != nil {
+		oomKills, err = r.finalCgroupLocked(&u)
+		errs = append(errs, err)
+	}
+	if r.tree != nil {
+		r.finalTreeLocked(&u, leftovers)
+	}
+	for _, m := range metrics.Metrics {
+		if c := r.sources[m]; len(c.Sources) == 0 {
+			setUnavailable(&u, m, c.Reason)
+		}
+	}
+	if v, ok := u.CPUTotal.Get(); ok && wall > 0 {
+		u.CPUAveragePercent = metrics.Measured(float64(v-r.cpuBase)/float64(wall)*100, u.CPUTotal.Source())
+	} else if !ok {
+		u.CPUAveragePercent = metrics.Unavailable[float64]("CPU time unavailable: " + u.CPUTotal.Reason())
+	}
+	return u, oomKills, errors.Join(errs...)
+}
+
+// setUnavailable marks metric m of u unavailable with reason.
+func setUnavailable(u *metrics.Usage, m metrics.Metric, reason string) {
+	dur := func(p *metrics.Measure[time.Duration]) { *p = metrics.Unavailable[time.Duration](reason) }
+	u64 := func(p *metrics.Measure[uint64]) { *p = metrics.Unavailable[uint64](reason) }
+	switch m {
+	case metrics.MetricCPUUser:
+		dur(&u.CPUUser)
+	case metrics.MetricCPUSystem:
+		dur(&u.CPUSystem)
+	case metrics.MetricCPUTotal:
+		dur(&u.CPUTotal)
+	case metrics.MetricCPUThrottled:
+		dur(&u.CPUThrottled)
+	case metrics.MetricMemoryStart:
+		u64(&u.MemoryStart)
+	case metrics.MetricMemoryPeak:
+		u64(&u.MemoryPeak)
+	case metrics.MetricPidsPeak:
+		u64(&u.PidsPeak)
+	case metrics.MetricIORead:
+		u64(&u.IORead)
+	case metrics.MetricIOWrite:
+		u64(&u.IOWrite)
+	}
+}
+
+// finalCgroupLocked reads the leaf's counters into u, as the source table
+// says: cpu.stat, and memory.peak, pids.peak, io.stat and memory.events
+// where the leaf has their controllers.
+func (r *run) finalCgroupLocked(u *metrics.Usage) (oomKills uint64, err error) {
+	var errs []error
+	l, tab := r.leaf, r.sources
+	if st, err := l.readCPU(); err != nil {
+		errs = append(errs, err)
+		reason := "cpu.stat could not be read: " + err.Error()
+		u.CPUTotal, u.CPUUser, u.CPUSystem = metrics.Unavailable[time.Duration](reason), metrics.Unavailable[time.Duration](reason), metrics.Unavailable[time.Duration](reason)
+	} else {
+		us := func(v uint64) time.Duration { return time.Duration(v) * time.Microsecond }
+		u.CPUTotal = metrics.Measured(us(st.UsageUsec), metrics.SourceCgroupCPUStat)
+		u.CPUUser = metrics.Measured(us(st.UserUsec), metrics.SourceCgroupCPUStat)
+		u.CPUSystem = metrics.Measured(us(st.SystemUsec), metrics.SourceCgroupCPUStat)
+		switch {
+		case !tab.is(metrics.MetricCPUThrottled, metrics.SourceCgroupCPUStat):
+		case st.HasThrottling:
+			u.CPUThrottled = metrics.Measured(us(st.ThrottledUsec), metrics.SourceCgroupCPUStat)
+		default:
+			u.CPUThrottled = metrics.Unavailable[time.Duration]("cpu.stat of the cgroup has no throttled_usec: its cpu controller is off")
+		}
+	}
+	switch {
+	case tab.is(metrics.MetricMemoryPeak, metrics.SourceCgroupMemoryPeak):
+		u.MemoryPeak, err = r.readPeakLocked("memory.peak", metrics.SourceCgroupMemoryPeak)
+		errs = append(errs, err)
+	case tab.is(metrics.MetricMemoryPeak, metrics.SourceSampledMemoryCurrent):
+		u.MemoryPeak = r.sampledPeakLocked(r.seen.memOK, r.seen.memPeak, metrics.SourceSampledMemoryCurrent, metrics.MetricMemoryPeak)
+	}
+	if l.memory {
+		oomKills, err = r.readOOMKillsLocked()
+		errs = append(errs, err)
+	}
+	switch {
+	case tab.is(metrics.MetricPidsPeak, metrics.SourceCgroupPidsPeak):
+		u.PidsPeak, err = r.readPeakLocked("pids.peak", metrics.SourceCgroupPidsPeak)
+		errs = append(errs, err)
+	case tab.is(metrics.MetricPidsPeak, metrics.SourceSampledPidsCurrent), tab.is(metrics.MetricPidsPeak, metrics.SourceSampledCgroupProcs):
+		u.PidsPeak = r.sampledPeakLocked(r.seen.pidsPeak > 0, r.seen.pidsPeak, tab[metrics.MetricPidsPeak].first(), metrics.MetricPidsPeak)
+	}
+	if tab.is(metrics.MetricIORead, metrics.SourceCgroupIOStat) {
+		errs = append(errs, r.readIOStatLocked(u))
+	}
+	return oomKills, errors.Join(errs...)
+}
+
+// readPeakLocked reads a single-value peak file of the leaf.
+func (r *run) readPeakLocked(file string, src metrics.Source) (metrics.Measure[uint64], error) {
+	b, err := r.leaf.readFile(file)
+	if err != nil {
+		return metrics.Unavailable[uint64](file + " could not be read: " + err.Error()), err
+	}
+	v, err := parseUint(b)
+	if err != nil {
+		return metrics.Unavailable[uint64](file + " is malformed: " + err.Error()), fmt.Errorf("%s: %w", file, err)
+	}
+	return metrics.Measured(v, src), nil
+}
+
+// sampledPeakLocked is a peak the sampler saw, a lower bound, or why there
+// is none.
+func (r *run) sampledPeakLocked(ok bool, v uint64, src metrics.Source, m metrics.Metric) metrics.Measure[uint64] {
+	if !ok {
+		return metrics.Unavailable[uint64](r.sources.reason(m) + "; and " + noSample)
+	}
+	return metrics.Measured(v, src)
+}
+
+// readOOMKillsLocked reads memory.events' oom_kill count.
+func (r *run) readOOMKillsLocked() (uint64, error) {
+	b, err := r.leaf.readFile("memory.events")
+	if err != nil {
+		return 0, err
+	}
+	ev, err := parseMemoryEvents(b)
+	if err != nil {
+		return 0, fmt.Errorf("memory.events: %w", err)
+	}
+	return ev.OOMKill, nil
+}
+
+// readIOStatLocked reads io.stat into u.
+func (r *run) readIOStatLocked(u *metrics.Usage) error {
+	b, err := r.leaf.readFile("io.stat")
+	if err != nil {
+		u.IORead, u.IOWrite = metrics.Unavailable[uint64]("io.stat could not be read: "+err.Error()), metrics.Unavailable[uint64]("io.stat could not be read: "+err.Error())
+		return err
+	}
+	io, err := parseIOStat(b)
+	if err != nil {
+		u.IORead, u.IOWrite = metrics.Unavailable[uint64]("io.stat is malformed: "+err.Error()), metrics.Unavailable[uint64]("io.stat is malformed: "+err.Error())
+		return fmt.Errorf("io.stat: %w", err)
+	}
+	u.IORead = metrics.Measured(io.RBytes, metrics.SourceCgroupIOStat)
+	u.IOWrite = metrics.Measured(io.WBytes, metrics.SourceCgroupIOStat)
+	return nil
+}
+
+// finalTreeLocked takes from the procfs tree what the source table says it
+// gives: CPU on the procfs backend, and the memory, processes and I/O that
+// a leaf without those controllers cannot give.
+func (r *run) finalTreeLocked(u *metrics.Usage, leftovers int) {
+	t, tab := r.tree.Totals(), r.sources
+	if tab.is(metrics.MetricCPUTotal, metrics.SourceRusage) {
+		u.CPUUser, u.CPUSystem, u.CPUTotal = t.CPUUser, t.CPUSystem, t.CPUTotal
+	}
+	if tab.is(metrics.MetricMemoryPeak, metrics.SourceRusageMaxRSS) {
+		u.MemoryPeak = r.procMemoryPeakLocked(t)
+	}
+	if tab.is(metrics.MetricPidsPeak, metrics.SourceSampledProcTree) {
+		u.PidsPeak = t.Procs
+		if v, ok := t.Procs.Get(); ok {
+			u.PidsPeak = metrics.Measured(max(v, r.seen.pidsPeak), t.Procs.Source())
+		}
+	}
+	if tab.is(metrics.MetricIORead, metrics.SourceProcIO) {
+		u.IORead, u.IOWrite = t.IORead, t.IOWrite
+		if r.seen.n == 0 && leftovers == 0 {
+			// /proc/PID/io was never read while a process lived, and an
+			// exited process's is gone: a 0 here would be a guess.
+			why := "/proc/PID/io is gone once a process exits, and " + noSample
+			u.IORead, u.IOWrite = metrics.Unavailable[uint64](why), metrics.Unavailable[uint64](why)
+		}
+	}
+}
+
+// procMemoryPeakLocked is the larger of the single-process peak (rusage
+// maxrss or VmHWM) and the sampled tree sum; a 0 is no measurement of a
+// program that ran (a dropped maxrss).
+func (r *run) procMemoryPeakLocked(t proctree.Totals) metrics.Measure[uint64] {
+	peak := metrics.Unavailable[uint64](noSample)
+	for _, m := range []metrics.Measure[uint64]{t.MaxRSS, t.PeakRSS} {
+		if v, ok := m.Get(); ok && v > 0 && v > peak.Value() {
+			peak = m
+		}
+	}
+	if d := r.dropped; !peak.Valid() && d.set {
+		peak = metrics.Unavailable[uint64](fmt.Sprintf("rusage maxrss of the main process (%d KiB) does not exceed cgmon's own peak RSS (%d KiB): a vfork-started child inherits its parent's high-water mark at exec, so it is not the program's; and %s", d.maxrss, d.self, noSample))
+	}
+	return peak
+}
+
+// setStatus sets the status, exit code, signal and reason, in order of
+// precedence: what cgmon did, then the kernel's OOM killer, then how the
+// main process ended.
+func (r *run) setStatus(rec *metrics.Execution, ps *os.ProcessState, oomKills uint64) {
+	if ps != nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
+			switch {
+			case ws.Exited():
+				rec.ExitCode = ws.ExitStatus()
+			case ws.Signaled():
+				rec.Signal = int(ws.Signal())
+			}
+		}
+	}
+	rec.OOMKilled = oomKills > 0
+	rec.TimedOut = r.killedAs == metrics.StatusTimeout
+	switch {
+	case r.killedAs == metrics.StatusTimeout:
+		rec.Status = metrics.StatusTimeout
+		rec.Reason = fmt.Sprintf("wall-clock limit of %v reached; every process was killed", r.spec.Timeout)
+	case r.killedAs != "":
+		rec.Status = r.killedAs
+		rec.Reason = "canceled by the caller; every process was killed"
+	case rec.OOMKilled:
+		rec.Status = metrics.StatusOOM
+		rec.Reason = fmt.Sprintf("the kernel's OOM killer killed %d process(es) of this execution (memory.events oom_kill)", oomKills)
+	case rec.Signal != 0:
+		rec.Status = metrics.StatusSignaled
+		rec.Reason = "killed by signal " + unix.SignalName(syscall.Signal(rec.Signal))
+	case rec.ExitCode == 0:
+		rec.Status = metrics.StatusSuccess
+	case ps == nil:
+		rec.Status = metrics.StatusError
+		rec.Reason = "the main process could not be waited for"
+	default:
+		rec.Status = metrics.StatusError
+		rec.Reason = fmt.Sprintf("exit status %d", rec.ExitCode)
+	}
+}

@@ -1,0 +1,144 @@
+package cgroupmon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// selfLeaf is the leaf a Monitor moves its own process into when it nests
+// executions in its own delegated cgroup.
+const selfLeaf = "cgmon-monitor"
+
+// execRoot is the cgroup directory under which a Monitor makes the leaves
+// of its executions, as New prepared it.
+type execRoot struct {
+	path string
+	// controllers are enabled for the leaves (the root's subtree_control).
+	controllers []string
+	// created: New made the directory, and Close removes it when empty.
+	created bool
+	// shared: the root is the default <mount>/cgmon, which the last
+	// monitor out removes.
+	shared bool
+	// movedFrom is the cgroup this process was moved out of (SelfMove).
+	movedFrom string
+}
+
+// prepareRoot makes the root p chose if needed, moves this process out of
+// it when it is the own cgroup, and enables the controllers it offers for
+// the leaves. On error it undoes what it did.
+func prepareRoot(p *Probe, given bool) (_ *execRoot, err error) {
+	r := &execRoot{path: p.Root, shared: !given && !p.SelfMove}
+	defer func() {
+		if err != nil {
+			r.undo()
+		}
+	}()
+	if _, err := os.Stat(r.path); errors.Is(err, os.ErrNotExist) {
+		if err := os.Mkdir(r.path, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("creating cgroup root %s: %w", r.path, err)
+		}
+		r.created = true
+	}
+	if p.SelfMove {
+		if err := r.moveSelfIntoLeaf(); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.enableControllers(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// moveSelfIntoLeaf moves this process into <root>/cgmon-monitor, so that
+// the root holds no process and may enable controllers for its children.
+func (r *execRoot) moveSelfIntoLeaf() error {
+	leafDir := filepath.Join(r.path, selfLeaf)
+	if err := os.Mkdir(leafDir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("creating %s: %w", leafDir, err)
+	}
+	if err := os.WriteFile(filepath.Join(leafDir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+		_ = os.Remove(leafDir)
+		return fmt.Errorf("moving cgmon into %s: %w", leafDir, err)
+	}
+	r.movedFrom = r.path
+	return nil
+}
+
+// enableControllers enables every controller cgmon uses that the root
+// offers, then reads back what is enabled.
+func (r *execRoot) enableControllers() error {
+	b, err := readCapped(filepath.Join(r.path, "cgroup.controllers"))
+	if err != nil {
+		return fmt.Errorf("reading %s/cgroup.controllers: %w", r.path, err)
+	}
+	avail, err := parseControllers(b)
+	if err != nil {
+		return fmt.Errorf("%s/cgroup.controllers: %w", r.path, err)
+	}
+	var want []string
+	for _, c := range []string{"cpu", "memory", "pids", "io"} {
+		if slices.Contains(avail, c) {
+			want = append(want, "+"+c)
+		}
+	}
+	if len(want) > 0 {
+		sc := filepath.Join(r.path, "cgroup.subtree_control")
+		if err := os.WriteFile(sc, []byte(strings.Join(want, " ")), 0); err != nil {
+			return fmt.Errorf("enabling controllers %v in %s: %w", want, sc, err)
+		}
+	}
+	if b, err = readCapped(filepath.Join(r.path, "cgroup.subtree_control")); err == nil {
+		r.controllers, _ = parseControllers(b)
+	}
+	return nil
+}
+
+// has reports whether controller c is enabled for the leaves.
+func (r *execRoot) has(c string) bool { return r != nil && slices.Contains(r.controllers, c) }
+
+// remake makes the root again, as prepareRoot left it, after another
+// monitor sharing it removed it: the directory and the controllers enabled
+// for its children.
+func (r *execRoot) remake() error {
+	if err := os.Mkdir(r.path, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("making cgroup root %s again: %w", r.path, err)
+	}
+	if len(r.controllers) == 0 {
+		return nil
+	}
+	sc := filepath.Join(r.path, "cgroup.subtree_control")
+	if err := os.WriteFile(sc, []byte("+"+strings.Join(r.controllers, " +")), 0); err != nil {
+		return fmt.Errorf("enabling controllers %v in %s again: %w", r.controllers, sc, err)
+	}
+	return nil
+}
+
+// undo reverts prepareRoot as far as it went (best effort): moves this
+// process back and removes what New made.
+func (r *execRoot) undo() {
+	if r.movedFrom != "" {
+		off := make([]string, len(r.controllers))
+		for i, c := range r.controllers {
+			off[i] = "-" + c
+		}
+		_ = os.WriteFile(filepath.Join(r.movedFrom, "cgroup.subtree_control"), []byte(strings.Join(off, " ")), 0)
+		if err := os.WriteFile(filepath.Join(r.movedFrom, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err == nil {
+			_ = os.Remove(filepath.Join(r.movedFrom, selfLeaf))
+		}
+		r.movedFrom = ""
+	}
+	if r.created || r.shared {
+		// The last monitor out removes the shared root; while another
+		// monitor's leaves exist the kernel refuses (EBUSY), harmlessly.
+		_ = unix.Rmdir(r.path)
+	}
+}
