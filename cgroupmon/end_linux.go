@@ -184,14 +184,19 @@ func (r *run) waitEmpty() error {
 // is never removed.
 func (m *Monitor) release(r *run) error {
 	var err error
+	r.mu.Lock()
+	r.endLocked()
 	if r.tree != nil {
 		err = r.tree.Close()
 	}
 	l := r.leaf
+	if l != nil {
+		l.closeFDs()
+	}
+	r.mu.Unlock()
 	if l == nil {
 		return err
 	}
-	l.closeFDs()
 	if r.attached || m.sampler.reclaim(l.path) {
 		return err
 	}
@@ -203,6 +208,7 @@ func (m *Monitor) release(r *run) error {
 func (r *run) finalRecord(ps *os.ProcessState, end time.Time, leftovers int) (metrics.Execution, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.endLocked()
 	rec := r.rec
 	rec.EndedAt = end
 	rec.LeftoverProcessesKilled = leftovers

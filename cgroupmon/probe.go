@@ -20,35 +20,38 @@ type Mode string
 
 // The cgroup modes.
 const (
-	// ModeUnified: only cgroup v2 is mounted.
+	// ModeUnified is a host with only cgroup v2 mounted.
 	ModeUnified Mode = "unified"
-	// ModeHybrid: v1 controllers plus a cgroup v2 tree (usually without
+	// ModeHybrid is a host with v1 controllers plus a cgroup v2 tree (usually without
 	// controllers) at e.g. /sys/fs/cgroup/unified.
 	ModeHybrid Mode = "hybrid"
-	// ModeLegacy: only cgroup v1 is mounted.
+	// ModeLegacy is a host with only cgroup v1 mounted.
 	ModeLegacy Mode = "legacy"
-	// ModeNone: no cgroup filesystem is mounted.
+	// ModeNone is a host with no cgroup filesystem mounted.
 	ModeNone Mode = "none"
 )
 
 // Features are the kernel's cgroup v2 features, as seen in the cgroup root.
 type Features struct {
-	// MemoryPeak: memory.peak exists (Linux 5.19).
+	// MemoryPeak is true when memory.peak exists (Linux 5.19).
 	MemoryPeak bool `json:"memory_peak"`
-	// PidsPeak: pids.peak exists (Linux 6.1).
+	// PidsPeak is true when pids.peak exists (Linux 6.1).
 	PidsPeak bool `json:"pids_peak"`
-	// CgroupKill: cgroup.kill exists (Linux 5.14).
+	// CgroupKill is true when cgroup.kill exists (Linux 5.14).
 	CgroupKill bool `json:"cgroup_kill"`
-	// PSI: pressure stall files (cpu.pressure) exist (Linux 4.20, CONFIG_PSI).
+	// PSI is true when the pressure stall files (cpu.pressure) exist
+	// (Linux 4.20, CONFIG_PSI).
 	PSI bool `json:"psi"`
-	// CloneIntoCgroup: clone3 with CLONE_INTO_CGROUP is expected to work
+	// CloneIntoCgroup is true when clone3 with CLONE_INTO_CGROUP is expected to work
 	// (Linux 5.7); a start that the kernel refuses falls back anyway.
 	CloneIntoCgroup bool `json:"clone_into_cgroup"`
 }
 
 // Gap is something the host lacks, with what would fix it.
 type Gap struct {
-	What   string `json:"what"`
+	// What is what the host lacks, and what that costs.
+	What string `json:"what"`
+	// Remedy is what would close the gap, as a command where there is one.
 	Remedy string `json:"remedy"`
 }
 
@@ -61,7 +64,7 @@ type Probe struct {
 	Mount string `json:"mount,omitempty"`
 	// OwnCgroup is this process's cgroup v2 path relative to Mount.
 	OwnCgroup string `json:"own_cgroup,omitempty"`
-	// OwnCgroupDelegated: the own cgroup is writable and holds only this
+	// OwnCgroupDelegated is true when the own cgroup is writable and holds only this
 	// process, so cgmon may move itself into a leaf and nest executions.
 	OwnCgroupDelegated bool `json:"own_cgroup_delegated"`
 	// Root is the directory under which execution cgroups will be made,
@@ -69,7 +72,7 @@ type Probe struct {
 	Root string `json:"root,omitempty"`
 	// RootReason says why Root was chosen, or why no root could be.
 	RootReason string `json:"root_reason"`
-	// SelfMove: the Monitor will move this process into a leaf of Root
+	// SelfMove is true when the Monitor will move this process into a leaf of Root
 	// before enabling controllers (Root is its own cgroup).
 	SelfMove bool `json:"self_move"`
 	// Available are the controllers Root offers (its cgroup.controllers).

@@ -25,7 +25,7 @@ func NewResourceMonitor(m *Monitor, target Target) *ResourceMonitor {
 	return &ResourceMonitor{m: m, target: target}
 }
 
-// ErrNotMonitoring: StartMonitoring was not called, or it failed.
+// ErrNotMonitoring is returned when StartMonitoring was not called, or it failed.
 var ErrNotMonitoring = errors.New("resource monitor not started")
 
 // StartMonitoring attaches to the target and starts sampling it.
@@ -77,14 +77,23 @@ func (rm *ResourceMonitor) StopMonitoring() (metrics.Execution, error) {
 // same JSON names. A figure that could not be measured is null, and its
 // reason is in Unavailable; MB means MiB.
 type ResourceUsage struct {
-	ExecutionTimeSeconds float64                   `json:"execution_time_seconds"`
-	MemoryStartMB        *float64                  `json:"memory_start_mb"`
-	MemoryPeakMB         *float64                  `json:"memory_peak_mb"`
-	CPUSamples           int                       `json:"cpu_samples"`
-	CPUAveragePercent    *float64                  `json:"cpu_average_percent"`
-	CPUPeakPercent       *float64                  `json:"cpu_peak_percent"`
-	Sources              map[string]metrics.Source `json:"sources"`
-	Unavailable          map[string]string         `json:"unavailable,omitempty"`
+	// ExecutionTimeSeconds is the wall time so far, or of the whole watch.
+	ExecutionTimeSeconds float64 `json:"execution_time_seconds"`
+	// MemoryStartMB is the memory in use at the first sample, in MiB.
+	MemoryStartMB *float64 `json:"memory_start_mb"`
+	// MemoryPeakMB is the highest memory use, in MiB.
+	MemoryPeakMB *float64 `json:"memory_peak_mb"`
+	// CPUSamples is the number of samples that measured CPU.
+	CPUSamples int `json:"cpu_samples"`
+	// CPUAveragePercent is the CPU time over the wall time, in percent of
+	// one CPU.
+	CPUAveragePercent *float64 `json:"cpu_average_percent"`
+	// CPUPeakPercent is the highest CPU percentage over one interval.
+	CPUPeakPercent *float64 `json:"cpu_peak_percent"`
+	// Sources names the source of each figure present, by JSON name.
+	Sources map[string]metrics.Source `json:"sources"`
+	// Unavailable gives the reason of each figure that is null.
+	Unavailable map[string]string `json:"unavailable,omitempty"`
 }
 
 // ResourceUsage returns the usage so far (live), or the final one after

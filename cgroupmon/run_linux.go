@@ -36,7 +36,8 @@ type run struct {
 	mu       sync.Mutex     // guards what follows, and the reads of leaf and tree
 	tree     *proctree.Tree // the procfs backend, or a hybrid leaf's memory source
 	killedAs metrics.Status // timeout or canceled, when cgmon killed it
-	finished bool           // the record is final: the sampler skips the run
+	ended    bool           // no process is left: the sampler skips the run
+	finished bool           // the record is final
 	seen     sampled        // what the sampler has seen
 	dropped  droppedMaxRSS  // the main process's maxrss, not used
 	rec      metrics.Execution
@@ -156,7 +157,7 @@ func (r *run) kill(why metrics.Status) {
 	r.onceKill.Do(func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if r.finished {
+		if r.ended {
 			return
 		}
 		r.killedAs = why
@@ -200,14 +201,19 @@ func (r *run) failedToStart(cause error) {
 	r.rec.StartedAt, r.rec.EndedAt = now, now
 	r.rec.Usage = unavailableUsage("the command did not start")
 	r.err = fmt.Errorf("%w: %w", ErrStart, cause)
-	r.finished = true
+	r.ended, r.finished = true, true
 }
+
+// endLocked stops the sampling of a run whose processes are all gone: a
+// tick already under way when the sampler let go of the run must not read
+// (and so reopen) the leaf's files after the final read.
+func (r *run) endLocked() { r.ended = true }
 
 // publish makes rec the final record, with err the error Wait returns
 // (the first one kept).
 func (r *run) publish(rec metrics.Execution, err error) {
 	r.mu.Lock()
-	r.finished = true
+	r.ended, r.finished = true, true
 	r.rec = rec
 	if r.err == nil {
 		r.err = err

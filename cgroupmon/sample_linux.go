@@ -213,7 +213,7 @@ func (s *sampler) stop() error {
 func (r *run) tick() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.finished {
+	if r.ended {
 		return
 	}
 	x, ok, err := r.readLocked()

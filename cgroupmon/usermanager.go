@@ -4,7 +4,7 @@ package cgroupmon
 type UserManager struct {
 	// Address is the user bus address, empty when none was found.
 	Address string `json:"address,omitempty"`
-	// Reachable: systemd answered on the user bus.
+	// Reachable is true when systemd answered on the user bus.
 	Reachable bool `json:"reachable"`
 	// Version is the user manager's systemd version.
 	Version string `json:"version,omitempty"`

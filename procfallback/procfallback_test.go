@@ -58,7 +58,9 @@ func TestMeasureATreeTheCallerStarted(t *testing.T) {
 	cpu, ok := tot.CPUTotal.Get()
 	require.True(t, ok, tot.CPUTotal.Reason())
 	assert.Equal(t, metrics.SourceRusage, tot.CPUTotal.Source(), "the reaped shell's rusage includes its waited-for children")
-	assert.InDelta(t, kernelCPU.Seconds(), cpu.Seconds(), 0.002, "the shell and both children, as the kernel accounts them")
+	// The same rusage, split and rounded by the kernel at two waits: equal
+	// to the tick here, within 2% under emulation (the VM suite).
+	assert.InDelta(t, kernelCPU.Seconds(), cpu.Seconds(), max(0.005, 0.02*kernelCPU.Seconds()), "the shell and both children, as the kernel accounts them")
 	assert.Greater(t, cpu.Seconds(), 0.1, "burn ran for 300 ms")
 	peak, ok := tot.MaxRSS.Get()
 	require.True(t, ok, tot.MaxRSS.Reason())

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cgmon/cgmon/internal/kparse"
 	"github.com/cgmon/cgmon/internal/parsetest"
 )
 
@@ -17,10 +18,10 @@ func seedProc(f *testing.F, prefixes ...string) {
 }
 
 // checkFuzzErr enforces what every parser promises: errors wrap
-// errMalformed, and input with a NUL byte is always an error.
+// kparse.ErrMalformed, and input with a NUL byte is always an error.
 func checkFuzzErr(t *testing.T, in []byte, err error) {
 	t.Helper()
-	parsetest.CheckFuzzErr(t, in, err, errMalformed)
+	parsetest.CheckFuzzErr(t, in, err, kparse.ErrMalformed)
 }
 
 func FuzzParseProcStat(f *testing.F) {
@@ -28,7 +29,7 @@ func FuzzParseProcStat(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s, err := ParseStat(in)
 		checkFuzzErr(t, in, err)
-		comm, cerr := parseProcStatComm(in)
+		comm, cerr := statComm(in)
 		if err != nil {
 			if s != (Stat{}) {
 				t.Fatalf("error %v with result %+v", err, s)

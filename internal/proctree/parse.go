@@ -2,7 +2,7 @@ package proctree
 
 // Pure parsers of /proc/PID/{stat,status,io} and
 // /proc/PID/task/TID/children. Each takes the whole file as read (reading
-// and capping happen elsewhere) and returns an error wrapping errMalformed
+// and capping happen elsewhere) and returns an error wrapping kparse.ErrMalformed
 // for anything the kernel would not have written: non-numeric values,
 // overflow, truncated lines, missing required fields, NUL bytes. None of
 // them panics on any input. parseProcStat and ParseStatusMem, called
@@ -14,11 +14,6 @@ import (
 
 	"github.com/cgmon/cgmon/internal/kparse"
 )
-
-// errMalformed is wrapped by every parse error: the file's content is not
-// what the kernel writes. It is the one of package kparse, shared with the
-// other package of parsers.
-var errMalformed = kparse.ErrMalformed
 
 // atoI64 parses an optionally '-'-signed decimal integer that fits int64.
 func atoI64(b []byte) (int64, bool) {
@@ -56,10 +51,7 @@ func atoID(b []byte) (int, bool) {
 // clock ticks (USER_HZ), RSS in pages.
 type Stat struct {
 	PID, PPID, PGRP, Session int
-	// Comm is left empty by ParseStat so that it does not allocate;
-	// parseProcStatComm returns it.
-	Comm  string
-	State byte
+	State                    byte
 	// UTimeTicks and STimeTicks are user and system CPU time of the
 	// process itself (not of its reaped children), in clock ticks.
 	UTimeTicks, STimeTicks uint64
@@ -95,7 +87,7 @@ func splitStat(b []byte) (pid, comm, rest []byte, err error) {
 }
 
 // ParseStat parses /proc/PID/stat from the last ')' on, without
-// allocating; Comm stays empty (see parseProcStatComm). Fields up to rss
+// allocating (the comm is skipped: see splitStat). Fields up to rss
 // must be present and each must be followed by a space or '\n', so a
 // truncated read is an error.
 func ParseStat(b []byte) (Stat, error) {
@@ -175,17 +167,6 @@ func fieldEnd(b []byte) int {
 		}
 	}
 	return -1
-}
-
-// parseProcStatComm returns the comm of /proc/PID/stat (the text between
-// the first '(' and the last ')'); it allocates, so it is kept off the
-// sampler's path.
-func parseProcStatComm(b []byte) (string, error) {
-	_, comm, _, err := splitStat(b)
-	if err != nil {
-		return "", err
-	}
-	return string(comm), nil
 }
 
 // StatusMem is the memory of /proc/PID/status, in bytes (the file's kB

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cgmon/cgmon/internal/kparse"
 	"github.com/cgmon/cgmon/internal/parsetest"
 )
 
@@ -18,10 +19,10 @@ func procFixture(t testing.TB, name string) []byte {
 }
 
 // checkErr fails unless err matches wantErr; a wanted error must wrap
-// errMalformed.
+// kparse.ErrMalformed.
 func checkErr(t *testing.T, err error, wantErr bool) {
 	t.Helper()
-	parsetest.CheckErr(t, err, wantErr, errMalformed)
+	parsetest.CheckErr(t, err, wantErr, kparse.ErrMalformed)
 }
 
 func TestParseProcStat(t *testing.T) {
@@ -70,7 +71,7 @@ func TestParseProcStat(t *testing.T) {
 			if tt.wantErr {
 				return
 			}
-			comm, err := parseProcStatComm(b)
+			comm, err := statComm(b)
 			if err != nil || comm != tt.comm {
 				t.Fatalf("comm %q, %v; want %q", comm, err, tt.comm)
 			}
@@ -191,8 +192,8 @@ func TestMalformedFixturesRejected(t *testing.T) {
 			t.Errorf("%s: no parser for prefix %q", e.Name(), prefix)
 			continue
 		}
-		if err := parse(procFixture(t, filepath.Join("malformed", e.Name()))); !errors.Is(err, errMalformed) {
-			t.Errorf("%s: got %v, want errMalformed", e.Name(), err)
+		if err := parse(procFixture(t, filepath.Join("malformed", e.Name()))); !errors.Is(err, kparse.ErrMalformed) {
+			t.Errorf("%s: got %v, want kparse.ErrMalformed", e.Name(), err)
 		}
 	}
 }
@@ -268,4 +269,10 @@ func BenchmarkParseProcStatusMem(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// statComm is the comm that ParseStat skips, as splitStat delimits it.
+func statComm(b []byte) (string, error) {
+	_, comm, _, err := splitStat(b)
+	return string(comm), err
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cgmon/cgmon/internal/kparse"
 	"github.com/cgmon/cgmon/metrics"
 )
 
@@ -321,8 +322,8 @@ func TestTreeMalformedFixture(t *testing.T) {
 	f.write("102/stat", "102 (x) S 100 nonsense\n")
 	tr := newFixtureTree(t, f.fs(), 100, TreeOptions{})
 	s, err := tr.Sample()
-	if !errors.Is(err, errMalformed) {
-		t.Errorf("Sample error = %v, want errMalformed", err)
+	if !errors.Is(err, kparse.ErrMalformed) {
+		t.Errorf("Sample error = %v, want kparse.ErrMalformed", err)
 	}
 	if s.Procs != 3 {
 		t.Errorf("Procs = %d, want the 3 readable processes", s.Procs)
