@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -93,8 +94,17 @@ func (o *outputs) close() error {
 }
 
 // write writes the report of ex (to --output, else standard error), the
-// timeline and the plot, then closes the files.
+// timeline and the plot, then closes the files; its error is a cgmon
+// failure of command cmd.
 func (o *outputs) write(cmd string, f reportFlags, ex *metrics.Execution, stdio IO) error {
+	if err := o.writeAll(f, ex, stdio); err != nil {
+		return fail("%s: %v", cmd, err)
+	}
+	return nil
+}
+
+// writeAll writes what write does and returns what could not be written.
+func (o *outputs) writeAll(f reportFlags, ex *metrics.Execution, stdio IO) error {
 	var errs []error
 	rep := NewReport(ex)
 	var w io.Writer = stdio.Err
@@ -115,7 +125,7 @@ func (o *outputs) write(cmd string, f reportFlags, ex *metrics.Execution, stdio 
 	}
 	errs = append(errs, o.close())
 	if err := errors.Join(errs...); err != nil {
-		return fail("%s: writing the report: %v", cmd, err)
+		return fmt.Errorf("writing the report: %w", err)
 	}
 	return nil
 }
@@ -166,3 +176,15 @@ func (s *signalCatcher) stop() os.Signal {
 
 // release restores the default handling of SIGINT and SIGTERM.
 func (s *signalCatcher) release() { signal.Stop(s.sigs) }
+
+// catchSIGPIPE makes a write to a pipe whose reader has gone fail with
+// EPIPE instead of killing cgmon (Go kills a program that writes to a
+// closed standard output or error unless it asks for SIGPIPE), so that
+// the failure can be handled and told. Executions do not inherit it: a
+// child starts with SIGPIPE at its default. It returns the function that
+// restores the default.
+func catchSIGPIPE() (release func()) {
+	c := make(chan os.Signal, 1) // never read: only the delivery matters
+	signal.Notify(c, syscall.SIGPIPE)
+	return func() { signal.Stop(c) }
+}

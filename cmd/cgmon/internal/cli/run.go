@@ -128,6 +128,8 @@ func runMain(args []string, stdio IO) (int, error) {
 	defer cancel()
 	signals := catchSignals(cancel)
 	defer signals.release()
+	// A report to a closed pipe must fail with EPIPE, not kill cgmon.
+	defer catchSIGPIPE()()
 
 	ex, runErr := mon.Run(ctx, cgroupmon.Spec{
 		ID:          o.ID,
@@ -143,15 +145,36 @@ func runMain(args []string, stdio IO) (int, error) {
 		KeepSamples: o.keepSamples(),
 	})
 	sig := signals.stop()
-	if runErr != nil && !errors.Is(runErr, cgroupmon.ErrStart) {
-		return 0, fail("run: %v", runErr)
+	if runErr != nil && ex.StartedAt.IsZero() {
+		return 0, fail("run: %v", runErr) // nothing ran
 	}
-
-	if err := out.write("run", o.reportFlags, &ex, stdio); err != nil {
-		return 0, err
-	}
-	return exitStatus(&ex, runErr, sig), nil
+	return endRun(mon, out, o, &ex, runErr, sig, stdio), nil
 }
+
+// endRun finishes a run whose command has ended: it removes the
+// execution's cgroup (Monitor.Close) before anything is written, so that
+// a report that cannot be written leaves nothing behind, then writes the
+// report. It returns the command's exit status whatever happens to the
+// report; what went wrong is said on standard error, one line each.
+func endRun(mon closer, out *outputs, o *runOptions, ex *metrics.Execution, runErr error, sig os.Signal, stdio IO) int {
+	code := exitStatus(ex, runErr, sig)
+	warn := func(format string, args ...any) {
+		fmt.Fprintf(stdio.Err, "cgmon: run: %s\n", oneLine(fmt.Sprintf(format, args...)))
+	}
+	if runErr != nil && !errors.Is(runErr, cgroupmon.ErrStart) {
+		warn("measuring %s: %v", ex.ID, runErr)
+	}
+	if err := mon.Close(); err != nil {
+		warn("%v", err)
+	}
+	if err := out.writeAll(o.reportFlags, ex, stdio); err != nil {
+		warn("%v; the report is lost, and the exit status (%d) is the command's own", err, code)
+	}
+	return code
+}
+
+// closer is what endRun needs of a Monitor.
+type closer interface{ Close() error }
 
 // exitStatus maps an execution to cgmon's exit status, as `time`,
 // `timeout` and shells do. sig is the signal cgmon received, if any.
