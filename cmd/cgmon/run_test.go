@@ -309,8 +309,9 @@ func TestRunSamplesAndPlot(t *testing.T) {
 	}
 }
 
-// TestBatch runs 200 lines in 4 languages, one malformed: 199 results in
-// the file, the summary's totals equal the file's, the bad line named.
+// TestBatch runs 200 lines in 4 languages, one malformed: 200 result
+// lines in the file, 199 executions and the malformed line rejected, the
+// summary's totals equal the file's, the bad line named.
 func TestBatch(t *testing.T) {
 	dir := t.TempDir()
 	langs := []string{"python", "go", "c", "rust"}
@@ -347,22 +348,30 @@ func TestBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	if len(lines) != 199 {
-		t.Fatalf("%d result lines, want 199", len(lines))
+	all := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(all) != 200 {
+		t.Fatalf("%d result lines, want 200", len(all))
 	}
 	seen := map[int]bool{}
 	perLang := map[string]int{}
 	success := 0
-	for _, l := range lines {
+	var lines []string
+	for _, l := range all {
 		var rep report
 		if err := json.Unmarshal([]byte(l), &rep); err != nil {
 			t.Fatalf("result line %q: %v", l, err)
 		}
-		if seen[rep.InputLine] || rep.InputLine == bad || rep.InputLine < 1 || rep.InputLine > 200 {
+		if seen[rep.InputLine] || rep.InputLine < 1 || rep.InputLine > 200 {
 			t.Errorf("input_line %d repeated or wrong", rep.InputLine)
 		}
 		seen[rep.InputLine] = true
+		if rep.InputLine == bad {
+			if rep.Status != "rejected" || rep.ID != "" {
+				t.Errorf("line %d: status %q, id %q; want rejected without an id (not JSON)", bad, rep.Status, rep.ID)
+			}
+			continue
+		}
+		lines = append(lines, l)
 		if rep.ID != fmt.Sprintf("e2e-b%d", rep.InputLine) {
 			t.Errorf("line %d has id %q", rep.InputLine, rep.ID)
 		}

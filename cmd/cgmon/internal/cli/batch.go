@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,11 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -31,8 +28,10 @@ import (
 // (cgroupmon's default).
 const defaultInterval = 100 * time.Millisecond
 
-// maxBatchLine caps one input line of a batch, in bytes.
-const maxBatchLine = 1 << 20
+// exitIOError is batch's exit status when its input or output failed
+// (sysexits' EX_IOERR): lines after the failure were not run, or results
+// were lost.
+const exitIOError = 74
 
 // batchOptions are the flags of `cgmon batch`.
 type batchOptions struct {
@@ -58,12 +57,6 @@ type BatchLine struct {
 	// Limits is an OCI LinuxResources object.
 	Limits  json.RawMessage `json:"limits,omitempty"`
 	WaitAll bool            `json:"wait_all"`
-}
-
-// batchJob is a parsed input line.
-type batchJob struct {
-	line int
-	spec cgroupmon.Spec
 }
 
 // BadLine is an input line that was skipped, or that could not run.
@@ -133,69 +126,30 @@ func parseTimeout(raw json.RawMessage) (time.Duration, error) {
 	return time.Duration(secs * float64(time.Second)), nil
 }
 
-// readLines calls fn with each line of r (without its newline) and its
-// 1-based number. A line longer than maxBatchLine is passed as nil with
-// tooLong set; the rest of it is skipped.
-func readLines(r io.Reader, fn func(n int, line []byte, tooLong bool) bool) error {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var buf []byte
-	n := 0
-	for {
-		chunk, err := br.ReadSlice('\n')
-		buf = append(buf, chunk...)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if len(buf) > maxBatchLine {
-				// Skip to the end of the line.
-				for errors.Is(err, bufio.ErrBufferFull) {
-					_, err = br.ReadSlice('\n')
-				}
-				n++
-				buf = buf[:0]
-				if !fn(n, nil, true) {
-					return nil
-				}
-				if err == io.EOF {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		if len(buf) > 0 {
-			n++
-			line := bytes.TrimRight(buf, "\r\n")
-			if len(line) > maxBatchLine {
-				if !fn(n, nil, true) {
-					return nil
-				}
-			} else if !fn(n, line, false) {
-				return nil
-			}
-			buf = buf[:0]
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
 // BatchResult is the JSON summary of `cgmon batch --format json`.
 type BatchResult struct {
 	SchemaVersion int                              `json:"schema_version"`
 	Summary       metrics.Summary                  `json:"summary"`
 	Languages     map[string]metrics.LanguageStats `json:"languages"`
-	// BadLines are input lines that were skipped or could not run.
+	// BadLines are input lines that were rejected: not run.
 	BadLines []BadLine `json:"bad_lines"`
-	// Interrupted is true when SIGINT or SIGTERM stopped the batch.
-	Interrupted bool `json:"interrupted"`
+	// Interrupted is true when SIGINT or SIGTERM stopped the batch;
+	// InterruptedBy names the signal.
+	Interrupted   bool   `json:"interrupted"`
+	InterruptedBy string `json:"interrupted_by,omitempty"`
+	// InputError is why the input could not be read to its end.
+	InputError string `json:"input_error,omitempty"`
+	// OutputError is why results could not be written; ResultsLost is
+	// how many were not.
+	OutputError string `json:"output_error,omitempty"`
+	ResultsLost int    `json:"results_lost"`
+	// CleanupError names cgroups that could not be removed at the end.
+	CleanupError string `json:"cleanup_error,omitempty"`
 }
 
-func batchMain(args []string, stdio IO) (int, error) {
+// parseBatchFlags fills batchOptions from args and checks them; nothing
+// is opened or created.
+func parseBatchFlags(args []string, help io.Writer) (*batchOptions, error) {
 	o := &batchOptions{}
 	c := newCommand("batch", "cgmon batch [flags] FILE|-")
 	c.IntVar(&o.Parallel, "parallel", runtime.NumCPU(), "executions to run at once")
@@ -207,55 +161,105 @@ func batchMain(args []string, stdio IO) (int, error) {
 	c.DurationVar(&o.Interval, "interval", defaultInterval, "sampling `interval`")
 	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), "backend: auto, cgroup2 or procfs")
 	c.StringVar(&o.CgroupRoot, "cgroup-root", "", "cgroup under which executions' cgroups are made (default: as `cgmon doctor` shows)")
-	if err := c.parse(args, stdio.Out); err != nil {
-		return 0, err
+	if err := c.parse(args, help); err != nil {
+		return nil, err
 	}
 	if c.NArg() != 1 {
-		return 0, fail("batch: want one input FILE or - for standard input")
+		return nil, fail("batch: want one input FILE or - for standard input")
 	}
 	o.Input = c.Arg(0)
 	if o.Parallel < 1 {
-		return 0, fail("batch: --parallel %d: must be at least 1", o.Parallel)
+		return nil, fail("batch: --parallel %d: must be at least 1", o.Parallel)
 	}
 	if o.Format != "human" && o.Format != "json" {
-		return 0, fail("batch: --format %q: want human or json", o.Format)
+		return nil, fail("batch: --format %q: want human or json", o.Format)
 	}
 	if o.Interval <= 0 {
-		return 0, fail("batch: --interval %v: must be positive", o.Interval)
+		return nil, fail("batch: --interval %v: must be positive", o.Interval)
 	}
 	switch cgroupmon.BackendChoice(o.Backend) {
 	case cgroupmon.BackendAuto, cgroupmon.BackendCgroup2, cgroupmon.BackendProcfs:
 	default:
-		return 0, fail("batch: --backend %q: want auto, cgroup2 or procfs", o.Backend)
+		return nil, fail("batch: --backend %q: want auto, cgroup2 or procfs", o.Backend)
 	}
+	return o, nil
+}
 
-	var in io.Reader = stdio.In
+// batchFiles are the streams of a batch: its input, its results and its
+// summary, with the files it opened for them.
+type batchFiles struct {
+	in      io.Reader
+	out     io.Writer
+	summary io.Writer
+	opened  []*os.File
+}
+
+// openBatchFiles opens the files that o names; standard streams stand in
+// for those it does not.
+func openBatchFiles(o *batchOptions, stdio IO) (*batchFiles, error) {
+	f := &batchFiles{in: stdio.In, out: stdio.Out, summary: stdio.Err}
+	open := func(what string, dst any, open func() (*os.File, error)) error {
+		file, err := open()
+		if err != nil {
+			f.close()
+			return fail("batch: %s%v", what, err)
+		}
+		f.opened = append(f.opened, file)
+		switch d := dst.(type) {
+		case *io.Reader:
+			*d = file
+		case *io.Writer:
+			*d = file
+		}
+		return nil
+	}
 	if o.Input != "-" {
-		f, err := os.Open(o.Input)
-		if err != nil {
-			return 0, fail("batch: %v", err)
+		if err := open("", &f.in, func() (*os.File, error) { return os.Open(o.Input) }); err != nil {
+			return nil, err
 		}
-		defer f.Close()
-		in = f
 	}
-	var out io.Writer = stdio.Out
 	if o.Output != "-" {
-		f, err := os.OpenFile(o.Output, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		err := open("--output: ", &f.out, func() (*os.File, error) {
+			return os.OpenFile(o.Output, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		})
 		if err != nil {
-			return 0, fail("batch: --output: %v", err)
+			return nil, err
 		}
-		defer f.Close()
-		out = f
 	}
-	var sumw io.Writer = stdio.Err
 	if o.Summary != "" {
-		f, err := os.Create(o.Summary)
-		if err != nil {
-			return 0, fail("batch: --summary: %v", err)
+		if err := open("--summary: ", &f.summary, func() (*os.File, error) { return os.Create(o.Summary) }); err != nil {
+			return nil, err
 		}
-		defer f.Close()
-		sumw = f
 	}
+	return f, nil
+}
+
+// close closes the files that openBatchFiles opened.
+func (f *batchFiles) close() {
+	for _, file := range f.opened {
+		_ = file.Close()
+	}
+	f.opened = nil
+}
+
+// batchMain runs `cgmon batch`: each input line as it arrives, its result
+// written the moment it ends, then the summary. How it ends is described
+// in the README's protocol section: at the end of the input running
+// executions finish; SIGINT or SIGTERM kills them (canceled); a result
+// that cannot be written kills them too and stops taking lines.
+func batchMain(args []string, stdio IO) (int, error) {
+	o, err := parseBatchFlags(args, stdio.Out)
+	if err != nil {
+		return 0, err
+	}
+	files, err := openBatchFiles(o, stdio)
+	if err != nil {
+		return 0, err
+	}
+	defer files.close()
+	// A reader that went away is an output failure to handle, not cgmon's
+	// death: with SIGPIPE caught, a write to a closed pipe fails (EPIPE).
+	defer catchSIGPIPE()()
 
 	coll := metrics.NewCollector()
 	if o.MetricsAddr != "" {
@@ -278,207 +282,77 @@ func batchMain(args []string, stdio IO) (int, error) {
 	}
 	defer mon.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	var gotSig os.Signal
-	var sigMu sync.Mutex
-	sigDone := make(chan struct{})
-	go func() {
-		select {
-		case s := <-sigs:
-			sigMu.Lock()
-			gotSig = s
-			sigMu.Unlock()
-			cancel()
-		case <-sigDone:
-		}
-	}()
-	defer close(sigDone)
-
-	b := &batch{
-		mon: mon, out: out, diag: stdio.Err,
-		progress: isTerminal(stdio.Err),
-	}
-	jobs := make(chan batchJob)
-	var wg sync.WaitGroup
-	for range o.Parallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				b.run(ctx, j)
-			}
-		}()
-	}
-	readErr := readLines(in, func(n int, line []byte, tooLong bool) bool {
-		if ctx.Err() != nil {
-			return false
-		}
-		if tooLong {
-			b.bad(n, fmt.Errorf("longer than %d bytes", maxBatchLine))
-			return true
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			return true
-		}
-		spec, err := parseBatchLine(line)
-		if err != nil {
-			b.bad(n, err)
-			return true
-		}
-		b.queued()
-		select {
-		case jobs <- batchJob{line: n, spec: spec}:
-			return true
-		case <-ctx.Done():
-			b.unqueue()
-			return false
-		}
-	})
-	close(jobs)
-	wg.Wait()
-	b.endProgress()
-
-	sigMu.Lock()
-	sig := gotSig
-	sigMu.Unlock()
+	b := newBatch(mon, files.out, stdio.Err, isTerminal(stdio.Err))
+	end := b.runAll(files.in, o.Parallel)
 	res := &BatchResult{
 		SchemaVersion: SchemaVersion,
 		Summary:       coll.Summary(),
 		Languages:     coll.LanguageStats(),
 		BadLines:      b.badLines(),
-		Interrupted:   sig != nil,
+		ResultsLost:   b.resultsLost(),
+	}
+	res.CleanupError = closeMonitor(mon, stdio.Err)
+	return endBatch(o, files.summary, res, end, b.outputError())
+}
+
+// closeMonitor closes mon once every execution has ended and says on diag
+// what it could not clean up (the cgroups it names), which it returns.
+func closeMonitor(mon closer, diag io.Writer) string {
+	err := mon.Close()
+	if err == nil {
+		return ""
+	}
+	msg := oneLine(err.Error())
+	fmt.Fprintf(diag, "cgmon: batch: %s\n", msg)
+	return msg
+}
+
+// endBatch writes the summary of a batch that ended as end says, with
+// outErr the first result that could not be written, and returns its exit
+// status: 128+N after signal N; exitIOError when the input, the results
+// or the summary could not be read or written; 1 when a line was
+// rejected; else 0. The error says what failed, if anything did.
+func endBatch(o *batchOptions, w io.Writer, res *BatchResult, end batchEnd, outErr error) (int, error) {
+	var msgs []string
+	if s, ok := end.signal.(syscall.Signal); ok {
+		res.Interrupted, res.InterruptedBy = true, signalName(int(s))
+	}
+	if end.readErr != nil {
+		res.InputError = oneLine(end.readErr.Error())
+		in := o.Input
+		if in == "-" {
+			in = "standard input"
+		}
+		msgs = append(msgs, fmt.Sprintf("reading %s: %s; the rest of the input was not read", in, res.InputError))
+	}
+	if outErr != nil {
+		res.OutputError = oneLine(outErr.Error())
+		msgs = append(msgs, fmt.Sprintf("writing results: %s; %d results were lost and the rest of the input was not read", res.OutputError, res.ResultsLost))
 	}
 	var werr error
 	if o.Format == "json" {
-		enc := json.NewEncoder(sumw)
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		werr = enc.Encode(res)
 	} else {
-		werr = res.WriteHuman(sumw)
+		werr = res.WriteHuman(w)
 	}
-	switch {
-	case readErr != nil:
-		return 0, fail("batch: reading %s: %v", o.Input, readErr)
-	case b.writeErr != nil:
-		return 0, fail("batch: writing results: %v", b.writeErr)
-	case werr != nil:
-		return 0, fail("batch: writing the summary: %v", werr)
+	if werr != nil {
+		msgs = append(msgs, "writing the summary: "+werr.Error())
 	}
-	if s, ok := sig.(syscall.Signal); ok {
-		return exitSignalBase + int(s), nil
+	code := 0
+	switch s, ok := end.signal.(syscall.Signal); {
+	case ok:
+		code = exitSignalBase + int(s)
+	case len(msgs) > 0:
+		code = exitIOError
+	case len(res.BadLines) > 0:
+		code = 1
 	}
-	if len(res.BadLines) > 0 {
-		return 1, nil
+	if len(msgs) > 0 {
+		return 0, &exitError{code: code, err: errors.New("batch: " + strings.Join(msgs, "; "))}
 	}
-	return 0, nil
-}
-
-// batch is the shared state of a running batch.
-type batch struct {
-	mon      *cgroupmon.Monitor
-	out      io.Writer
-	diag     io.Writer
-	progress bool
-
-	mu       sync.Mutex
-	bads     []BadLine
-	writeErr error
-	total    int
-	done     int
-	barShown bool
-}
-
-func (b *batch) queued() {
-	b.mu.Lock()
-	b.total++
-	b.drawLocked()
-	b.mu.Unlock()
-}
-
-func (b *batch) unqueue() {
-	b.mu.Lock()
-	b.total--
-	b.mu.Unlock()
-}
-
-// bad reports a skipped or failed line at once on the diagnostics stream.
-func (b *batch) bad(n int, err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.bads = append(b.bads, BadLine{Line: n, Error: oneLine(err.Error())})
-	b.clearBarLocked()
-	fmt.Fprintf(b.diag, "cgmon: batch: line %d: %s\n", n, oneLine(err.Error()))
-	b.drawLocked()
-}
-
-func (b *batch) badLines() []BadLine {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := append([]BadLine{}, b.bads...)
-	sort.Slice(out, func(i, j int) bool { return out[i].Line < out[j].Line })
-	return out
-}
-
-// run runs one job and appends its result line.
-func (b *batch) run(ctx context.Context, j batchJob) {
-	ex, err := b.mon.Run(ctx, j.spec)
-	if err != nil && !errors.Is(err, cgroupmon.ErrStart) {
-		b.mu.Lock()
-		b.done++
-		b.mu.Unlock()
-		b.bad(j.line, err)
-		return
-	}
-	rep := NewReport(&ex)
-	rep.InputLine = j.line
-	line, merr := json.Marshal(rep)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.done++
-	if merr == nil {
-		// One write per result: the line is in the file the moment the
-		// execution completes.
-		_, merr = b.out.Write(append(line, '\n'))
-	}
-	if merr != nil && b.writeErr == nil {
-		b.writeErr = merr
-	}
-	b.drawLocked()
-}
-
-const barWidth = 30
-
-func (b *batch) drawLocked() {
-	if !b.progress {
-		return
-	}
-	frac := 0.0
-	if b.total > 0 {
-		frac = float64(b.done) / float64(b.total)
-	}
-	filled := int(frac * barWidth)
-	fmt.Fprintf(b.diag, "\r[%s%s] %d/%d", strings.Repeat("#", filled), strings.Repeat(" ", barWidth-filled), b.done, b.total)
-	b.barShown = true
-}
-
-func (b *batch) clearBarLocked() {
-	if b.barShown {
-		fmt.Fprintf(b.diag, "\r%s\r", strings.Repeat(" ", barWidth+24))
-		b.barShown = false
-	}
-}
-
-func (b *batch) endProgress() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.barShown {
-		fmt.Fprintln(b.diag)
-		b.barShown = false
-	}
+	return code, nil
 }
 
 // serveMetrics serves promhttp /metrics for coll on addr until the
@@ -552,10 +426,23 @@ func (r *BatchResult) WriteHuman(w io.Writer) error {
 		for _, b := range r.BadLines {
 			ls = append(ls, fmt.Sprint(b.Line))
 		}
-		fmt.Fprintf(w, "Bad input lines (skipped or not run): %d (line %s)\n", len(r.BadLines), strings.Join(ls, ", "))
+		fmt.Fprintf(w, "Rejected input lines (not run): %d (line %s)\n", len(r.BadLines), strings.Join(ls, ", "))
 	}
 	if r.Interrupted {
-		fmt.Fprintln(w, "Interrupted: running executions were cancelled and the rest of the input was not read.")
+		by := ""
+		if r.InterruptedBy != "" {
+			by = " by " + r.InterruptedBy
+		}
+		fmt.Fprintf(w, "Interrupted%s: running executions were killed (status canceled) and the rest of the input was not read.\n", by)
+	}
+	if r.InputError != "" {
+		fmt.Fprintf(w, "Input failed: %s; the rest of the input was not read.\n", r.InputError)
+	}
+	if r.OutputError != "" {
+		fmt.Fprintf(w, "Output failed: %s; %d results were not written, running executions were killed and the rest of the input was not read.\n", r.OutputError, r.ResultsLost)
+	}
+	if r.CleanupError != "" {
+		fmt.Fprintf(w, "Cleanup failed: %s\n", r.CleanupError)
 	}
 	if len(r.Languages) == 0 {
 		return nil

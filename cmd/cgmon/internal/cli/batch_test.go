@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +64,75 @@ func TestReadLines(t *testing.T) {
 	for i := range want {
 		if lines[i] != want[i] {
 			t.Errorf("line %d: %+v, want %+v", i, lines[i], want[i])
+		}
+	}
+}
+
+// endless is an input whose one line never ends; it counts what was read.
+type endless struct{ read int }
+
+func (e *endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	e.read += len(p)
+	return len(p), nil
+}
+
+// TestReadLinesEndless checks that a line without an end stops reading
+// with an error naming it, after at most maxSkippedLine bytes and a few
+// buffers more, not never.
+func TestReadLinesEndless(t *testing.T) {
+	in := &endless{}
+	calls := 0
+	err := readLines(io.MultiReader(strings.NewReader("{}\n"), in), func(int, []byte, bool) bool {
+		calls++
+		return true
+	})
+	if !errors.Is(err, errEndlessLine) || !strings.Contains(err.Error(), "line 2: ") {
+		t.Errorf("error %v, want line 2 named and errEndlessLine", err)
+	}
+	if calls != 1 {
+		t.Errorf("%d lines passed, want 1 (the endless one is not a line)", calls)
+	}
+	if in.read > maxSkippedLine+maxBatchLine+2*readChunk {
+		t.Errorf("read %d bytes of an endless line, want at most %d", in.read, maxSkippedLine+maxBatchLine+2*readChunk)
+	}
+}
+
+// TestReadLinesLongAtEnd skips a too-long last line without a newline,
+// and stops when fn says so.
+func TestReadLinesLongAtEnd(t *testing.T) {
+	var got []bool
+	err := readLines(strings.NewReader("a\n"+strings.Repeat("y", 3*maxBatchLine)), func(n int, line []byte, tooLong bool) bool {
+		got = append(got, tooLong)
+		return true
+	})
+	if err != nil || len(got) != 2 || got[0] || !got[1] {
+		t.Errorf("lines %v, error %v; want a line then a too-long one", got, err)
+	}
+	got = nil
+	err = readLines(strings.NewReader("a\nb\nc\n"), func(n int, line []byte, tooLong bool) bool {
+		got = append(got, tooLong)
+		return n < 2
+	})
+	if err != nil || len(got) != 2 {
+		t.Errorf("read %d lines after fn returned false at line 2 (error %v)", len(got), err)
+	}
+}
+
+// TestLineID gives back the id of a line that is not a valid execution
+// when it can be read, and nothing otherwise.
+func TestLineID(t *testing.T) {
+	for line, want := range map[string]string{
+		`{"id": "x1", "command": []}`:      "x1",
+		`{"id": "x2", "timout": "5s"}`:     "x2",
+		`{"id": 7, "command": ["true"]}`:   "",
+		`{"id": "x3", "command": ["true"]`: "",
+		`not json`:                         "",
+	} {
+		if got := lineID([]byte(line)); got != want {
+			t.Errorf("lineID(%s) = %q, want %q", line, got, want)
 		}
 	}
 }
