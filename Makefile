@@ -1,16 +1,20 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build test unittest vmtest lint bench bench-cli fuzz tidy-check
+.PHONY: build test unittest pyclient-test vmtest lint bench bench-cli fuzz tidy-check
 
 build:
 	$(GO) build -o bin/cgmon ./cmd/cgmon
 
 # The one gate: race-enabled tests on this host, then the real-kernel VM suite.
-test: unittest vmtest
+test: unittest pyclient-test vmtest
 
 unittest:
 	$(GO) test -race -count=1 $(PKGS)
+
+# The Python client's tests (stdlib unittest) against a fresh build.
+pyclient-test: build
+	CGMON_BIN=$(CURDIR)/bin/cgmon python3 -m unittest discover -s clients/python -p 'test_*.py'
 
 vmtest:
 	$(GO) run ./internal/vmtest/cmd/vmtest $(VMTEST_FLAGS)

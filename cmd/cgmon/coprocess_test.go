@@ -381,3 +381,48 @@ func TestBatchLongLine(t *testing.T) {
 		t.Errorf("second result %v: want line 2 run", second)
 	}
 }
+
+// TestReadmeProtocolSession runs the protocol session the README shows, as
+// printed, and compares its output with the README's: whole lines, or up
+// to "..." where the README shortens a record.
+func TestReadmeProtocolSession(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	i := strings.Index(text, "### The batch protocol")
+	if i < 0 {
+		t.Fatal("README has no protocol section")
+	}
+	text = text[i:]
+	const cmdFence, outFence = "```sh\n", "```\n\n```\n"
+	c := strings.Index(text, cmdFence)
+	o := strings.Index(text, outFence)
+	if c < 0 || o < c {
+		t.Fatal("the protocol section has no command followed by its output")
+	}
+	command := strings.TrimSuffix(text[c+len(cmdFence):o], "\n")
+	out := text[o+len(outFence):]
+	want := strings.Split(strings.TrimSuffix(out[:strings.Index(out, "```")], "\n"), "\n")
+
+	sh := exec.Command("sh", "-c", command)
+	sh.Env = append(os.Environ(), "PATH="+filepath.Dir(cgmonBin)+":"+os.Getenv("PATH"))
+	got, err := sh.Output()
+	if code := exitCode(t, err); code != 1 {
+		t.Errorf("%s: exit status %d, want 1 (a rejected line)", command, code)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(got), "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d output lines, the README shows %d:\n%s", len(lines), len(want), got)
+	}
+	for k, w := range want {
+		if prefix, short := strings.CutSuffix(w, " ...}"); short {
+			if !strings.HasPrefix(lines[k], prefix) {
+				t.Errorf("line %d:\n got %s\nwant %s...", k+1, lines[k], prefix)
+			}
+		} else if lines[k] != w {
+			t.Errorf("line %d:\n got %s\nwant %s", k+1, lines[k], w)
+		}
+	}
+}

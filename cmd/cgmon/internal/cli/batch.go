@@ -213,7 +213,12 @@ func openBatchFiles(o *batchOptions, stdio IO) (*batchFiles, error) {
 		}
 		return nil
 	}
-	if o.Input != "-" {
+	if o.Input == "-" {
+		f.in = pollableStdin(stdio.In)
+		if p, ok := f.in.(*os.File); ok && f.in != stdio.In {
+			f.opened = append(f.opened, p)
+		}
+	} else {
 		if err := open("", &f.in, func() (*os.File, error) { return os.Open(o.Input) }); err != nil {
 			return nil, err
 		}

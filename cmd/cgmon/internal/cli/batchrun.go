@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cgmon/cgmon/cgroupmon"
 )
@@ -93,35 +94,6 @@ func newBatch(mon *cgroupmon.Monitor, out, diag io.Writer, progress bool) *batch
 	return &batch{mon: mon, out: out, diag: diag, progress: progress, outFailed: make(chan struct{})}
 }
 
-// inputLine is one line read by the input goroutine: its text (a copy) or
-// tooLong, or the end of the input with err set when reading failed.
-type inputLine struct {
-	n       int
-	text    []byte
-	tooLong bool
-	end     bool
-	err     error
-}
-
-// readInput sends the lines of in to lines, then its end, until stop is
-// closed. It may stay blocked in a read of in after stop is closed, until
-// that read returns: a CLI that stops on a signal exits without waiting
-// for it.
-func readInput(in io.Reader, lines chan<- inputLine, stop <-chan struct{}) {
-	send := func(l inputLine) bool {
-		select {
-		case lines <- l:
-			return true
-		case <-stop:
-			return false
-		}
-	}
-	err := readLines(in, func(n int, line []byte, tooLong bool) bool {
-		return send(inputLine{n: n, text: bytes.Clone(line), tooLong: tooLong})
-	})
-	send(inputLine{end: true, err: err})
-}
-
 // runAll runs the lines of in, parallel at a time, until the input ends,
 // SIGINT or SIGTERM arrives, or a result cannot be written; it returns
 // once every execution it started has ended and its result is written.
@@ -132,82 +104,130 @@ func (b *batch) runAll(in io.Reader, parallel int) batchEnd {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	jobs := make(chan batchJob)
+	jobs, stop := make(chan batchJob), make(chan struct{})
 	var wg sync.WaitGroup
 	for range parallel {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range jobs {
-				if ctx.Err() != nil || b.outputFailed() {
-					b.unqueue() // stopped while it was handed over: not run
-					continue
-				}
-				b.run(ctx, j)
-			}
+			b.work(ctx, jobs, stop)
 		}()
 	}
-	lines, stop := make(chan inputLine), make(chan struct{})
-	go readInput(in, lines, stop)
-	end := b.dispatch(lines, jobs, sigs)
+	fed := make(chan error, 1)
+	go func() { fed <- b.feed(in, jobs, stop) }()
+
+	var end batchEnd
+	select {
+	case end.readErr = <-fed:
+		fed = nil // done: nothing left to wait for
+	case end.signal = <-sigs:
+	case <-b.outFailed:
+		end.writeErr = b.outputError()
+	}
 	close(stop)
 	if end.signal != nil || end.writeErr != nil {
 		cancel() // running executions are killed, reported as canceled
 	}
-	close(jobs)
+	if fed != nil && interruptRead(in) {
+		<-fed // a read that cannot be interrupted is left behind
+	}
 	wg.Wait()
 	b.endProgress()
 	return end
 }
 
-// dispatch hands each line to a worker, or rejects it, until the input
-// ends, a signal arrives or the output fails.
-func (b *batch) dispatch(lines <-chan inputLine, jobs chan<- batchJob, sigs <-chan os.Signal) batchEnd {
+// work runs the jobs it is handed until there are no more or stop is
+// closed.
+func (b *batch) work(ctx context.Context, jobs <-chan batchJob, stop <-chan struct{}) {
 	for {
-		var l inputLine
 		select {
-		case l = <-lines:
-		case s := <-sigs:
-			return batchEnd{signal: s}
-		case <-b.outFailed:
-			return batchEnd{writeErr: b.outputError()}
-		}
-		if l.end {
-			return batchEnd{readErr: l.err}
-		}
-		j, ok := b.accept(l)
-		if !ok {
-			continue
-		}
-		select {
-		case jobs <- j:
-		case s := <-sigs:
-			b.unqueue()
-			return batchEnd{signal: s}
-		case <-b.outFailed:
-			b.unqueue()
-			return batchEnd{writeErr: b.outputError()}
+		case j, ok := <-jobs:
+			if !ok {
+				return
+			}
+			if ctx.Err() != nil || b.outputFailed() {
+				b.unqueue() // stopped while it was handed over: not run
+				continue
+			}
+			b.run(ctx, j)
+		case <-stop:
+			return
 		}
 	}
 }
 
-// accept parses an input line into a job; a line it rejects gets its
-// result line at once. Blank lines are skipped without a result.
-func (b *batch) accept(l inputLine) (batchJob, bool) {
-	if l.tooLong {
-		b.reject(l.n, "", fmt.Errorf("longer than %d bytes", maxBatchLine))
-		return batchJob{}, false
+// feed reads the lines of in and hands each to a worker, or rejects it,
+// until in ends (it then closes jobs and returns the read error, nil at
+// the end of the input) or stop is closed. Reading, parsing and handing
+// over in one goroutine keeps one wake-up off the path of each line.
+func (b *batch) feed(in io.Reader, jobs chan<- batchJob, stop <-chan struct{}) error {
+	stopped := false
+	err := readLines(in, func(n int, line []byte, tooLong bool) bool {
+		j, ok := b.accept(n, line, tooLong)
+		if !ok {
+			return true
+		}
+		select {
+		case jobs <- j:
+			return true
+		case <-stop:
+			b.unqueue()
+			stopped = true
+			return false
+		}
+	})
+	if !stopped {
+		close(jobs)
 	}
-	if len(bytes.TrimSpace(l.text)) == 0 {
-		return batchJob{}, false
+	return err
+}
+
+// pollableStdin returns standard input as a file read through Go's
+// poller when it is a pipe, so that a read waiting for the next line
+// parks no thread and can be interrupted (interruptRead): a new open file
+// description of the same pipe, made non-blocking (/proc/self/fd), so the
+// flag is not changed for anyone else holding it. Anything else, or where
+// that fails, is returned as it is.
+func pollableStdin(in io.Reader) io.Reader {
+	f, ok := in.(*os.File)
+	if !ok {
+		return in
 	}
-	spec, err := parseBatchLine(l.text)
+	st, err := f.Stat()
+	if err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		return in
+	}
+	p, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		b.reject(l.n, lineID(l.text), err)
+		return in
+	}
+	return p
+}
+
+// interruptRead makes a read of in that waits return at once, and
+// reports whether it could.
+func interruptRead(in io.Reader) bool {
+	f, ok := in.(*os.File)
+	return ok && f.SetReadDeadline(time.Now()) == nil
+}
+
+// accept parses input line n into a job; a line it rejects gets its
+// result line at once. Blank lines are skipped without a result.
+func (b *batch) accept(n int, line []byte, tooLong bool) (batchJob, bool) {
+	if tooLong {
+		b.reject(n, "", fmt.Errorf("longer than %d bytes", maxBatchLine))
+		return batchJob{}, false
+	}
+	if len(bytes.TrimSpace(line)) == 0 {
+		return batchJob{}, false
+	}
+	spec, err := parseBatchLine(line)
+	if err != nil {
+		b.reject(n, lineID(line), err)
 		return batchJob{}, false
 	}
 	b.queued()
-	return batchJob{line: l.n, spec: spec}, true
+	return batchJob{line: n, spec: spec}, true
 }
 
 // lineID returns the id of a line that could not be parsed as an
