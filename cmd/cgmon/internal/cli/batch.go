@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,10 +23,6 @@ import (
 	"github.com/cgmon/cgmon/metrics"
 )
 
-// defaultInterval is the sampling interval when --interval is not given
-// (cgroupmon's default).
-const defaultInterval = 100 * time.Millisecond
-
 // exitIOError is batch's exit status when its input or output failed
 // (sysexits' EX_IOERR): lines after the failure were not run, or results
 // were lost.
@@ -44,86 +39,6 @@ type batchOptions struct {
 	Backend     string
 	CgroupRoot  string
 	Input       string
-}
-
-// BatchLine is one execution of a batch's NDJSON input.
-type BatchLine struct {
-	ID         string   `json:"id"`
-	Language   string   `json:"language"`
-	CodeLength int      `json:"code_length"`
-	Command    []string `json:"command"`
-	// Timeout is a Go duration ("5s", "1m30s") or a number of seconds.
-	Timeout json.RawMessage `json:"timeout,omitempty"`
-	// Limits is an OCI LinuxResources object.
-	Limits  json.RawMessage `json:"limits,omitempty"`
-	WaitAll bool            `json:"wait_all"`
-}
-
-// BadLine is an input line that was skipped, or that could not run.
-type BadLine struct {
-	Line  int    `json:"line"`
-	Error string `json:"error"`
-}
-
-// parseBatchLine parses one NDJSON line strictly: unknown fields, a missing
-// command, a bad timeout or bad limits are errors.
-func parseBatchLine(b []byte) (cgroupmon.Spec, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var l BatchLine
-	if err := dec.Decode(&l); err != nil {
-		return cgroupmon.Spec{}, fmt.Errorf("not a JSON execution object: %v", err)
-	}
-	if dec.More() {
-		return cgroupmon.Spec{}, errors.New("more than one JSON value on the line")
-	}
-	if len(l.Command) == 0 || l.Command[0] == "" {
-		return cgroupmon.Spec{}, errors.New(`"command" is missing or empty`)
-	}
-	if l.CodeLength < 0 {
-		return cgroupmon.Spec{}, fmt.Errorf(`"code_length" %d is negative`, l.CodeLength)
-	}
-	s := cgroupmon.Spec{ID: l.ID, Language: l.Language, CodeLength: l.CodeLength, Command: l.Command, WaitAll: l.WaitAll}
-	if s.Language == "" {
-		s.Language = "unknown"
-	}
-	if len(l.Timeout) > 0 && string(l.Timeout) != "null" {
-		d, err := parseTimeout(l.Timeout)
-		if err != nil {
-			return cgroupmon.Spec{}, err
-		}
-		s.Timeout = d
-	}
-	if len(l.Limits) > 0 && string(l.Limits) != "null" {
-		lim, err := decodeLimits(l.Limits)
-		if err != nil {
-			return cgroupmon.Spec{}, fmt.Errorf(`"limits": %v`, err)
-		}
-		s.Limits = lim
-	}
-	return s, nil
-}
-
-func parseTimeout(raw json.RawMessage) (time.Duration, error) {
-	var str string
-	if err := json.Unmarshal(raw, &str); err == nil {
-		d, err := time.ParseDuration(str)
-		if err != nil {
-			return 0, fmt.Errorf(`"timeout" %q: not a duration such as "5s"`, str)
-		}
-		if d < 0 {
-			return 0, fmt.Errorf(`"timeout" %q is negative`, str)
-		}
-		return d, nil
-	}
-	var secs float64
-	if err := json.Unmarshal(raw, &secs); err != nil {
-		return 0, fmt.Errorf(`"timeout" %s: want a duration such as "5s" or a number of seconds`, raw)
-	}
-	if secs < 0 || secs > float64(1<<62)/1e9 {
-		return 0, fmt.Errorf(`"timeout" %s is out of range`, raw)
-	}
-	return time.Duration(secs * float64(time.Second)), nil
 }
 
 // BatchResult is the JSON summary of `cgmon batch --format json`.
@@ -302,7 +217,7 @@ func batchMain(args []string, stdio IO) (int, error) {
 
 // closeMonitor closes mon once every execution has ended and says on diag
 // what it could not clean up (the cgroups it names), which it returns.
-func closeMonitor(mon closer, diag io.Writer) string {
+func closeMonitor(mon interface{ Close() error }, diag io.Writer) string {
 	err := mon.Close()
 	if err == nil {
 		return ""

@@ -52,6 +52,12 @@ type rejectedLine struct {
 	Error         string `json:"error"`
 }
 
+// BadLine is an input line that was skipped, or that could not run.
+type BadLine struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
 // batchJob is a parsed input line.
 type batchJob struct {
 	line int
@@ -228,18 +234,6 @@ func (b *batch) accept(n int, line []byte, tooLong bool) (batchJob, bool) {
 	}
 	b.queued()
 	return batchJob{line: n, spec: spec}, true
-}
-
-// lineID returns the id of a line that could not be parsed as an
-// execution, when it is a JSON object with a string id; else "".
-func lineID(text []byte) string {
-	var v struct {
-		ID string `json:"id"`
-	}
-	if json.Unmarshal(text, &v) != nil {
-		return ""
-	}
-	return v.ID
 }
 
 // run runs one job and writes its result line.

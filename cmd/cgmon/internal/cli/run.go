@@ -16,6 +16,10 @@ import (
 	"github.com/cgmon/cgmon/metrics"
 )
 
+// defaultInterval is the sampling interval when --interval is not given
+// (cgroupmon's default).
+const defaultInterval = 100 * time.Millisecond
+
 // runOptions are the flags of `cgmon run`.
 type runOptions struct {
 	ID         string
@@ -156,7 +160,7 @@ func runMain(args []string, stdio IO) (int, error) {
 // a report that cannot be written leaves nothing behind, then writes the
 // report. It returns the command's exit status whatever happens to the
 // report; what went wrong is said on standard error, one line each.
-func endRun(mon closer, out *outputs, o *runOptions, ex *metrics.Execution, runErr error, sig os.Signal, stdio IO) int {
+func endRun(mon interface{ Close() error }, out *outputs, o *runOptions, ex *metrics.Execution, runErr error, sig os.Signal, stdio IO) int {
 	code := exitStatus(ex, runErr, sig)
 	warn := func(format string, args ...any) {
 		fmt.Fprintf(stdio.Err, "cgmon: run: %s\n", oneLine(fmt.Sprintf(format, args...)))
@@ -172,9 +176,6 @@ func endRun(mon closer, out *outputs, o *runOptions, ex *metrics.Execution, runE
 	}
 	return code
 }
-
-// closer is what endRun needs of a Monitor.
-type closer interface{ Close() error }
 
 // exitStatus maps an execution to cgmon's exit status, as `time`,
 // `timeout` and shells do. sig is the signal cgmon received, if any.

@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cgmon/cgmon/cgroupmon"
+)
+
+// maxBatchLine caps one input line of a batch, in bytes: a longer line is
+// skipped, read through without being kept.
+const maxBatchLine = 1 << 20
+
+// maxSkippedLine caps how far a line longer than maxBatchLine is read
+// through, in bytes. Input without an end of line within it (/dev/zero,
+// a binary file) is not NDJSON, and reading stops there: reading such a
+// line to its end could take forever.
+const maxSkippedLine = 64 << 20
+
+// readChunk is the size of the read buffer: what is read at once, and
+// what a skipped line holds in memory.
+const readChunk = 64 << 10
+
+// errEndlessLine is returned by readLines for a line that has no end
+// within maxSkippedLine bytes.
+var errEndlessLine = fmt.Errorf("no end of line within %d MiB: the input is not NDJSON", maxSkippedLine>>20)
+
+// readLines calls fn with each line of r (without its line ending) and
+// its 1-based number, until fn returns false or r ends. A line longer than
+// maxBatchLine is passed as nil with tooLong set, once it has been read
+// through; one with no end within maxSkippedLine stops reading with an
+// error naming its number (errEndlessLine). Memory stays within
+// maxBatchLine plus one read buffer, whatever r holds.
+func readLines(r io.Reader, fn func(n int, line []byte, tooLong bool) bool) error {
+	br := bufio.NewReaderSize(r, readChunk)
+	var buf []byte
+	n := 0
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if len(buf)+len(chunk) <= maxBatchLine {
+				buf = append(buf, chunk...)
+				continue
+			}
+			n++
+			buf = buf[:0]
+			if err = skipLine(br, len(chunk)); err != nil {
+				if errors.Is(err, errEndlessLine) {
+					return fmt.Errorf("line %d: %w", n, err)
+				}
+				if err != io.EOF {
+					return err
+				}
+			}
+			if !fn(n, nil, true) || err == io.EOF {
+				return nil
+			}
+			continue
+		}
+		buf = append(buf, chunk...)
+		if len(buf) > 0 {
+			n++
+			line := bytes.TrimRight(buf, "\r\n")
+			ok := false
+			if len(line) > maxBatchLine {
+				ok = fn(n, nil, true)
+			} else {
+				ok = fn(n, line, false)
+			}
+			if !ok {
+				return nil
+			}
+			buf = buf[:0]
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// skipLine reads br up to and including the next newline, keeping
+// nothing; read is how much of the line was read already. It returns
+// errEndlessLine when the line goes on past maxSkippedLine bytes, io.EOF
+// when the input ends first.
+func skipLine(br *bufio.Reader, read int) error {
+	for read <= maxSkippedLine {
+		chunk, err := br.ReadSlice('\n')
+		read += len(chunk)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return err
+		}
+	}
+	return errEndlessLine
+}
+
+// BatchLine is one execution of a batch's NDJSON input.
+type BatchLine struct {
+	ID         string   `json:"id"`
+	Language   string   `json:"language"`
+	CodeLength int      `json:"code_length"`
+	Command    []string `json:"command"`
+	// Timeout is a Go duration ("5s", "1m30s") or a number of seconds.
+	Timeout json.RawMessage `json:"timeout,omitempty"`
+	// Limits is an OCI LinuxResources object.
+	Limits  json.RawMessage `json:"limits,omitempty"`
+	WaitAll bool            `json:"wait_all"`
+}
+
+// parseBatchLine parses one NDJSON line strictly: unknown fields, a missing
+// command, a bad timeout or bad limits are errors.
+func parseBatchLine(b []byte) (cgroupmon.Spec, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var l BatchLine
+	if err := dec.Decode(&l); err != nil {
+		return cgroupmon.Spec{}, fmt.Errorf("not a JSON execution object: %v", err)
+	}
+	if dec.More() {
+		return cgroupmon.Spec{}, errors.New("more than one JSON value on the line")
+	}
+	if len(l.Command) == 0 || l.Command[0] == "" {
+		return cgroupmon.Spec{}, errors.New(`"command" is missing or empty`)
+	}
+	if l.CodeLength < 0 {
+		return cgroupmon.Spec{}, fmt.Errorf(`"code_length" %d is negative`, l.CodeLength)
+	}
+	s := cgroupmon.Spec{ID: l.ID, Language: l.Language, CodeLength: l.CodeLength, Command: l.Command, WaitAll: l.WaitAll}
+	if s.Language == "" {
+		s.Language = "unknown"
+	}
+	if len(l.Timeout) > 0 && string(l.Timeout) != "null" {
+		d, err := parseTimeout(l.Timeout)
+		if err != nil {
+			return cgroupmon.Spec{}, err
+		}
+		s.Timeout = d
+	}
+	if len(l.Limits) > 0 && string(l.Limits) != "null" {
+		lim, err := decodeLimits(l.Limits)
+		if err != nil {
+			return cgroupmon.Spec{}, fmt.Errorf(`"limits": %v`, err)
+		}
+		s.Limits = lim
+	}
+	return s, nil
+}
+
+func parseTimeout(raw json.RawMessage) (time.Duration, error) {
+	var str string
+	if err := json.Unmarshal(raw, &str); err == nil {
+		d, err := time.ParseDuration(str)
+		if err != nil {
+			return 0, fmt.Errorf(`"timeout" %q: not a duration such as "5s"`, str)
+		}
+		if d < 0 {
+			return 0, fmt.Errorf(`"timeout" %q is negative`, str)
+		}
+		return d, nil
+	}
+	var secs float64
+	if err := json.Unmarshal(raw, &secs); err != nil {
+		return 0, fmt.Errorf(`"timeout" %s: want a duration such as "5s" or a number of seconds`, raw)
+	}
+	if secs < 0 || secs > float64(1<<62)/1e9 {
+		return 0, fmt.Errorf(`"timeout" %s is out of range`, raw)
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
+// lineID returns the id of a line that could not be parsed as an
+// execution, when it is a JSON object with a string id; else "".
+func lineID(text []byte) string {
+	var v struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(text, &v) != nil {
+		return ""
+	}
+	return v.ID
+}
