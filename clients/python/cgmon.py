@@ -113,7 +113,12 @@ class Cgmon:
         if cgroup_root is not None:
             argv += ["--cgroup-root", cgroup_root]
         argv += list(args) + ["-"]
+        # _lock guards the state below, and _cv (on it) wakes whoever
+        # waits for a result or for the reading role. _wlock orders the
+        # writes (and so the input line numbers) and is never held with
+        # _lock across a write that may block while cgmon is busy.
         self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
         self._wlock = threading.Lock()
         self._pending = {}   # id -> Future
         self._by_line = {}   # input line -> id
@@ -121,6 +126,9 @@ class Cgmon:
         self._ids = itertools.count(1)
         self._closed = False
         self._dead = None    # CgmonError once cgmon has gone
+        self._eof = False    # its results have been read to the end
+        self._reading = False  # a thread is reading results
+        self._callers = 0    # run() callers that will read their own result
         self._stderr = collections.deque(maxlen=20)
         self.returncode = None
         self.summary = None
@@ -130,9 +138,9 @@ class Cgmon:
         except OSError as e:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise CgmonError("starting %s: %s" % (self.binary, e)) from e
-        self._reader = threading.Thread(target=self._read_results, name="cgmon-results", daemon=True)
+        self._pump = threading.Thread(target=self._pump_results, name="cgmon-results", daemon=True)
         self._errors = threading.Thread(target=self._read_stderr, name="cgmon-stderr", daemon=True)
-        self._reader.start()
+        self._pump.start()
         self._errors.start()
 
     # The protocol.
@@ -151,55 +159,25 @@ class Cgmon:
         limits: an OCI LinuxResources dict, e.g. {"memory": {"limit": 268435456}}.
         wait_all: wait for every process of the command, not only the first.
         """
-        if isinstance(command, (str, bytes)) or not command:
-            raise TypeError("command must be a non-empty list of strings (the argv), not %r" % (command,))
-        req = {"command": [str(a) for a in command]}
-        if language is not None:
-            req["language"] = str(language)
-        if code_length is not None:
-            req["code_length"] = int(code_length)
-        if timeout is not None:
-            req["timeout"] = float(timeout)
-        if limits is not None:
-            req["limits"] = limits
-        if wait_all:
-            req["wait_all"] = True
-        fut = Future()
-        # _wlock orders the writes (and so the input line numbers); _lock,
-        # which the result reader takes, is never held across a write that
-        # may block while cgmon is busy, so results always flow.
-        with self._wlock:
-            with self._lock:
-                if self._dead is not None:
-                    raise self._dead
-                if self._closed:
-                    raise CgmonError("this Cgmon is closed")
-                if id is None:
-                    id = "py%d-%d" % (os.getpid(), next(self._ids))
-                id = str(id)
-                if id in self._pending:
-                    raise ValueError("id %r is already running; ids must be unique among running executions" % id)
-                req["id"] = id
-                self._line += 1
-                line = self._line
-                self._pending[id] = fut
-                self._by_line[line] = id
-            data = (json.dumps(req, separators=(",", ":")) + "\n").encode()
-            try:
-                self._proc.stdin.write(data)
-                self._proc.stdin.flush()
-            except (BrokenPipeError, ValueError, OSError):
-                with self._lock:
-                    self._pending.pop(id, None)
-                    self._by_line.pop(line, None)
-                raise self._gone("cgmon stopped reading its input")
-        return fut
+        return self._submit(command, False, id, language, code_length, timeout, limits, wait_all)
 
-    def run(self, command, *, wait=None, **options):
+    def run(self, command, *, wait=None, id=None, language=None, code_length=None, timeout=None,
+            limits=None, wait_all=False):
         """run runs command under cgmon and returns its record once it has
-        ended; options are those of submit. wait bounds the wait in seconds
-        (concurrent.futures.TimeoutError past it; the run goes on)."""
-        return self.submit(command, **options).result(wait)
+        ended; the options are those of submit. wait bounds the wait in
+        seconds (concurrent.futures.TimeoutError past it; the run goes on)."""
+        # A caller without a bound on its wait reads its own result, which
+        # saves handing it over from another thread.
+        reads = wait is None
+        fut = self._submit(command, reads, id, language, code_length, timeout, limits, wait_all)
+        try:
+            self._await(fut, wait, reads)
+        finally:
+            if reads:
+                with self._lock:
+                    self._callers -= 1
+                    self._cv.notify_all()
+        return fut.result(0)
 
     def close(self, wait=None):
         """close ends the input: runs already submitted finish and deliver
@@ -238,9 +216,116 @@ class Cgmon:
 
     # Inside.
 
+    def _submit(self, command, reads, id, language, code_length, timeout, limits, wait_all):
+        if isinstance(command, (str, bytes)) or not command:
+            raise TypeError("command must be a non-empty list of strings (the argv), not %r" % (command,))
+        req = {"command": [str(a) for a in command]}
+        if language is not None:
+            req["language"] = str(language)
+        if code_length is not None:
+            req["code_length"] = int(code_length)
+        if timeout is not None:
+            req["timeout"] = float(timeout)
+        if limits is not None:
+            req["limits"] = limits
+        if wait_all:
+            req["wait_all"] = True
+        fut = Future()
+        with self._wlock:
+            with self._lock:
+                if self._closed:
+                    raise CgmonError("this Cgmon is closed")
+                if self._dead is not None:
+                    raise self._dead
+                if id is None:
+                    id = "py%d-%d" % (os.getpid(), next(self._ids))
+                id = str(id)
+                if id in self._pending:
+                    raise ValueError("id %r is already running; ids must be unique among running executions" % id)
+                req["id"] = id
+                self._line += 1
+                line = self._line
+                self._pending[id] = fut
+                self._by_line[line] = id
+                if reads:
+                    self._callers += 1
+                else:
+                    self._cv.notify_all()  # the pump reads for it
+            data = (json.dumps(req, separators=(",", ":")) + "\n").encode()
+            try:
+                self._proc.stdin.write(data)
+                self._proc.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                with self._lock:
+                    self._pending.pop(id, None)
+                    self._by_line.pop(line, None)
+                    if reads:
+                        self._callers -= 1
+                    self._cv.notify_all()
+                raise self._gone("cgmon stopped reading its input")
+        return fut
+
+    def _await(self, fut, wait, reads):
+        """_await waits until fut is done, at most wait seconds; with reads
+        it reads results itself whenever no other thread does."""
+        deadline = None if wait is None else time.monotonic() + wait
+        with self._lock:
+            while not fut.done():
+                if reads and not self._reading and not self._eof:
+                    self._read_one_locked()
+                    continue
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                self._cv.wait(remaining)
+
+    def _pump_results(self):
+        """_pump_results reads the results of runs nobody reads for: those
+        of submit, and those of a run() caller that is slow to read (its
+        write blocked while cgmon was busy), after 10 ms."""
+        with self._lock:
+            while not self._eof:
+                if self._reading or not (self._pending or self._closed):
+                    self._cv.wait()
+                    continue
+                if self._callers > 0 and self._cv.wait(0.01):
+                    continue  # something changed: look again
+                if not self._reading and not self._eof:
+                    self._read_one_locked()
+
+    def _read_one_locked(self):
+        """_read_one_locked reads one result line, or the end of cgmon's
+        output, with _lock held on entry and on return (not while reading)."""
+        self._reading = True
+        self._lock.release()
+        try:
+            raw = self._proc.stdout.readline()
+            if raw:
+                self._deliver(raw)
+            else:
+                self._at_eof()
+        finally:
+            self._lock.acquire()
+            self._reading = False
+            self._cv.notify_all()
+
+    def _at_eof(self):
+        self._proc.wait()
+        self._errors.join()
+        with self._lock:
+            self._eof = True
+            if self._dead is None:
+                self._dead = self._gone("cgmon ended before it answered")
+            pending, self._pending = self._pending, {}
+            self._by_line.clear()
+        for fut in pending.values():
+            fut.set_exception(self._dead)
+
     def _finish(self, wait, ok=(0, 1)):
         self._proc.wait(wait)
-        self._reader.join()
+        with self._lock:
+            self._cv.notify_all()  # closed: the pump reads to the end
+        self._pump.join()
         self._errors.join()
         with self._lock:
             if self.summary is None and os.path.exists(self._summary_path):
@@ -273,20 +358,6 @@ class Cgmon:
     def _read_stderr(self):
         for raw in self._proc.stderr:
             self._stderr.append(raw.decode(errors="replace").rstrip("\n"))
-
-    def _read_results(self):
-        try:
-            for raw in self._proc.stdout:
-                self._deliver(raw)
-        finally:
-            self._proc.wait()
-            self._errors.join()
-            with self._lock:
-                self._dead = self._gone("cgmon ended before it answered")
-                pending, self._pending = self._pending, {}
-                self._by_line.clear()
-            for fut in pending.values():
-                fut.set_exception(self._dead)
 
     def _deliver(self, raw):
         try:

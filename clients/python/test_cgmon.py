@@ -103,6 +103,18 @@ class ClientTest(unittest.TestCase):
         self.assertFalse(slow.done())
         self.assertEqual(slow.result(10)["id"], "slow")
 
+    def test_wait_bound(self):
+        # With a bound, the result is read by the module's own thread.
+        import concurrent.futures
+        t0 = time.monotonic()
+        with self.assertRaises(concurrent.futures.TimeoutError):
+            self.c.run(["sleep", "1"], wait=0.2)
+        self.assertLess(time.monotonic() - t0, 0.9)
+        self.assertEqual(self.c.run(["true"], wait=10)["status"], "success")
+        # A submitted run's result arrives while nobody calls run().
+        fut = self.c.submit(["sh", "-c", "exit 5"])
+        self.assertEqual(fut.result(10)["exit_code"], 5)
+
     def test_rejected_run(self):
         with self.assertRaises(cgmon.RejectedError) as cm:
             self.c.run(["true"], id="a/b")
