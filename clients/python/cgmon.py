@@ -578,8 +578,12 @@ class ResourceMonitor:
                 out, err = self._watch.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
                 raise
-            if self._watch.returncode not in (0, 130, 143):
-                raise CgmonError("cgmon watch exited with status %d" % self._watch.returncode, err.decode(errors="replace"))
+            code = self._watch.returncode
+            if code < 0:
+                raise CgmonError("cgmon watch was killed by signal %d before it could report" % -code,
+                                 err.decode(errors="replace"))
+            if code not in (0, 130, 143):
+                raise CgmonError("cgmon watch exited with status %d" % code, err.decode(errors="replace"))
             self._record = json.loads(out)
         else:
             raise RuntimeError("start_monitoring was not called")

@@ -97,7 +97,7 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(len({rec["id"] for _, rec in results}), 40)
 
     def test_outstanding_runs_complete_out_of_order(self):
-        slow = self.c.submit(["sleep", "0.5"], id="slow")
+        slow = self.c.submit(["sleep", "2"], id="slow")
         fast = self.c.submit(["true"], id="fast")
         self.assertEqual(fast.result(10)["id"], "fast")
         self.assertFalse(slow.done())
@@ -149,7 +149,7 @@ class ClientTest(unittest.TestCase):
 
     def test_terminate_cancels_running(self):
         fut = self.c.submit(["sleep", "30"])
-        time.sleep(0.3)
+        wait_for_child(self.c._proc.pid, "sleep")
         t0 = time.monotonic()
         summary = self.c.terminate()
         self.assertEqual(self.c.returncode, 143)
@@ -160,7 +160,7 @@ class ClientTest(unittest.TestCase):
     def test_cgmon_killed(self):
         id = "pykill-%d" % os.getpid()
         fut = self.c.submit(["sleep", "0.5"], id=id)
-        time.sleep(0.2)
+        wait_for_child(self.c._proc.pid, "sleep")
         self.c._proc.kill()
         # A cgmon killed with SIGKILL leaves its execution's cgroup behind
         # (a later monitor reaps such leaves): remove it here.
@@ -171,6 +171,27 @@ class ClientTest(unittest.TestCase):
             self.c.run(["true"])
         with self.assertRaises(cgmon.CgmonError):
             self.c.close()
+
+
+def wait_for_child(pid, comm, timeout=20):
+    """wait_for_child waits until process pid has a child named comm: the
+    execution has started."""
+    import glob
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for f in glob.glob("/proc/%d/task/*/children" % pid):
+            try:
+                children = open(f).read().split()
+            except OSError:
+                continue
+            for c in children:
+                try:
+                    if open("/proc/%s/comm" % c).read().strip() == comm:
+                        return
+                except OSError:
+                    pass
+        time.sleep(0.02)
+    raise AssertionError("process %d has no child %r after %d s" % (pid, comm, timeout))
 
 
 def remove_leftover_leaves(id):
@@ -279,7 +300,7 @@ class ResourceMonitorTest(unittest.TestCase):
         self.addCleanup(target.kill)
         rm = cgmon.ResourceMonitor()
         rm.start_monitoring(pid=target.pid, interval=0.05)
-        time.sleep(0.4)
+        time.sleep(1.5)  # cgmon watch has started watching
         u = rm.stop_monitoring()
         self.assertEqual(u["record"]["status"], "canceled")
         self.assertIsNone(target.poll(), "stopping the watch must leave the process running")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -136,7 +137,7 @@ func TestBatchProtocol(t *testing.T) {
 	check(r, "language", "sh")
 
 	// Completion order: the fast line's result comes first.
-	c.send(`{"id": "slow", "command": ["sleep", "0.5"]}`)
+	c.send(`{"id": "slow", "command": ["sleep", "2"]}`)
 	c.send(`{"id": "fast", "command": ["true"]}`)
 	check(c.result(), "id", "fast")
 	r = c.result()
@@ -194,7 +195,11 @@ func TestBatchSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String()+"/waiting", func(t *testing.T) {
 			c := startCoprocess(t, "-o", "-")
-			time.Sleep(300 * time.Millisecond)
+			// A first result proves cgmon is past its start-up, its
+			// signal handlers in place; then it waits for the next line.
+			c.send(`{"id": "first", "command": ["true"]}`)
+			c.result()
+			time.Sleep(100 * time.Millisecond)
 			if err := c.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -210,7 +215,7 @@ func TestBatchSignals(t *testing.T) {
 			c.send(`{"id": "quick", "command": ["true"]}`)
 			c.result()
 			c.send(`{"id": "long", "command": ["sleep", "30"]}`)
-			time.Sleep(300 * time.Millisecond)
+			waitForChild(t, c.cmd.Process.Pid, "sleep")
 			start := time.Now()
 			if err := c.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
@@ -227,6 +232,27 @@ func TestBatchSignals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitForChild waits, at most 20 s, until process pid has a child named
+// comm: the execution has started.
+func waitForChild(t *testing.T, pid int, comm string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+		for _, f := range tasks {
+			b, _ := os.ReadFile(f)
+			for _, child := range strings.Fields(string(b)) {
+				name, _ := os.ReadFile("/proc/" + child + "/comm")
+				if strings.TrimSpace(string(name)) == comm {
+					return
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("process %d has no child %q after 20 s", pid, comm)
 }
 
 // batchSummary is the part of `--format json` summaries the tests read.
