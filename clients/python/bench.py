@@ -3,16 +3,22 @@ co-process against subprocess.run of the same command, side by side.
 
 A sandbox usually runs one submission, waits for its record, then runs the
 next: this is that pattern. Each round does one subprocess.run and one
-Cgmon.run (the order alternating), back to back or with a pause after each
-round, and the medians of each are compared.
+Cgmon.run per cgmon binary (in a shuffled order), back to back or with a
+pause after each round, and the medians of each are compared.
 
-    CGMON_BIN=bin/cgmon python3 clients/python/bench.py [-n 200] [--pause 0.02] [-- /bin/true]
+    CGMON_BIN=bin/cgmon python3 clients/python/bench.py [-n 200] [--pause 0.02] [--cost 300] [-- /bin/true]
+    python3 clients/python/bench.py --cgmon /tmp/cgmon-main --cgmon bin/cgmon   # two builds side by side
 
 Without --pause it runs both modes: back to back, then with 20 ms pauses.
+--cost N then runs N more back to back through each binary and prints what
+cgmon itself spent per run: context switches of its threads (a voluntary
+one is a thread that slept and was woken) and CPU time, which depend far
+less on how busy the machine is than the round trip does.
 """
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -22,56 +28,98 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cgmon  # noqa: E402
 
 
-def measure(client, argv, n, pause, warmup=20):
+def measure(clients, argv, n, pause, warmup=20):
     """measure returns the round-trip times, in seconds, of n
-    subprocess.run and n client.run of argv, interleaved."""
-    sub, co = [], []
+    subprocess.run and n client.run of argv per client, interleaved."""
+    times = {"subprocess": []}
+    for name in clients:
+        times[name] = []
 
-    def one_sub():
+    def one(name):
         t = time.perf_counter()
-        subprocess.run(argv)
-        sub.append(time.perf_counter() - t)
-
-    def one_co():
-        t = time.perf_counter()
-        rec = client.run(argv)
-        co.append(time.perf_counter() - t)
-        if rec["status"] != "success":
-            raise SystemExit("cgmon run of %s: %s" % (argv, rec.get("reason")))
+        if name == "subprocess":
+            subprocess.run(argv)
+        else:
+            rec = clients[name].run(argv)
+            if rec["status"] != "success":
+                raise SystemExit("cgmon run of %s: %s" % (argv, rec.get("reason")))
+        return time.perf_counter() - t
 
     for i in range(warmup + n):
-        if i % 2:
-            one_sub()
-            one_co()
-        else:
-            one_co()
-            one_sub()
+        order = list(times)
+        random.shuffle(order)
+        for name in order:
+            d = one(name)
+            if i >= warmup:
+                times[name].append(d)
         if pause:
             time.sleep(pause)
-    return sub[warmup:], co[warmup:]
+    return times
+
+
+def cost(client, argv, n):
+    """cost runs argv n times back to back through client and returns
+    what cgmon itself spent per run: voluntary and involuntary context
+    switches over all its threads and CPU time in seconds (from
+    /proc/PID/stat, in clock ticks), excluding its children's."""
+    pid = client._proc.pid
+
+    def snapshot():
+        vol = invol = 0
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/status" % (pid, task)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        vol += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches"):
+                        invol += int(line.split()[1])
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return vol, invol, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    before = snapshot()
+    for _ in range(n):
+        client.run(argv)
+    after = snapshot()
+    return [(a - b) / n for a, b in zip(after, before)]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=200, help="round trips of each kind per mode (default 200)")
     ap.add_argument("--pause", type=float, default=None, help="seconds to pause after each round (default: run 0 and 0.02)")
-    ap.add_argument("--cgmon", default=None, help="the cgmon binary (default: $CGMON_BIN, else PATH)")
-    ap.add_argument("--parallel", type=int, default=None, help="cgmon batch --parallel")
+    ap.add_argument("--cgmon", action="append", default=None,
+                    help="a cgmon binary; repeat to compare builds (default: $CGMON_BIN, else PATH)")
+    ap.add_argument("--cost", type=int, default=0, metavar="N",
+                    help="also run N times back to back and print cgmon's own context switches and CPU per run")
     ap.add_argument("command", nargs="*", default=["/bin/true"])
     a = ap.parse_args()
     pauses = [0.0, 0.02] if a.pause is None else [a.pause]
-    client = cgmon.Cgmon(a.cgmon, parallel=a.parallel)
+    binaries = a.cgmon or [None]
+    clients = {}
     try:
-        print("command: %s; %d round trips of each kind per mode, medians; cgmon %s" % (" ".join(a.command), a.n, client.binary))
-        print("%-15s %12s %12s %7s %12s %12s" % ("mode", "subprocess", "cgmon", "ratio", "sub p90", "cgmon p90"))
+        for b in binaries:
+            c = cgmon.Cgmon(b)
+            clients[c.binary if len(binaries) > 1 else "cgmon"] = c
+        print("command: %s; %d round trips of each kind per mode; medians (ratio to subprocess.run), p90"
+              % (" ".join(a.command), a.n))
         for p in pauses:
-            sub, co = measure(client, a.command, a.n, p)
-            ms, mc = statistics.median(sub), statistics.median(co)
-            q = lambda xs: statistics.quantiles(xs, n=10)[-1]
+            times = measure(clients, a.command, a.n, p)
+            base = statistics.median(times["subprocess"])
             mode = "back to back" if p == 0 else "pause %g ms" % (p * 1e3)
-            print("%-15s %9.3f ms %9.3f ms %6.2fx %9.3f ms %9.3f ms" % (mode, ms * 1e3, mc * 1e3, mc / ms, q(sub) * 1e3, q(co) * 1e3))
+            for name, ts in times.items():
+                m = statistics.median(ts)
+                p90 = statistics.quantiles(ts, n=10)[-1]
+                print("  %-13s %-28s %8.3f ms (%.2fx)  p90 %8.3f ms" % (mode, name, m * 1e3, m / base, p90 * 1e3))
+        if a.cost:
+            for name, c in clients.items():
+                vol, invol, cpu = cost(c, a.command, a.cost)
+                print("  %s per run (%d back to back): %.1f voluntary + %.1f involuntary context switches, %.0f us CPU"
+                      % (name, a.cost, vol, invol, cpu * 1e6))
+        print("load average: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
     finally:
-        client.close()
+        for c in clients.values():
+            c.close()
 
 
 if __name__ == "__main__":
