@@ -349,6 +349,19 @@ class MetricsCollectorTest(unittest.TestCase):
         self.assertEqual(mc.get_language_stats()["python"]["average_execution_time"], 1.0)
 
 
+class BenchTest(unittest.TestCase):
+    """bench.py, whose figures are in BENCHMARKS.md, still runs."""
+
+    def test_bench_runs(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        p = subprocess.run([sys.executable, os.path.join(here, "bench.py"), "-n", "3", "--cost", "3"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for want in ("back to back  subprocess", "back to back  cgmon", "pause 20 ms   cgmon",
+                     "voluntary", "load average"):
+            self.assertIn(want, p.stdout)
+
+
 class ReadmeTest(unittest.TestCase):
     """Every Python example in the README runs as printed."""
 
