@@ -534,7 +534,8 @@ class ResourceMonitor:
             client = self._client or _default_client()
             self._future = client.submit(command, **options)
             return
-        argv = [find_cgmon(), "watch", "--pid", str(int(pid)), "--format", "json", "-o", "/dev/stdout"]
+        binary = self._client.binary if self._client is not None else find_cgmon()
+        argv = [binary, "watch", "--pid", str(int(pid)), "--format", "json", "-o", "/dev/stdout"]
         if interval is not None:
             argv += ["--interval", "%dus" % round(float(interval) * 1e6)]
         self._watch = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
