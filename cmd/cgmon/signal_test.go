@@ -34,7 +34,8 @@ func TestRunCanceledBySignal(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(500 * time.Millisecond)
+			// The command runs: cgmon catches signals by then.
+			waitForChild(t, cmd.Process.Pid, "sleep")
 			start := time.Now()
 			if err := cmd.Process.Signal(c.sig); err != nil {
 				t.Fatal(err)
