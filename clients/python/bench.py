@@ -8,6 +8,7 @@ pause after each round, and the medians of each are compared.
 
     CGMON_BIN=bin/cgmon python3 clients/python/bench.py [-n 200] [--pause 0.02] [--cost 300] [-- /bin/true]
     python3 clients/python/bench.py --cgmon /tmp/cgmon-main --cgmon bin/cgmon   # two builds side by side
+    python3 clients/python/bench.py --bare   # also the protocol without the module, read buffered and not
 
 Without --pause it runs both modes: back to back, then with 20 ms pauses.
 --cost N then runs N more back to back through each binary and prints what
@@ -17,6 +18,7 @@ less on how busy the machine is than the round trip does.
 """
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -26,6 +28,28 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cgmon  # noqa: E402
+
+
+class Bare:
+    """Bare drives the protocol itself, without the module: write a line,
+    read a line, parse it; unbuffered reads a byte per read(2), as
+    Popen(bufsize=0) does."""
+
+    def __init__(self, binary, unbuffered):
+        self.proc = subprocess.Popen([binary, "batch", "-o", "-", "-"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     bufsize=0 if unbuffered else -1)
+        self.n = 0
+
+    def run(self, argv):
+        self.n += 1
+        self.proc.stdin.write(json.dumps({"id": "bare-%d" % self.n, "command": argv}).encode() + b"\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def measure(clients, argv, n, pause, warmup=20):
@@ -92,6 +116,8 @@ def main():
                     help="a cgmon binary; repeat to compare builds (default: $CGMON_BIN, else PATH)")
     ap.add_argument("--cost", type=int, default=0, metavar="N",
                     help="also run N times back to back and print cgmon's own context switches and CPU per run")
+    ap.add_argument("--bare", action="store_true",
+                    help="also drive the protocol without the module, buffered and unbuffered (first binary)")
     ap.add_argument("command", nargs="*", default=["/bin/true"])
     a = ap.parse_args()
     pauses = [0.0, 0.02] if a.pause is None else [a.pause]
@@ -101,6 +127,10 @@ def main():
         for b in binaries:
             c = cgmon.Cgmon(b)
             clients[c.binary if len(binaries) > 1 else "cgmon"] = c
+        if a.bare:
+            first = next(iter(clients.values())).binary
+            clients["bare protocol"] = Bare(first, False)
+            clients["bare, unbuffered"] = Bare(first, True)
         print("command: %s; %d round trips of each kind per mode; medians (ratio to subprocess.run), p90"
               % (" ".join(a.command), a.n))
         for p in pauses:
@@ -113,6 +143,8 @@ def main():
                 print("  %-13s %-28s %8.3f ms (%.2fx)  p90 %8.3f ms" % (mode, name, m * 1e3, m / base, p90 * 1e3))
         if a.cost:
             for name, c in clients.items():
+                if isinstance(c, Bare):
+                    continue
                 vol, invol, cpu = cost(c, a.command, a.cost)
                 print("  %s per run (%d back to back): %.1f voluntary + %.1f involuntary context switches, %.0f us CPU"
                       % (name, a.cost, vol, invol, cpu * 1e6))

@@ -354,11 +354,11 @@ class BenchTest(unittest.TestCase):
 
     def test_bench_runs(self):
         here = os.path.dirname(os.path.abspath(__file__))
-        p = subprocess.run([sys.executable, os.path.join(here, "bench.py"), "-n", "3", "--cost", "3"],
+        p = subprocess.run([sys.executable, os.path.join(here, "bench.py"), "-n", "3", "--cost", "3", "--bare"],
                            capture_output=True, text=True, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr)
         for want in ("back to back  subprocess", "back to back  cgmon", "pause 20 ms   cgmon",
-                     "voluntary", "load average"):
+                     "bare, unbuffered", "voluntary", "load average"):
             self.assertIn(want, p.stdout)
 
 
