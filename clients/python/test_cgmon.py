@@ -219,6 +219,14 @@ def remove_leftover_leaves(id):
         os.rmdir(leaf)
 
 
+class EnvTest(unittest.TestCase):
+    def test_env_reaches_the_command(self):
+        with cgmon.Cgmon(env=dict(os.environ, CGMON_PY_TEST="yes")) as c:
+            self.assertEqual(c.run(["sh", "-c", 'test "$CGMON_PY_TEST" = yes'])["exit_code"], 0)
+        with cgmon.Cgmon() as c:
+            self.assertEqual(c.run(["sh", "-c", 'test "$CGMON_PY_TEST" = yes'])["exit_code"], 1)
+
+
 class ModuleRunTest(unittest.TestCase):
     def test_shared_client(self):
         rec = cgmon.run(["sh", "-c", "exit 4"])
