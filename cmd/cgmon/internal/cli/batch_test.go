@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseBatchLine(t *testing.T) {
@@ -145,5 +148,68 @@ func TestBatchSummaryHuman(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "Executions: 0") || !strings.Contains(b.String(), "line 3") {
 		t.Errorf("summary:\n%s", b.String())
+	}
+}
+
+// TestPollableStdin checks that a pipe on standard input is read through
+// a description of its own that a deadline can interrupt, leaving the
+// original blocking, and that a regular file is left as it is.
+func TestPollableStdin(t *testing.T) {
+	// A blocking pipe, as a shell or Python gives a child (os.Pipe's
+	// ends are non-blocking).
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	r, w := os.NewFile(uintptr(fds[0]), "r"), os.NewFile(uintptr(fds[1]), "w")
+	defer r.Close()
+	defer w.Close()
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("no /proc/self/fd to reopen standard input through")
+	}
+	in := pollableStdin(r)
+	p, ok := in.(*os.File)
+	if !ok || p == r {
+		t.Fatalf("a pipe was not reopened: got %T", in)
+	}
+	defer p.Close()
+	if _, err := w.Write([]byte("line\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if n, err := p.Read(buf); err != nil || string(buf[:n]) != "line\n" {
+		t.Fatalf("read %q, %v through the new description", buf[:n], err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Read(buf)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if !interruptRead(p) {
+		t.Fatal("interruptRead: a deadline cannot be set")
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("interrupted read: %v, want a deadline error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting read was not interrupted")
+	}
+	var flags int
+	rc, _ := r.SyscallConn()
+	_ = rc.Control(func(fd uintptr) { flags, _ = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	if flags&unix.O_NONBLOCK != 0 {
+		t.Error("the original description of the pipe was made non-blocking")
+	}
+
+	f, err := os.CreateTemp(t.TempDir(), "in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if pollableStdin(f) != io.Reader(f) {
+		t.Error("a regular file was reopened")
 	}
 }

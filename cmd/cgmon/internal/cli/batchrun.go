@@ -203,8 +203,18 @@ func pollableStdin(in io.Reader) io.Reader {
 	if err != nil || st.Mode()&os.ModeNamedPipe == 0 {
 		return in
 	}
-	p, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// Not f.Fd(): it would make a non-blocking descriptor blocking, for
+	// every process that shares it.
+	rc, err := f.SyscallConn()
 	if err != nil {
+		return in
+	}
+	var p *os.File
+	var openErr error
+	err = rc.Control(func(fd uintptr) {
+		p, openErr = os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	})
+	if err != nil || openErr != nil {
 		return in
 	}
 	return p
