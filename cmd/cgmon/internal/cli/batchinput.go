@@ -153,6 +153,8 @@ func parseBatchLine(b []byte) (cgroupmon.Spec, error) {
 	return s, nil
 }
 
+// parseTimeout reads a line's "timeout": a Go duration or a number of
+// seconds, not negative.
 func parseTimeout(raw json.RawMessage) (time.Duration, error) {
 	var str string
 	if err := json.Unmarshal(raw, &str); err == nil {

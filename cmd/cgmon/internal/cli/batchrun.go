@@ -96,6 +96,8 @@ type batch struct {
 	barShown bool
 }
 
+// newBatch returns the state of a batch that writes results to out and
+// diagnostics (and, with progress, a progress bar) to diag.
 func newBatch(mon *cgroupmon.Monitor, out, diag io.Writer, progress bool) *batch {
 	return &batch{mon: mon, out: out, diag: diag, progress: progress, outFailed: make(chan struct{})}
 }
@@ -338,6 +340,7 @@ func (b *batch) resultsLost() int {
 	return b.lost
 }
 
+// queued counts an execution handed to a worker.
 func (b *batch) queued() {
 	b.mu.Lock()
 	b.total++
@@ -345,18 +348,21 @@ func (b *batch) queued() {
 	b.mu.Unlock()
 }
 
+// unqueue takes back an execution that was counted but will not run.
 func (b *batch) unqueue() {
 	b.mu.Lock()
 	b.total--
 	b.mu.Unlock()
 }
 
+// finished counts an execution that ended without a result of its own.
 func (b *batch) finished() {
 	b.mu.Lock()
 	b.done++
 	b.mu.Unlock()
 }
 
+// badLines returns the rejected lines in input order.
 func (b *batch) badLines() []BadLine {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -367,6 +373,7 @@ func (b *batch) badLines() []BadLine {
 
 const barWidth = 30
 
+// drawLocked draws the progress bar; b.mu is held.
 func (b *batch) drawLocked() {
 	if !b.progress {
 		return
@@ -380,6 +387,7 @@ func (b *batch) drawLocked() {
 	b.barShown = true
 }
 
+// clearBarLocked erases the progress bar before a message; b.mu is held.
 func (b *batch) clearBarLocked() {
 	if b.barShown {
 		fmt.Fprintf(b.diag, "\r%s\r", strings.Repeat(" ", barWidth+24))
@@ -387,6 +395,7 @@ func (b *batch) clearBarLocked() {
 	}
 }
 
+// endProgress ends the progress bar's line.
 func (b *batch) endProgress() {
 	b.mu.Lock()
 	defer b.mu.Unlock()

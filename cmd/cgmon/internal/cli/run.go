@@ -96,6 +96,7 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	return o, nil
 }
 
+// runMain runs `cgmon run`: the command in its own cgroup, then the report.
 func runMain(args []string, stdio IO) (int, error) {
 	o, err := parseRunFlags(args, stdio.Out)
 	if err != nil {
