@@ -39,7 +39,13 @@ type batchOptions struct {
 	Backend     string
 	CgroupRoot  string
 	Input       string
+	// Shard is --shard K/N (n = 0 without it); Resume is --resume.
+	Shard  shard
+	Resume bool
 }
+
+// keyed reports whether ids key the work: with --shard or --resume.
+func (o *batchOptions) keyed() bool { return o.Shard.n > 0 || o.Resume }
 
 // BatchResult is the JSON summary of `cgmon batch --format json`.
 type BatchResult struct {
@@ -60,6 +66,14 @@ type BatchResult struct {
 	ResultsLost int    `json:"results_lost"`
 	// CleanupError names cgroups that could not be removed at the end.
 	CleanupError string `json:"cleanup_error,omitempty"`
+	// Shard is the --shard K/N that ran; OtherShards counts the input
+	// lines it left to other shards.
+	Shard       string `json:"shard,omitempty"`
+	OtherShards int    `json:"other_shards_lines,omitempty"`
+	// Resumed is true with --resume; AlreadyDone counts the runs it
+	// skipped because the output file had their results.
+	Resumed     bool `json:"resumed,omitempty"`
+	AlreadyDone int  `json:"already_done,omitempty"`
 }
 
 // parseBatchFlags fills batchOptions from args and checks them; nothing
@@ -76,6 +90,12 @@ func parseBatchFlags(args []string, help io.Writer) (*batchOptions, error) {
 	c.DurationVar(&o.Interval, "interval", defaultInterval, "sampling `interval`")
 	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), "backend: auto, cgroup2 or procfs")
 	c.StringVar(&o.CgroupRoot, "cgroup-root", "", "cgroup under which executions' cgroups are made (default: as `cgmon doctor` shows)")
+	c.Func("shard", "run only the lines of shard `K/N` (K from 0 to N-1), chosen by a hash of their id", func(v string) error {
+		s, err := parseShard(v)
+		o.Shard = s
+		return err
+	})
+	c.BoolVar(&o.Resume, "resume", false, "skip the runs that already have a result in --output FILE, and add the others to it")
 	if err := c.parse(args, help); err != nil {
 		return nil, err
 	}
@@ -85,6 +105,9 @@ func parseBatchFlags(args []string, help io.Writer) (*batchOptions, error) {
 	o.Input = c.Arg(0)
 	if o.Parallel < 1 {
 		return nil, fail("batch: --parallel %d: must be at least 1", o.Parallel)
+	}
+	if o.Resume && o.Output == "-" {
+		return nil, fail("batch: --resume needs --output FILE: it reads back the results already written there")
 	}
 	if o.Format != "human" && o.Format != "json" {
 		return nil, fail("batch: --format %q: want human or json", o.Format)
@@ -107,10 +130,13 @@ type batchFiles struct {
 	out     io.Writer
 	summary io.Writer
 	opened  []*os.File
+	// done holds the runs that --resume found in the output file.
+	done map[runKey]struct{}
 }
 
 // openBatchFiles opens the files that o names; standard streams stand in
-// for those it does not.
+// for those it does not. A keyed batch's input file is checked for ids
+// before the output is opened, and --resume reads the output file.
 func openBatchFiles(o *batchOptions, stdio IO) (*batchFiles, error) {
 	f := &batchFiles{in: stdio.In, out: stdio.Out, summary: stdio.Err}
 	open := func(what string, dst any, open func() (*os.File, error)) error {
@@ -137,8 +163,22 @@ func openBatchFiles(o *batchOptions, stdio IO) (*batchFiles, error) {
 		if err := open("", &f.in, func() (*os.File, error) { return os.Open(o.Input) }); err != nil {
 			return nil, err
 		}
+		if o.keyed() {
+			if err := checkKeyedFile(f.in.(*os.File)); err != nil {
+				f.close()
+				return nil, fail("batch: %s: %v", o.Input, err)
+			}
+		}
 	}
-	if o.Output != "-" {
+	if o.Resume {
+		err := open("--output: ", &f.out, func() (file *os.File, err error) {
+			file, f.done, err = openResume(o.Output, stdio.Err)
+			return file, err
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else if o.Output != "-" {
 		err := open("--output: ", &f.out, func() (*os.File, error) {
 			return os.OpenFile(o.Output, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		})
@@ -203,6 +243,9 @@ func batchMain(args []string, stdio IO) (int, error) {
 	defer mon.Close()
 
 	b := newBatch(mon, files.out, stdio.Err, isTerminal(stdio.Err))
+	if o.keyed() {
+		b.keys = &batchKeys{shard: o.Shard, done: files.done, seen: make(map[string]int)}
+	}
 	end := b.runAll(files.in, o.Parallel)
 	res := &BatchResult{
 		SchemaVersion: SchemaVersion,
@@ -210,6 +253,15 @@ func batchMain(args []string, stdio IO) (int, error) {
 		Languages:     coll.LanguageStats(),
 		BadLines:      b.badLines(),
 		ResultsLost:   b.resultsLost(),
+		Resumed:       o.Resume,
+	}
+	if o.Shard.n > 0 {
+		res.Shard = o.Shard.String()
+	}
+	if b.keys != nil {
+		// The reading goroutine has returned, or is left blocked in a
+		// read that no line will come out of.
+		res.OtherShards, res.AlreadyDone = b.keys.counts()
 	}
 	res.CleanupError = closeMonitor(mon, stdio.Err)
 	return endBatch(o, files.summary, res, end, b.outputError())
@@ -347,6 +399,12 @@ func (r *BatchResult) WriteHuman(w io.Writer) error {
 			ls = append(ls, fmt.Sprint(b.Line))
 		}
 		fmt.Fprintf(w, "Rejected input lines (not run): %d (line %s)\n", len(r.BadLines), strings.Join(ls, ", "))
+	}
+	if r.Shard != "" {
+		fmt.Fprintf(w, "Shard %s: %d input lines left to other shards\n", r.Shard, r.OtherShards)
+	}
+	if r.Resumed {
+		fmt.Fprintf(w, "Resumed: %d runs already had a result and were skipped\n", r.AlreadyDone)
 	}
 	if r.Interrupted {
 		by := ""

@@ -13,16 +13,16 @@ import (
 )
 
 func TestParseBatchLine(t *testing.T) {
-	s, err := parseBatchLine([]byte(`{"id": "a1", "language": "go", "code_length": 10, "command": ["go", "run", "."], "timeout": "5s", "limits": {"pids": {"limit": 5}}, "wait_all": true}`))
+	s, repeat, err := parseBatchLine([]byte(`{"id": "a1", "language": "go", "code_length": 10, "command": ["go", "run", "."], "timeout": "5s", "limits": {"pids": {"limit": 5}}, "wait_all": true, "repeat": 3}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.ID != "a1" || s.Language != "go" || s.CodeLength != 10 || len(s.Command) != 3 || s.Timeout != 5*time.Second || !s.WaitAll || *s.Limits.Pids.Limit != 5 {
-		t.Errorf("spec %+v", s)
+	if s.ID != "a1" || s.Language != "go" || s.CodeLength != 10 || len(s.Command) != 3 || s.Timeout != 5*time.Second || !s.WaitAll || *s.Limits.Pids.Limit != 5 || repeat != 3 {
+		t.Errorf("spec %+v, repeat %d", s, repeat)
 	}
-	s, err = parseBatchLine([]byte(`{"command": ["true"], "timeout": 1.5}`))
-	if err != nil || s.Timeout != 1500*time.Millisecond || s.Language != "unknown" {
-		t.Errorf("numeric timeout: %+v, %v", s, err)
+	s, repeat, err = parseBatchLine([]byte(`{"command": ["true"], "timeout": 1.5}`))
+	if err != nil || s.Timeout != 1500*time.Millisecond || s.Language != "unknown" || repeat != 1 {
+		t.Errorf("numeric timeout: %+v, repeat %d, %v", s, repeat, err)
 	}
 	for line, msg := range map[string]string{
 		`{"command": ["true"]`:                          "not a JSON",
@@ -36,8 +36,14 @@ func TestParseBatchLine(t *testing.T) {
 		`{"command": ["true"], "code_length": -1}`:      "negative",
 		`{"command": ["true"]} {"command": ["true"]}`:   "more than one",
 		`["true"]`: "not a JSON",
+		`{"id": "r", "command": ["true"], "repeat": 0}`:     `"repeat" 0: want a whole number from 1 to 10000`,
+		`{"id": "r", "command": ["true"], "repeat": 2.5}`:   "whole number",
+		`{"id": "r", "command": ["true"], "repeat": "3"}`:   "whole number",
+		`{"id": "r", "command": ["true"], "repeat": 10001}`: "whole number",
+		`{"id": "r", "command": ["true"], "repeat": 1e300}`: "whole number",
+		`{"command": ["true"], "repeat": 2}`:                `"repeat" needs an "id"`,
 	} {
-		_, err := parseBatchLine([]byte(line))
+		_, _, err := parseBatchLine([]byte(line))
 		if err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%s: error %v, want one mentioning %q", line, err, msg)
 		}

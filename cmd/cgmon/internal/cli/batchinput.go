@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/cgmon/cgmon/cgroupmon"
@@ -112,20 +113,56 @@ type BatchLine struct {
 	// Limits is an OCI LinuxResources object.
 	Limits  json.RawMessage `json:"limits,omitempty"`
 	WaitAll bool            `json:"wait_all"`
+	// Repeat is how many times to run the line (default 1); each result
+	// carries its repeat_index, from 0.
+	Repeat json.RawMessage `json:"repeat,omitempty"`
 }
 
+// maxRepeat is the most runs one line may ask for with "repeat".
+const maxRepeat = 10000
+
 // parseBatchLine parses one NDJSON line strictly: unknown fields, a missing
-// command, a bad timeout or bad limits are errors.
-func parseBatchLine(b []byte) (cgroupmon.Spec, error) {
+// command, a bad timeout, bad limits or a bad repeat are errors. It
+// returns the execution and how many times to run it.
+func parseBatchLine(b []byte) (cgroupmon.Spec, int, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var l BatchLine
 	if err := dec.Decode(&l); err != nil {
-		return cgroupmon.Spec{}, fmt.Errorf("not a JSON execution object: %v", err)
+		return cgroupmon.Spec{}, 0, fmt.Errorf("not a JSON execution object: %v", err)
 	}
 	if dec.More() {
-		return cgroupmon.Spec{}, errors.New("more than one JSON value on the line")
+		return cgroupmon.Spec{}, 0, errors.New("more than one JSON value on the line")
 	}
+	s, err := lineSpec(&l)
+	if err != nil {
+		return cgroupmon.Spec{}, 0, err
+	}
+	repeat := 1
+	if len(l.Repeat) > 0 && string(l.Repeat) != "null" {
+		if repeat, err = parseRepeat(l.Repeat); err != nil {
+			return cgroupmon.Spec{}, 0, err
+		}
+		if repeat > 1 && l.ID == "" {
+			return cgroupmon.Spec{}, 0, errors.New(`"repeat" needs an "id": the results of the runs are told apart by id and repeat_index`)
+		}
+	}
+	return s, repeat, nil
+}
+
+// parseRepeat reads a line's "repeat": a whole number from 1 to
+// maxRepeat.
+func parseRepeat(raw json.RawMessage) (int, error) {
+	var n float64
+	if err := json.Unmarshal(raw, &n); err != nil || n < 1 || n > maxRepeat || n != math.Trunc(n) {
+		return 0, fmt.Errorf(`"repeat" %s: want a whole number from 1 to %d`, raw, maxRepeat)
+	}
+	return int(n), nil
+}
+
+// lineSpec checks the fields of a decoded line other than "repeat" and
+// returns its execution.
+func lineSpec(l *BatchLine) (cgroupmon.Spec, error) {
 	if len(l.Command) == 0 || l.Command[0] == "" {
 		return cgroupmon.Spec{}, errors.New(`"command" is missing or empty`)
 	}

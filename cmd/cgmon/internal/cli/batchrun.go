@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,6 +36,9 @@ const StatusRejected = "rejected"
 type resultLine struct {
 	Protocol int `json:"protocol"`
 	*Report
+	// RepeatIndex is which run of its line this is, from 0 (a line's
+	// "repeat" asks for several); with the id, it keys the result.
+	RepeatIndex int `json:"repeat_index"`
 	// Error is cgmon's own trouble measuring an execution that ran (its
 	// record is still complete as far as it goes); empty when there was
 	// none.
@@ -48,8 +52,11 @@ type rejectedLine struct {
 	SchemaVersion int    `json:"schema_version"`
 	InputLine     int    `json:"input_line"`
 	ID            string `json:"id,omitempty"`
-	Status        string `json:"status"`
-	Error         string `json:"error"`
+	// RepeatIndex is the run the monitor refused, for a line that was
+	// parsed; absent for a line that was not.
+	RepeatIndex *int   `json:"repeat_index,omitempty"`
+	Status      string `json:"status"`
+	Error       string `json:"error"`
 }
 
 // BadLine is an input line that was skipped, or that could not run.
@@ -58,10 +65,11 @@ type BadLine struct {
 	Error string `json:"error"`
 }
 
-// batchJob is a parsed input line.
+// batchJob is one run of a parsed input line.
 type batchJob struct {
-	line int
-	spec cgroupmon.Spec
+	line   int
+	spec   cgroupmon.Spec
+	repeat int // the run's repeat_index
 }
 
 // batchEnd says why a batch stopped taking lines; the zero value is the
@@ -83,6 +91,9 @@ type batch struct {
 	out      io.Writer
 	diag     io.Writer
 	progress bool
+	// keys picks the runs of each line when ids key the work (--shard,
+	// --resume); nil otherwise.
+	keys *batchKeys
 
 	// outFailed is closed at the first result that cannot be written.
 	outFailed chan struct{}
@@ -171,18 +182,19 @@ func (b *batch) work(ctx context.Context, jobs <-chan batchJob, stop <-chan stru
 func (b *batch) feed(in io.Reader, jobs chan<- batchJob, stop <-chan struct{}) error {
 	stopped := false
 	err := readLines(in, func(n int, line []byte, tooLong bool) bool {
-		j, ok := b.accept(n, line, tooLong)
-		if !ok {
-			return true
+		j, runs := b.accept(n, line, tooLong)
+		for _, r := range runs {
+			j.repeat = r
+			b.queued()
+			select {
+			case jobs <- j:
+			case <-stop:
+				b.unqueue()
+				stopped = true
+				return false
+			}
 		}
-		select {
-		case jobs <- j:
-			return true
-		case <-stop:
-			b.unqueue()
-			stopped = true
-			return false
-		}
+		return true
 	})
 	if !stopped {
 		close(jobs)
@@ -229,23 +241,44 @@ func interruptRead(in io.Reader) bool {
 	return ok && f.SetReadDeadline(time.Now()) == nil
 }
 
-// accept parses input line n into a job; a line it rejects gets its
-// result line at once. Blank lines are skipped without a result.
-func (b *batch) accept(n int, line []byte, tooLong bool) (batchJob, bool) {
+// accept parses input line n into a job and returns the repeat indexes
+// to run it with: none for a blank line, a line it rejects (its result
+// line is written at once), and, when ids key the work, a line of
+// another shard or one whose runs all have results.
+func (b *batch) accept(n int, line []byte, tooLong bool) (batchJob, []int) {
 	if tooLong {
-		b.reject(n, "", fmt.Errorf("longer than %d bytes", maxBatchLine))
-		return batchJob{}, false
+		b.reject(n, "", nil, fmt.Errorf("longer than %d bytes", maxBatchLine))
+		return batchJob{}, nil
 	}
 	if len(bytes.TrimSpace(line)) == 0 {
-		return batchJob{}, false
+		return batchJob{}, nil
 	}
-	spec, err := parseBatchLine(line)
+	spec, repeat, err := parseBatchLine(line)
+	id := spec.ID
 	if err != nil {
-		b.reject(n, lineID(line), err)
-		return batchJob{}, false
+		id = lineID(line)
 	}
-	b.queued()
-	return batchJob{line: n, spec: spec}, true
+	if b.keys != nil {
+		switch mine, kerr := b.keys.claim(n, id); {
+		case kerr != nil && err == nil:
+			err = kerr
+		case kerr == nil && !mine:
+			return batchJob{}, nil // another shard's
+		}
+	}
+	if err != nil {
+		b.reject(n, id, nil, err)
+		return batchJob{}, nil
+	}
+	j := batchJob{line: n, spec: spec}
+	if b.keys != nil {
+		return j, b.keys.todo(id, repeat)
+	}
+	runs := make([]int, repeat)
+	for r := range runs {
+		runs[r] = r
+	}
+	return j, runs
 }
 
 // run runs one job and writes its result line.
@@ -254,10 +287,10 @@ func (b *batch) run(ctx context.Context, j batchJob) {
 	if err != nil && ex.StartedAt.IsZero() {
 		// Nothing ran: the monitor refused the line.
 		b.finished()
-		b.reject(j.line, j.spec.ID, err)
+		b.reject(j.line, j.spec.ID, &j.repeat, err)
 		return
 	}
-	res := resultLine{Protocol: ProtocolVersion, Report: NewReport(&ex)}
+	res := resultLine{Protocol: ProtocolVersion, Report: NewReport(&ex), RepeatIndex: j.repeat}
 	res.InputLine = j.line
 	if err != nil && !errors.Is(err, cgroupmon.ErrStart) {
 		// It ran, but part of its measurement failed.
@@ -267,9 +300,10 @@ func (b *batch) run(ctx context.Context, j batchJob) {
 	b.emit(j.line, res, true)
 }
 
-// reject records a line that did not run: named on the diagnostics
-// stream, listed in the summary and answered with a rejected result line.
-func (b *batch) reject(n int, id string, err error) {
+// reject records a line, or one run of it (repeat is its index), that
+// did not run: named on the diagnostics stream, listed in the summary
+// (once per line) and answered with a rejected result line.
+func (b *batch) reject(n int, id string, repeat *int, err error) {
 	msg := oneLine(err.Error())
 	b.mu.Lock()
 	b.bads = append(b.bads, BadLine{Line: n, Error: msg})
@@ -277,7 +311,7 @@ func (b *batch) reject(n int, id string, err error) {
 	b.note(n, msg)
 	b.emit(n, rejectedLine{
 		Protocol: ProtocolVersion, SchemaVersion: SchemaVersion,
-		InputLine: n, ID: id, Status: StatusRejected, Error: msg,
+		InputLine: n, ID: id, RepeatIndex: repeat, Status: StatusRejected, Error: msg,
 	}, false)
 }
 
@@ -367,8 +401,10 @@ func (b *batch) badLines() []BadLine {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := append([]BadLine{}, b.bads...)
-	sort.Slice(out, func(i, j int) bool { return out[i].Line < out[j].Line })
-	return out
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	// The runs of a repeated line may each be refused: the line is
+	// listed once.
+	return slices.CompactFunc(out, func(a, b BadLine) bool { return a.Line == b.Line })
 }
 
 const barWidth = 30
