@@ -1,0 +1,263 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// k8sManifest is the Kubernetes example, as users copy it.
+const k8sManifest = "../../examples/kubernetes/cgmon-batch-job.yaml"
+
+// k8sObject is the part of a Kubernetes object the example's check reads.
+type k8sObject struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Metadata   struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Spec k8sSpec `yaml:"spec"`
+}
+
+// k8sSpec holds the fields of a Job's and a PersistentVolumeClaim's spec
+// that the check reads.
+type k8sSpec struct {
+	// Job.
+	CompletionMode   string `yaml:"completionMode"`
+	Completions      *int   `yaml:"completions"`
+	Parallelism      *int   `yaml:"parallelism"`
+	PodFailurePolicy *struct {
+		Rules []struct {
+			Action          string `yaml:"action"`
+			OnPodConditions []struct {
+				Type string `yaml:"type"`
+			} `yaml:"onPodConditions"`
+		} `yaml:"rules"`
+	} `yaml:"podFailurePolicy"`
+	Template struct {
+		Spec struct {
+			RestartPolicy string `yaml:"restartPolicy"`
+			Containers    []struct {
+				Name         string   `yaml:"name"`
+				Image        string   `yaml:"image"`
+				Command      []string `yaml:"command"`
+				Args         []string `yaml:"args"`
+				VolumeMounts []struct {
+					Name      string `yaml:"name"`
+					MountPath string `yaml:"mountPath"`
+					ReadOnly  bool   `yaml:"readOnly"`
+				} `yaml:"volumeMounts"`
+			} `yaml:"containers"`
+			Volumes []struct {
+				Name      string `yaml:"name"`
+				ConfigMap *struct {
+					Name string `yaml:"name"`
+				} `yaml:"configMap"`
+				PersistentVolumeClaim *struct {
+					ClaimName string `yaml:"claimName"`
+				} `yaml:"persistentVolumeClaim"`
+			} `yaml:"volumes"`
+		} `yaml:"spec"`
+	} `yaml:"template"`
+	// PersistentVolumeClaim.
+	AccessModes []string `yaml:"accessModes"`
+}
+
+// readK8sManifest parses every document of the example.
+func readK8sManifest(t *testing.T) []k8sObject {
+	t.Helper()
+	f, err := os.Open(k8sManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	var objs []k8sObject
+	for {
+		var o k8sObject
+		err := dec.Decode(&o)
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", k8sManifest, err)
+		}
+		objs = append(objs, o)
+	}
+}
+
+// shardFlag finds --shard "$JOB_COMPLETION_INDEX/N" and -o in a command.
+var (
+	shardFlag  = regexp.MustCompile(`--shard "\$JOB_COMPLETION_INDEX/([0-9]+)"`)
+	outputFlag = regexp.MustCompile(`-o "([^"]*\$JOB_COMPLETION_INDEX[^"]*)"`)
+)
+
+// TestKubernetesExample checks the Indexed Job a user copies: the fields
+// an Indexed Job needs, a shard count equal to its completions, a result
+// file per index on a shared writable volume, and then runs its
+// container's command as printed for every index (the volumes mapped to
+// directories here): the union of the pods' results equals an unsharded
+// run, and a pod started again for an index that had finished runs
+// nothing.
+func TestKubernetesExample(t *testing.T) {
+	objs := readK8sManifest(t)
+	var job *k8sObject
+	claims := map[string]k8sObject{}
+	for i, o := range objs {
+		switch {
+		case o.APIVersion == "batch/v1" && o.Kind == "Job":
+			job = &objs[i]
+		case o.APIVersion == "v1" && o.Kind == "PersistentVolumeClaim":
+			claims[o.Metadata.Name] = o
+		default:
+			t.Errorf("unexpected object %s %s", o.APIVersion, o.Kind)
+		}
+	}
+	if job == nil {
+		t.Fatal("the example has no batch/v1 Job")
+	}
+	s := job.Spec
+	if job.Metadata.Name == "" {
+		t.Error("the Job has no name")
+	}
+	if s.CompletionMode != "Indexed" {
+		t.Errorf("completionMode %q, want Indexed: without it pods get no JOB_COMPLETION_INDEX", s.CompletionMode)
+	}
+	if s.Completions == nil || *s.Completions < 1 {
+		t.Fatal("an Indexed Job needs completions of at least 1")
+	}
+	n := *s.Completions
+	if s.Parallelism == nil || *s.Parallelism < 1 || *s.Parallelism > n {
+		t.Errorf("parallelism %v, want 1 to completions (%d)", s.Parallelism, n)
+	}
+	pod := s.Template.Spec
+	if s.PodFailurePolicy != nil && pod.RestartPolicy != "Never" {
+		t.Errorf("restartPolicy %q: Kubernetes accepts a podFailurePolicy only with Never", pod.RestartPolicy)
+	}
+	if pod.RestartPolicy != "Never" && pod.RestartPolicy != "OnFailure" {
+		t.Errorf("restartPolicy %q: a Job's pods need Never or OnFailure", pod.RestartPolicy)
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	if c.Name == "" || c.Image == "" {
+		t.Errorf("the container needs a name and an image: %q, %q", c.Name, c.Image)
+	}
+	if !slices.Equal(c.Command, []string{"/bin/sh", "-c"}) || len(c.Args) != 1 {
+		t.Fatalf("command %q args %q: want /bin/sh -c and one script, so that the shell expands $JOB_COMPLETION_INDEX", c.Command, c.Args)
+	}
+	script := c.Args[0]
+	m := shardFlag.FindStringSubmatch(script)
+	if m == nil || m[1] != fmt.Sprint(n) {
+		t.Fatalf("the command %q does not run --shard \"$JOB_COMPLETION_INDEX/%d\" (N = completions)", script, n)
+	}
+	if !strings.Contains(script, " --resume ") {
+		t.Errorf("the command %q does not --resume: a pod started again would start over", script)
+	}
+	o := outputFlag.FindStringSubmatch(script)
+	if o == nil {
+		t.Fatalf("the command %q has no -o file named after the index", script)
+	}
+	volumes := map[string]int{}
+	for i, v := range pod.Volumes {
+		volumes[v.Name] = i
+	}
+	mounted := false
+	for _, vm := range c.VolumeMounts {
+		if !strings.HasPrefix(o[1], vm.MountPath+"/") {
+			continue
+		}
+		mounted = true
+		i, ok := volumes[vm.Name]
+		if !ok {
+			t.Fatalf("volume %q is mounted but not defined", vm.Name)
+		}
+		v := pod.Volumes[i]
+		if vm.ReadOnly || v.PersistentVolumeClaim == nil {
+			t.Errorf("results go to %s: want a writable persistentVolumeClaim there, not %+v", vm.MountPath, v)
+			continue
+		}
+		claim, ok := claims[v.PersistentVolumeClaim.ClaimName]
+		if !ok {
+			t.Errorf("the claim %q is not in the example", v.PersistentVolumeClaim.ClaimName)
+		} else if !slices.Contains(claim.Spec.AccessModes, "ReadWriteMany") {
+			t.Errorf("the claim %q has access modes %v: pods on several nodes need ReadWriteMany", claim.Metadata.Name, claim.Spec.AccessModes)
+		}
+	}
+	if !mounted {
+		t.Errorf("results go to %s, on no volume: they would die with the pod", o[1])
+	}
+
+	// Run the command of each index, every mount path a directory here.
+	dir := t.TempDir()
+	for _, vm := range c.VolumeMounts {
+		if err := os.MkdirAll(filepath.Join(dir, vm.MountPath), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		script = strings.ReplaceAll(script, vm.MountPath+"/", filepath.Join(dir, vm.MountPath)+"/")
+	}
+	input := script[strings.LastIndexByte(script, ' ')+1:]
+	if !strings.HasPrefix(input, dir) {
+		t.Fatalf("the input %s is on no volume", input)
+	}
+	var lines []string
+	for i := range 15 {
+		lines = append(lines, fmt.Sprintf(`{"id": "p%02d", "language": "sh", "command": ["sh", "-c", "exit %d"]}`, i, i%3))
+	}
+	if err := os.WriteFile(input, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, rootFlags := batchRoot(t)
+	runPod := func(index int) {
+		t.Helper()
+		sh := exec.Command("/bin/sh", "-c", strings.Replace(script, "cgmon batch ", "cgmon batch "+strings.Join(rootFlags, " ")+" ", 1))
+		sh.Env = append(os.Environ(), fmt.Sprintf("JOB_COMPLETION_INDEX=%d", index), "PATH="+filepath.Dir(cgmonBin)+":"+os.Getenv("PATH"))
+		if b, err := sh.CombinedOutput(); err != nil {
+			t.Fatalf("index %d: %v\n%s", index, err, b)
+		}
+	}
+	got := map[string]resultRecord{}
+	for k := range n {
+		runPod(k)
+		out := strings.ReplaceAll(outputFlag.FindStringSubmatch(script)[1], "$JOB_COMPLETION_INDEX", fmt.Sprint(k))
+		for _, r := range readResultFile(t, out) {
+			if _, dup := got[r["id"].(string)]; dup {
+				t.Errorf("%v ran in two pods", r["id"])
+			}
+			got[r["id"].(string)] = r
+		}
+	}
+	all := filepath.Join(dir, "unsharded.ndjson")
+	if r := cgmon(t, "", append(append([]string{"batch", "-o", all}, rootFlags...), input)...); r.code != 0 {
+		t.Fatalf("unsharded run: exit %d: %s", r.code, r.stderr)
+	}
+	want := readResultFile(t, all)
+	if len(got) != len(want) {
+		t.Errorf("the pods ran %d lines, the unsharded run %d", len(got), len(want))
+	}
+	for _, w := range want {
+		g := got[w["id"].(string)]
+		for _, f := range stableFields {
+			if fmt.Sprint(g[f]) != fmt.Sprint(w[f]) {
+				t.Errorf("%v: %s is %v in its pod, %v unsharded", w["id"], f, g[f], w[f])
+			}
+		}
+	}
+	// A pod started again for index 1 (its node failed after it ended).
+	out1 := strings.ReplaceAll(outputFlag.FindStringSubmatch(script)[1], "$JOB_COMPLETION_INDEX", "1")
+	before := completeLines(out1)
+	runPod(1)
+	if after := completeLines(out1); after != before {
+		t.Errorf("index 1 started again wrote %d more results, want none", after-before)
+	}
+}
