@@ -261,3 +261,85 @@ func TestKubernetesExample(t *testing.T) {
 		t.Errorf("index 1 started again wrote %d more results, want none", after-before)
 	}
 }
+
+// TestSlurmExampleScript runs the Slurm example's script as a job array's
+// tasks run it, without Slurm: with SLURM_ARRAY_TASK_ID and
+// SLURM_ARRAY_TASK_COUNT set for each task (make fleettest runs it on a
+// real Slurm, where it can). The union of the tasks' result files equals
+// an unsharded run, and a task run again adds nothing.
+func TestSlurmExampleScript(t *testing.T) {
+	script, err := filepath.Abs("../../examples/slurm/cgmon-batch.sbatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^#SBATCH --array=0-([0-9]+)$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("the script has no #SBATCH --array=0-N line")
+	}
+	var n int
+	fmt.Sscan(string(m[1]), &n)
+	n++
+	dir := t.TempDir()
+	var lines []string
+	for i := range 15 {
+		lines = append(lines, fmt.Sprintf(`{"id": "j%02d", "command": ["sh", "-c", "exit %d"]}`, i, i%2))
+	}
+	writeLines(t, dir, "batch.ndjson", lines)
+	_, rootFlags := batchRoot(t)
+	// The script's cgmon on PATH: a wrapper that adds the test's cgroup
+	// root.
+	wrapper := filepath.Join(dir, "bin", "cgmon")
+	if err := os.MkdirAll(filepath.Dir(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wrap := fmt.Sprintf("#!/bin/sh\nsub=$1; shift\nexec %s \"$sub\" %s \"$@\"\n", cgmonBin, strings.Join(rootFlags, " "))
+	if err := os.WriteFile(wrapper, []byte(wrap), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	task := func(k int) {
+		t.Helper()
+		sh := exec.Command("/bin/sh", script)
+		sh.Dir = dir
+		sh.Env = append(os.Environ(), "PATH="+filepath.Dir(wrapper)+":"+os.Getenv("PATH"),
+			fmt.Sprintf("SLURM_ARRAY_TASK_ID=%d", k), fmt.Sprintf("SLURM_ARRAY_TASK_COUNT=%d", n), "SLURM_CPUS_PER_TASK=1")
+		if out, err := sh.CombinedOutput(); err != nil {
+			t.Fatalf("task %d: %v\n%s", k, err, out)
+		}
+	}
+	got := map[string]resultRecord{}
+	for k := range n {
+		task(k)
+		for _, r := range readResultFile(t, filepath.Join(dir, "results", fmt.Sprintf("shard-%d.ndjson", k))) {
+			if _, dup := got[r["id"].(string)]; dup {
+				t.Errorf("%v ran in two tasks", r["id"])
+			}
+			got[r["id"].(string)] = r
+		}
+	}
+	all := filepath.Join(dir, "unsharded.ndjson")
+	if r := cgmon(t, "", append(append([]string{"batch", "-o", all}, rootFlags...), filepath.Join(dir, "batch.ndjson"))...); r.code != 0 {
+		t.Fatalf("unsharded run: exit %d: %s", r.code, r.stderr)
+	}
+	want := readResultFile(t, all)
+	if len(got) != len(want) {
+		t.Errorf("the tasks ran %d lines, the unsharded run %d", len(got), len(want))
+	}
+	for _, w := range want {
+		g := got[w["id"].(string)]
+		for _, f := range stableFields {
+			if fmt.Sprint(g[f]) != fmt.Sprint(w[f]) {
+				t.Errorf("%v: %s is %v in its task, %v unsharded", w["id"], f, g[f], w[f])
+			}
+		}
+	}
+	out0 := filepath.Join(dir, "results", "shard-0.ndjson")
+	before := completeLines(out0)
+	task(0)
+	if after := completeLines(out0); after != before {
+		t.Errorf("task 0 run again wrote %d more results, want none", after-before)
+	}
+}
