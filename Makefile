@@ -1,13 +1,14 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build test unittest pyclient-test vmtest lint bench bench-cli fuzz tidy-check
+.PHONY: build test unittest pyclient-test vmtest fleettest lint bench bench-cli fuzz tidy-check
 
 build:
 	$(GO) build -o bin/cgmon ./cmd/cgmon
 
-# The one gate: race-enabled tests on this host, then the real-kernel VM suite.
-test: unittest pyclient-test vmtest
+# The one gate: race-enabled tests on this host, then the real-kernel VM suite,
+# then the Slurm example on a real Slurm.
+test: unittest pyclient-test vmtest fleettest
 
 unittest:
 	$(GO) test -race -count=1 $(PKGS)
@@ -18,6 +19,11 @@ pyclient-test: build
 
 vmtest:
 	$(GO) run ./internal/vmtest/cmd/vmtest $(VMTEST_FLAGS)
+
+# The Slurm example as a job array on a real one-node Slurm (internal/fleettest);
+# needs root and Debian's slurmctld slurmd slurm-client munge (.ci/run installs them).
+fleettest:
+	$(GO) run ./internal/fleettest/cmd/fleettest $(FLEETTEST_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
