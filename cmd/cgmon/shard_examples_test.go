@@ -343,3 +343,62 @@ func TestSlurmExampleScript(t *testing.T) {
 		t.Errorf("task 0 run again wrote %d more results, want none", after-before)
 	}
 }
+
+// TestReadmeExampleLines checks that the line the README shows as the one
+// that differs per task is the examples' own, word for word: the
+// Kubernetes container's command and the Slurm script's cgmon line.
+func TestReadmeExampleLines(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	i := strings.Index(text, "\n### Spreading a batch over machines")
+	if i < 0 {
+		t.Fatal("the README has no section on spreading a batch")
+	}
+	text = text[i+1:]
+	text = text[:strings.Index(text[4:], "\n### ")+4]
+	// The blocks without a language: lines of the examples, not commands.
+	var blocks []string
+	lang, body := "", []string(nil)
+	inBlock := false
+	for _, l := range strings.Split(text, "\n") {
+		switch {
+		case !inBlock && strings.HasPrefix(l, "```"):
+			inBlock, lang, body = true, strings.TrimPrefix(l, "```"), nil
+		case inBlock && l == "```":
+			inBlock = false
+			if lang == "" {
+				blocks = append(blocks, strings.Join(body, "\n"))
+			}
+		case inBlock:
+			body = append(body, l)
+		}
+	}
+	script, err := os.ReadFile("../../examples/slurm/cgmon-batch.sbatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k8s := readK8sManifest(t)
+	seen := map[string]bool{}
+	for _, line := range blocks {
+		switch {
+		case strings.Contains(line, "$JOB_COMPLETION_INDEX"):
+			seen["kubernetes"] = true
+			for _, o := range k8s {
+				if o.Kind == "Job" && o.Spec.Template.Spec.Containers[0].Args[0] != line {
+					t.Errorf("the README shows\n  %s\nthe Job runs\n  %s", line, o.Spec.Template.Spec.Containers[0].Args[0])
+				}
+			}
+		case strings.Contains(line, "$SLURM_ARRAY_TASK_ID"):
+			seen["slurm"] = true
+			if !slices.Contains(strings.Split(string(script), "\n"), line) {
+				t.Errorf("the README shows\n  %s\nwhich is not a line of the Slurm script", line)
+			}
+		}
+	}
+	if !seen["kubernetes"] || !seen["slurm"] {
+		t.Errorf("the README shows the per-task line of %v, want kubernetes and slurm", seen)
+	}
+}

@@ -69,7 +69,7 @@ type BatchResult struct {
 	// Shard is the --shard K/N that ran; OtherShards counts the input
 	// lines it left to other shards.
 	Shard       string `json:"shard,omitempty"`
-	OtherShards int    `json:"other_shards_lines,omitempty"`
+	OtherShards int    `json:"other_shard_lines,omitempty"`
 	// Resumed is true with --resume; AlreadyDone counts the runs it
 	// skipped because the output file had their results.
 	Resumed     bool `json:"resumed,omitempty"`
