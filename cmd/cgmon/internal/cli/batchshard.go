@@ -300,6 +300,9 @@ func resumeFile(f *os.File, path string, diag io.Writer) (map[runKey]struct{}, e
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	if torn := st.Size() - complete; torn > 0 {
+		if err := checkTorn(f, complete, torn); err != nil {
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
 		if err := f.Truncate(complete); err != nil {
 			return nil, fmt.Errorf("%s: removing its torn last line: %v", path, err)
 		}
@@ -321,4 +324,22 @@ func checkKeyedFile(f *os.File) error {
 	}
 	_, err = f.Seek(0, io.SeekStart)
 	return err
+}
+
+// resultStart is how every result line of cgmon batch begins.
+const resultStart = `{"protocol":`
+
+// checkTorn checks that the torn last line of an output file, n bytes at
+// off, is the beginning of a result line of cgmon batch before it is cut
+// off: a file that merely lacks its last newline (an input file given as
+// the output, say) is refused, not shortened.
+func checkTorn(f *os.File, off, n int64) error {
+	head := make([]byte, min(n, int64(len(resultStart))))
+	if _, err := f.ReadAt(head, off); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(resultStart, string(head)) {
+		return fmt.Errorf("its last line has no end of line and is not the start of a result line of cgmon batch (%q...); refusing to cut it off", head)
+	}
+	return nil
 }

@@ -218,6 +218,31 @@ func TestOpenResume(t *testing.T) {
 	if b, _ := os.ReadFile(other); string(b) != in {
 		t.Errorf("a refused file was changed to %q", b)
 	}
+	// An input file without its last newline: not a torn result.
+	single := filepath.Join(dir, "single.ndjson")
+	in = `{"id": "a", "command": ["true"]}`
+	if err := os.WriteFile(single, []byte(in), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := openResume(single, &diag); err == nil || !strings.Contains(err.Error(), "refusing to cut it off") {
+		t.Errorf("resuming into a file whose only line lacks its newline: %v", err)
+	}
+	if b, _ := os.ReadFile(single); string(b) != in {
+		t.Errorf("a refused file was changed to %q", b)
+	}
+	// A torn line shorter than the start of a result is one.
+	short := filepath.Join(dir, "short.ndjson")
+	if err := os.WriteFile(short, []byte(good+`{"pro`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, _, err := openResume(short, &diag)
+	if err != nil {
+		t.Fatalf("a torn line of 5 bytes: %v", err)
+	}
+	g.Close()
+	if b, _ := os.ReadFile(short); string(b) != good {
+		t.Errorf("after cutting a 5-byte torn line: %q", b)
+	}
 	if _, _, err := openResume(dir, &diag); err == nil {
 		t.Error("a directory was taken as an output file")
 	}
