@@ -327,6 +327,19 @@ func (c *Collector) Summary() Summary {
 	}
 }
 
+// Counters returns the counters of every language recorded since the last
+// Clear, sorted by language, and the number of records refused (Summary's
+// RejectedCount). It computes no percentile: it is what an exporter
+// scraped every few seconds calls.
+func (c *Collector) Counters() (languages []Counters, rejected uint64) {
+	langs, rejected := c.snapshot(false)
+	languages = make([]Counters, len(langs))
+	for i := range langs {
+		languages[i] = langs[i].agg.counters(langs[i].name)
+	}
+	return languages, rejected
+}
+
 // Recent returns copies of the most recent records, oldest first, at most
 // the WithRecent number. Their Samples are nil; Command is copied, Limits
 // is shared and must not be modified. A record still being written by a

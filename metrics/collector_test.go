@@ -461,7 +461,6 @@ func TestCollectorBadOptions(t *testing.T) {
 func TestCollectorConcurrent(t *testing.T) {
 	const writers, perWriter = 16, 3000
 	c := NewCollector(WithRecent(100))
-	p := NewPrometheusCollector(c, nil)
 	langs := []string{"go", "python", "c", "java", "rust"}
 	gen := func(w, i int) Execution {
 		return ex(langs[(w+i)%len(langs)], Statuses[(w*7+i)%len(Statuses)],
@@ -489,7 +488,10 @@ func TestCollectorConcurrent(t *testing.T) {
 					t.Error("Recent grew past its bound")
 					return
 				}
-				collectAll(p)
+				if cs, _ := c.Counters(); len(cs) > len(langs) {
+					t.Errorf("%d languages counted, want at most %d", len(cs), len(langs))
+					return
+				}
 			}
 		}()
 	}
@@ -517,5 +519,25 @@ func TestCollectorConcurrent(t *testing.T) {
 	checkStats(t, "summary", r, s.TotalExecutions, s.SuccessCount, s.ErrorCount, s.SuccessRate, s.AverageExecutionTime, s.TotalExecutionTime, s.Breakdown)
 	if got := len(c.Recent()); got != 100 {
 		t.Errorf("Recent has %d records, want 100", got)
+	}
+}
+
+// TestHistogramBucketBoundaries checks that a value equal to a bucket's
+// upper bound falls in that bucket (Prometheus's le), and above the last
+// one only in the count (+Inf).
+func TestHistogramBucketBoundaries(t *testing.T) {
+	c := NewCollector()
+	c.RecordExecution(ex("go", StatusSuccess, 5*time.Millisecond, 1<<20, -1))
+	c.RecordExecution(ex("go", StatusSuccess, 60*time.Second, 16<<30, -1))
+	c.RecordExecution(ex("go", StatusSuccess, 61*time.Second, 16<<30+1, -1))
+	langs, _ := c.Counters()
+	d, m := langs[0].Duration, langs[0].MemoryPeak
+	last := len(DurationBuckets) - 1
+	if d.Buckets[0] != 1 || d.Buckets[last]-d.Buckets[last-1] != 1 || d.Count-d.Buckets[last] != 1 {
+		t.Errorf("duration buckets %v, count %d", d.Buckets, d.Count)
+	}
+	lastM := len(MemoryBuckets) - 1
+	if m.Buckets[0] != 1 || m.Buckets[lastM]-m.Buckets[lastM-1] != 1 || m.Count-m.Buckets[lastM] != 1 {
+		t.Errorf("memory buckets %v, count %d", m.Buckets, m.Count)
 	}
 }

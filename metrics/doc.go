@@ -1,4 +1,5 @@
 // Package metrics holds cgmon's data model (Execution, Usage, Sample,
-// Source), the in-memory Collector, the ExecutionMonitor and the Prometheus
-// adapter. It imports nothing else of cgmon's.
+// Source), the in-memory Collector and the ExecutionMonitor. It imports
+// nothing else of cgmon's, and no metrics client: the Prometheus adapter is
+// the package metrics/prom.
 package metrics

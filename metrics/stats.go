@@ -249,6 +249,68 @@ func (a *aggregate) merge(b *aggregate, withSketch bool) {
 
 func ptr[T any](v T) *T { return &v }
 
+// Histogram is a histogram over fixed upper bounds, cumulative as
+// Prometheus and OpenTelemetry take it.
+type Histogram struct {
+	// Count is the number of observations and Sum their sum.
+	Count uint64
+	Sum   float64
+	// Buckets[i] is the number of observations less than or equal to the
+	// i-th bound (DurationBuckets or MemoryBuckets); observations above
+	// the last bound are in Count only.
+	Buckets []uint64
+}
+
+// Counters is one language's cumulative counts, as an exporter of counters
+// and histograms (such as the Prometheus adapter in metrics/prom) reads
+// them. They only grow, until Collector.Clear.
+type Counters struct {
+	// Language is the language counted.
+	Language string
+	// StatusCounts counts executions per status.
+	StatusCounts StatusCounts
+	// Duration is the histogram of execution times, in seconds, over
+	// DurationBuckets.
+	Duration Histogram
+	// MemoryPeak is the histogram of the measured memory peaks, in bytes,
+	// over MemoryBuckets.
+	MemoryPeak Histogram
+	// CPUCount is the number of executions whose CPU time was measured,
+	// and CPUSeconds their CPU time (user + system), in seconds.
+	CPUCount   uint64
+	CPUSeconds float64
+	// OOMCount counts executions with OOMKilled set.
+	OOMCount uint64
+}
+
+// counters returns a's counters under the name lang.
+func (a *aggregate) counters(lang string) Counters {
+	c := Counters{
+		Language:     lang,
+		StatusCounts: make(StatusCounts, numStatuses),
+		Duration:     Histogram{Count: a.count(), Sum: a.totalTime.Seconds(), Buckets: cumulative(a.durBuckets[:])},
+		MemoryPeak:   Histogram{Count: a.memCount, Sum: a.memSum, Buckets: cumulative(a.memBuckets[:])},
+		CPUCount:     a.cpuCount,
+		CPUSeconds:   a.cpuTotal.Seconds(),
+		OOMCount:     a.oomCount,
+	}
+	for i, s := range Statuses {
+		c.StatusCounts[s] = a.statusCounts[i]
+	}
+	return c
+}
+
+// cumulative returns the running sums of per-bucket counts.
+func cumulative(counts []uint64) []uint64 {
+	out := make([]uint64, len(counts))
+	var sum uint64
+	for i, n := range counts {
+		sum += n
+		out[i] = sum
+	}
+	return out
+}
+
 // breakdown computes the shared statistics of a; a.sketch must be set.
 func (a *aggregate) breakdown() Breakdown {
 	b := Breakdown{

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cgmon/cgmon/cgroupmon"
 	"github.com/cgmon/cgmon/metrics"
+	"github.com/cgmon/cgmon/metrics/prom"
 )
 
 // exitIOError is batch's exit status when its input or output failed
@@ -331,7 +332,7 @@ func endBatch(o *batchOptions, w io.Writer, res *BatchResult, end batchEnd, outE
 // returned function is called.
 func serveMetrics(addr string, coll *metrics.Collector) (func(), error) {
 	reg := prometheus.NewRegistry()
-	if err := reg.Register(metrics.NewPrometheusCollector(coll, nil)); err != nil {
+	if err := reg.Register(prom.NewCollector(coll, nil)); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()

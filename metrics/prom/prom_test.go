@@ -1,14 +1,39 @@
-package metrics
+package prom
 
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cgmon/cgmon/metrics"
 )
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// ex builds a record of language lang with status st lasting d; mem and
+// cpu are measured when >= 0, absent otherwise.
+func ex(lang string, st metrics.Status, d time.Duration, mem int64, cpu time.Duration) metrics.Execution {
+	e := metrics.Execution{ID: "x", Language: lang, Status: st, StartedAt: t0, EndedAt: t0.Add(d)}
+	e.Usage.WallTime = metrics.Measured(d, metrics.SourceMonotonic)
+	if mem >= 0 {
+		e.Usage.MemoryPeak = metrics.Measured(uint64(mem), metrics.SourceCgroupMemoryPeak)
+	} else {
+		e.Usage.MemoryPeak = metrics.Unavailable[uint64]("no memory controller")
+	}
+	if cpu >= 0 {
+		e.Usage.CPUTotal = metrics.Measured(cpu, metrics.SourceCgroupCPUStat)
+	} else {
+		e.Usage.CPUTotal = metrics.Unavailable[time.Duration]("no cpu controller")
+	}
+	e.OOMKilled = st == metrics.StatusOOM
+	e.TimedOut = st == metrics.StatusTimeout
+	return e
+}
 
 // collectAll drains one Collect of p.
 func collectAll(p prometheus.Collector) int {
@@ -21,14 +46,14 @@ func collectAll(p prometheus.Collector) int {
 	return n
 }
 
-func promFixture(t *testing.T) (*Collector, *ExecutionMonitor) {
+func promFixture(t *testing.T) (*metrics.Collector, *metrics.ExecutionMonitor) {
 	t.Helper()
-	c := NewCollector()
-	c.RecordExecution(ex("python", StatusSuccess, 3*time.Millisecond, 2<<20, 2*time.Millisecond))
-	c.RecordExecution(ex("python", StatusTimeout, 200*time.Millisecond, 100<<20, 150*time.Millisecond))
-	c.RecordExecution(ex("go", StatusOOM, 1500*time.Millisecond, -1, -1))
+	c := metrics.NewCollector()
+	c.RecordExecution(ex("python", metrics.StatusSuccess, 3*time.Millisecond, 2<<20, 2*time.Millisecond))
+	c.RecordExecution(ex("python", metrics.StatusTimeout, 200*time.Millisecond, 100<<20, 150*time.Millisecond))
+	c.RecordExecution(ex("go", metrics.StatusOOM, 1500*time.Millisecond, -1, -1))
 	c.RecordExecution(ex("go", "bogus", time.Second, -1, -1))
-	m := NewExecutionMonitor(c)
+	m := metrics.NewExecutionMonitor(c)
 	if err := m.StartExecution("run-1", "go", 10); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +147,7 @@ func expectedExecutionsTotal() string {
 	b.WriteString("# HELP cgmon_executions_total Executions recorded, by language and final status.\n")
 	b.WriteString("# TYPE cgmon_executions_total counter\n")
 	for _, l := range []string{"go", "python"} {
-		for _, s := range Statuses {
+		for _, s := range metrics.Statuses {
 			fmt.Fprintf(&b, "cgmon_executions_total{language=%q,status=%q} %d\n", l, s, nonZero[[2]string{l, string(s)}])
 		}
 	}
@@ -131,12 +156,12 @@ func expectedExecutionsTotal() string {
 
 func TestPrometheusCompare(t *testing.T) {
 	c, m := promFixture(t)
-	p := NewPrometheusCollector(c, m)
+	p := NewCollector(c, m)
 	if err := testutil.CollectAndCompare(p, strings.NewReader(expectedProm+expectedExecutionsTotal())); err != nil {
 		t.Error(err)
 	}
 	// Ending the execution moves it from running to the counters.
-	if _, err := m.EndExecution("run-1", StatusSuccess, nil); err != nil {
+	if _, err := m.EndExecution("run-1", metrics.StatusSuccess, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := testutil.CollectAndCompare(p, strings.NewReader(`
@@ -151,9 +176,9 @@ cgmon_executions_running 0
 func TestPrometheusLint(t *testing.T) {
 	c, m := promFixture(t)
 	for name, p := range map[string]prometheus.Collector{
-		"full":   NewPrometheusCollector(c, m),
-		"empty":  NewPrometheusCollector(NewCollector(), nil),
-		"no-mon": NewPrometheusCollector(c, nil),
+		"full":   NewCollector(c, m),
+		"empty":  NewCollector(metrics.NewCollector(), nil),
+		"no-mon": NewCollector(c, nil),
 	} {
 		problems, err := testutil.CollectAndLint(p)
 		if err != nil {
@@ -165,36 +190,90 @@ func TestPrometheusLint(t *testing.T) {
 	}
 	// Registering checks Describe against Collect.
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewPrometheusCollector(c, m))
+	reg.MustRegister(NewCollector(c, m))
 	if _, err := reg.Gather(); err != nil {
 		t.Error(err)
 	}
 	reg2 := prometheus.NewPedanticRegistry()
-	reg2.MustRegister(NewPrometheusCollector(c, nil))
+	reg2.MustRegister(NewCollector(c, nil))
 	if _, err := reg2.Gather(); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(NewPrometheusCollector(NewCollector(), nil)); n != 1 {
+	if n := testutil.CollectAndCount(NewCollector(metrics.NewCollector(), nil)); n != 1 {
 		t.Errorf("empty collector exposes %d metrics, want only the rejected counter", n)
 	}
 }
 
-// TestHistogramBucketBoundaries checks that a value equal to a bucket's
-// upper bound falls in that bucket (Prometheus's le), and above the last
-// one only in +Inf.
-func TestHistogramBucketBoundaries(t *testing.T) {
-	c := NewCollector()
-	c.RecordExecution(ex("go", StatusSuccess, 5*time.Millisecond, 1<<20, -1))
-	c.RecordExecution(ex("go", StatusSuccess, 60*time.Second, 16<<30, -1))
-	c.RecordExecution(ex("go", StatusSuccess, 61*time.Second, 16<<30+1, -1))
-	langs, _ := c.snapshot(false)
-	a := langs[0].agg
-	last := len(DurationBuckets) - 1
-	if a.durBuckets[0] != 1 || a.durBuckets[last] != 1 || a.count()-cumulative(DurationBuckets[:], a.durBuckets[:])[DurationBuckets[last]] != 1 {
-		t.Errorf("duration buckets %v", a.durBuckets)
+// TestPrometheusConcurrentScrape scrapes while executions are recorded
+// (run with -race) and checks the last scrape against what was recorded.
+func TestPrometheusConcurrentScrape(t *testing.T) {
+	const writers, perWriter = 4, 2000
+	c := metrics.NewCollector()
+	p := NewCollector(c, nil)
+	stop := make(chan struct{})
+	scrapes := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				scrapes <- n
+				return
+			default:
+			}
+			collectAll(p)
+			n++
+		}
+	}()
+	langs := []string{"c", "go"}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				c.RecordExecution(ex(langs[(w+i)%2], metrics.StatusSuccess, time.Millisecond, 1<<20, time.Millisecond))
+			}
+		}()
 	}
-	lastM := len(MemoryBuckets) - 1
-	if a.memBuckets[0] != 1 || a.memBuckets[lastM] != 1 || a.memCount-cumulative(MemoryBuckets[:], a.memBuckets[:])[MemoryBuckets[lastM]] != 1 {
-		t.Errorf("memory buckets %v", a.memBuckets)
+	wg.Wait()
+	close(stop)
+	if n := <-scrapes; n == 0 {
+		t.Error("no scrape ran while recording")
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const each = writers * perWriter / 2
+	seen := 0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch mf.GetName() {
+			case "cgmon_executions_total":
+				want := 0.0
+				if labels["status"] == "success" {
+					want = each
+				}
+				if got := m.GetCounter().GetValue(); got != want {
+					t.Errorf("executions_total%v = %v, want %v", labels, got, want)
+				}
+				seen++
+			case "cgmon_execution_duration_seconds", "cgmon_execution_memory_peak_bytes":
+				if got := m.GetHistogram().GetSampleCount(); got != each {
+					t.Errorf("%s%v count = %d, want %d", mf.GetName(), labels, got, each)
+				}
+				seen++
+			}
+		}
+	}
+	if want := len(langs) * (len(metrics.Statuses) + 2); seen != want {
+		t.Errorf("saw %d series, want %d", seen, want)
 	}
 }
