@@ -541,3 +541,17 @@ func TestHistogramBucketBoundaries(t *testing.T) {
 		t.Errorf("memory buckets %v, count %d", m.Buckets, m.Count)
 	}
 }
+
+func TestStatusCPUTimeout(t *testing.T) {
+	if !StatusCPUTimeout.Valid() || StatusCPUTimeout == StatusTimeout || Statuses[StatusCPUTimeout.Index()] != "cpu_timeout" {
+		t.Fatalf("cpu_timeout is not a known status of its own: %v", Statuses)
+	}
+	c := NewCollector()
+	if err := c.Record(ex("c", StatusCPUTimeout, 2*time.Second, 1<<20, 2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	s := c.Summary()
+	if s.StatusCounts[StatusCPUTimeout] != 1 || s.StatusCounts[StatusTimeout] != 0 || s.ErrorCount != 1 || s.TimeoutCount != 0 {
+		t.Errorf("cpu_timeout: %+v", s)
+	}
+}

@@ -19,6 +19,10 @@ const (
 	StatusSignaled Status = "signaled"
 	// StatusTimeout: cgmon's wall-clock limit ended the execution.
 	StatusTimeout Status = "timeout"
+	// StatusCPUTimeout: the execution's CPU-time limit was reached; judges
+	// call it Time Limit Exceeded. It is distinct from StatusTimeout, the
+	// wall-clock limit.
+	StatusCPUTimeout Status = "cpu_timeout"
 	// StatusOOM: the execution's own oom_kill count rose (never guessed from
 	// exit status 137).
 	StatusOOM Status = "oom"
@@ -33,7 +37,7 @@ const (
 
 // Statuses lists every Status in a stable order.
 var Statuses = [...]Status{
-	StatusSuccess, StatusError, StatusSignaled, StatusTimeout,
+	StatusSuccess, StatusError, StatusSignaled, StatusTimeout, StatusCPUTimeout,
 	StatusOOM, StatusCanceled, StatusFailedToStart, StatusEnded,
 }
 

@@ -90,7 +90,8 @@ type LanguageStats struct {
 	// Count is the number of executions recorded.
 	Count uint64 `json:"count"`
 	// SuccessCount counts StatusSuccess; ErrorCount counts every other
-	// status (error, signaled, timeout, oom, canceled, failed_to_start).
+	// status (error, signaled, timeout, cpu_timeout, oom, canceled,
+	// failed_to_start, ended).
 	SuccessCount uint64 `json:"success_count"`
 	ErrorCount   uint64 `json:"error_count"`
 	// SuccessRate is SuccessCount/Count in [0, 1]; 0 when Count is 0.
