@@ -41,7 +41,7 @@ var (
 )
 
 // maxShards caps the per-language shards (each holds a sketch of at most
-// 16 KiB).
+// 16 KiB, and some of the language's exact values).
 const maxShards = 16
 
 // CollectorOption configures a Collector.
@@ -50,6 +50,7 @@ type CollectorOption func(*collectorConfig)
 type collectorConfig struct {
 	recent       int
 	maxLanguages int
+	exactBound   int // or Unbounded
 }
 
 // WithRecent sets how many of the most recent records the Collector keeps
@@ -71,15 +72,30 @@ func WithMaxLanguages(n int) CollectorOption {
 	return func(c *collectorConfig) { c.maxLanguages = n }
 }
 
+// WithExactBound sets how many execution times per language the Collector
+// keeps to compute exact quantiles (see the package documentation,
+// "Quantiles"); beyond n, a language's quantiles come from its sketch and
+// the times it kept are freed. Unbounded keeps every time, so that the
+// quantiles are always exact (and no sketch is kept), at 8 to 16 bytes per
+// execution. It panics when n is negative and not Unbounded.
+func WithExactBound(n int) CollectorOption {
+	if n < 0 && n != Unbounded {
+		panic(fmt.Sprintf("metrics: WithExactBound(%d): the bound must not be negative (or must be Unbounded)", n))
+	}
+	return func(c *collectorConfig) { c.exactBound = n }
+}
+
 // Collector aggregates execution records in memory, per language and in
 // total. It is the Go form of the original module's MetricsCollector, with
 // bounded memory: every statistic is streaming (counters, fixed histogram
-// buckets and a DDSketch of at most 16 KiB per language shard), and only
-// the most recent records are kept (a ring of WithRecent records, without
-// their Samples). It is safe for concurrent use; recording takes no global
-// lock: each language's statistics are split into shards, each with its
-// own mutex, and are merged when read. Make one with NewCollector; the zero
-// Collector is not usable.
+// buckets and a DDSketch of at most 16 KiB per language shard) except the
+// exact execution times, kept up to WithExactBound per language (8 KiB to
+// 16 KiB per language at the default bound, freed once the language passes
+// it), and only the most recent records are kept (a ring of WithRecent
+// records, without their Samples). It is safe for concurrent use;
+// recording takes no global lock: each language's statistics are split
+// into shards, each with its own mutex, and are merged when read. Make one
+// with NewCollector; the zero Collector is not usable.
 type Collector struct {
 	cfg     collectorConfig
 	nShards int
@@ -106,6 +122,28 @@ type language struct {
 	name   string
 	shards []shard
 	mask   uint32
+	bound  int // exact values to keep, or Unbounded
+
+	// held counts the execution times claimed for keeping, up to bound+1;
+	// full is set once it passed bound. Only the first bound+1 recordings
+	// of a language touch held.
+	held atomic.Int64
+	full atomic.Bool
+}
+
+// hold reports whether the next execution time of l is kept exactly.
+func (l *language) hold() bool {
+	if l.bound == Unbounded {
+		return true
+	}
+	if l.full.Load() {
+		return false
+	}
+	if l.held.Add(1) <= int64(l.bound) {
+		return true
+	}
+	l.full.Store(true)
+	return false
 }
 
 type shard struct {
@@ -115,10 +153,10 @@ type shard struct {
 }
 
 // NewCollector returns an empty Collector keeping DefaultRecent recent
-// records and at most DefaultMaxLanguages languages, unless opts say
-// otherwise.
+// records, at most DefaultMaxLanguages languages and DefaultExactBound
+// execution times per language, unless opts say otherwise.
 func NewCollector(opts ...CollectorOption) *Collector {
-	c := &Collector{cfg: collectorConfig{recent: DefaultRecent, maxLanguages: DefaultMaxLanguages}}
+	c := &Collector{cfg: collectorConfig{recent: DefaultRecent, maxLanguages: DefaultMaxLanguages, exactBound: DefaultExactBound}}
 	for _, o := range opts {
 		o(&c.cfg)
 	}
@@ -144,7 +182,9 @@ func (c *Collector) newState() *collectorState {
 
 // RecordExecution records one finished execution. Its execution time is
 // e.Duration(), its memory peak e.Usage.MemoryPeak (when measured), its CPU
-// time e.Usage.CPUTotal (when measured). An empty Language is counted as
+// time e.Usage.CPUTotal (when measured); an execution with
+// StatusFailedToStart never ran, and counts in the totals and by status
+// but in no time, CPU or memory statistic. An empty Language is counted as
 // UnknownLanguage; a Language that is not valid UTF-8 has its invalid bytes
 // replaced by U+FFFD. A record Record would reject is dropped and counted in
 // Summary's RejectedCount. The Collector keeps Command and Limits of the
@@ -174,8 +214,12 @@ func (c *Collector) record(e *Execution) error {
 		return fmt.Errorf("%w: %v (execution %q)", ErrNegativeDuration, d, e.ID)
 	}
 	l := st.lookup(e.Language, c)
+	hold := idx != failedIndex && l.hold()
 	sh := l.lock()
-	sh.agg.add(idx, d, e)
+	sh.agg.add(idx, d, e, hold)
+	if !hold && sh.agg.times != nil && l.full.Load() {
+		sh.agg.times = nil // the language passed its bound: they are of no more use
+	}
 	sh.mu.Unlock()
 	if st.ring != nil {
 		st.ring.put(e)
@@ -216,9 +260,11 @@ func (st *collectorState) add(raw string, c *Collector) *language {
 		l, ok = st.byName[name]
 	}
 	if !ok {
-		l = &language{name: name, shards: make([]shard, c.nShards), mask: uint32(c.nShards - 1)}
-		for i := range l.shards {
-			l.shards[i].agg.sketch = newSketch()
+		l = &language{name: name, shards: make([]shard, c.nShards), mask: uint32(c.nShards - 1), bound: c.cfg.exactBound}
+		if l.bound != Unbounded {
+			for i := range l.shards {
+				l.shards[i].agg.sketch = newSketch()
+			}
 		}
 		st.byName[name] = l
 		st.list = append(st.list, l)
@@ -258,16 +304,14 @@ func (l *language) lock() *shard {
 	return s
 }
 
-// snapshot returns l's shards merged, with a merged sketch when withSketch.
-func (l *language) snapshot(withSketch bool) aggregate {
+// snapshot returns l's shards merged, with what the quantiles need (the
+// execution times or the sketch) when quantiles.
+func (l *language) snapshot(quantiles bool) aggregate {
 	var a aggregate
-	if withSketch {
-		a.sketch = newSketch()
-	}
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		a.merge(&s.agg, withSketch)
+		a.merge(&s.agg, quantiles)
 		s.mu.Unlock()
 	}
 	return a
@@ -279,14 +323,14 @@ type langSnapshot struct {
 }
 
 // snapshot returns every language's merged statistics, sorted by name.
-func (c *Collector) snapshot(withSketch bool) (langs []langSnapshot, rejected uint64) {
+func (c *Collector) snapshot(quantiles bool) (langs []langSnapshot, rejected uint64) {
 	st := c.st.Load()
 	st.mu.Lock()
 	list := slices.Clone(st.list)
 	st.mu.Unlock()
 	langs = make([]langSnapshot, 0, len(list))
 	for _, l := range list {
-		langs = append(langs, langSnapshot{name: l.name, agg: l.snapshot(withSketch)})
+		langs = append(langs, langSnapshot{name: l.name, agg: l.snapshot(quantiles)})
 	}
 	sort.Slice(langs, func(i, j int) bool { return langs[i].name < langs[j].name })
 	return langs, st.rejected.Load()
@@ -309,7 +353,7 @@ func (c *Collector) LanguageStats() map[string]LanguageStats {
 // nil percentiles.
 func (c *Collector) Summary() Summary {
 	langs, rejected := c.snapshot(true)
-	total := aggregate{sketch: newSketch()}
+	var total aggregate
 	for i := range langs {
 		total.merge(&langs[i].agg, true)
 	}

@@ -125,11 +125,17 @@ func recordRange(c *Collector, from, to int) {
 	}
 }
 
+// atBound is the number of benchExecution records after which each of the
+// 20 languages holds exactly DefaultExactBound execution times: one record
+// in len(Statuses) failed to start and holds none.
+var atBound = len(benchLanguages) * DefaultExactBound * len(Statuses) / (len(Statuses) - 1)
+
 // TestCollectorMemoryBounded records 10 million executions of 20 languages
 // (1 million with -short, 300 000 under -race) and checks that the collector's heap,
 // measured as the growth of live heap since before it was made, does not
 // grow past what it was after 100 000 records (by more than 1 MiB of
-// slack) and stays under 10 MiB.
+// slack) and stays under 10 MiB, also when every language holds its
+// DefaultExactBound execution times, the most it holds.
 func TestCollectorMemoryBounded(t *testing.T) {
 	total := 10_000_000
 	switch {
@@ -140,7 +146,12 @@ func TestCollectorMemoryBounded(t *testing.T) {
 	}
 	base := heapInUse()
 	c := NewCollector()
-	recordRange(c, 0, 100_000)
+	recordRange(c, 0, atBound)
+	h0 := int64(heapInUse()) - int64(base)
+	if s := c.LanguageStats()[benchLanguages[0]]; !s.QuantilesExact || s.ExecutionTimeCount != DefaultExactBound {
+		t.Fatalf("after %d records: %d times, exact %v; want every language at its bound", atBound, s.ExecutionTimeCount, s.QuantilesExact)
+	}
+	recordRange(c, atBound, 100_000)
 	h1 := int64(heapInUse()) - int64(base)
 	recordRange(c, 100_000, total)
 	h2 := int64(heapInUse()) - int64(base)
@@ -148,8 +159,11 @@ func TestCollectorMemoryBounded(t *testing.T) {
 	if n := c.Summary().TotalExecutions; n != uint64(total) {
 		t.Fatalf("recorded %d, want %d", n, total)
 	}
-	t.Logf("collector heap: %.2f MiB after 100k records, %.2f MiB after %d records (20 languages, %d recent kept)",
-		float64(h1)/(1<<20), float64(h2)/(1<<20), total, DefaultRecent)
+	t.Logf("collector heap: %.2f MiB after %d records (each language at its bound of %d times), %.2f MiB after 100k records, %.2f MiB after %d records (20 languages, %d recent kept)",
+		float64(h0)/(1<<20), atBound, DefaultExactBound, float64(h1)/(1<<20), float64(h2)/(1<<20), total, DefaultRecent)
+	if h0 > 10<<20 {
+		t.Errorf("collector uses %d bytes at the bound, over 10 MiB", h0)
+	}
 	if h2 > h1+1<<20 {
 		t.Errorf("heap grew from %d to %d bytes between 100k and %d records", h1, h2, total)
 	}

@@ -36,13 +36,16 @@ func ex(lang string, st Status, d time.Duration, mem int64, cpu time.Duration) E
 }
 
 // reference computes the statistics of execs directly, exactly, without
-// the Collector's code; percentiles are the exact values at rank
-// floor(q*(n-1)).
+// the Collector's code: executions that failed to start are in the counts
+// only; percentiles interpolate linearly between the closest ranks (type
+// 7). exact says whether the Collector should report them exactly (at
+// most DefaultExactBound times) or from its sketch.
 type reference struct {
 	count, success uint64
 	status         map[Status]uint64
 	total          time.Duration
-	times          []float64
+	times          []float64 // sorted
+	exact          bool
 	memN           uint64
 	memSum         float64
 	memMax         uint64
@@ -63,6 +66,15 @@ func newReference(execs []Execution) *reference {
 		if e.Status == StatusSuccess {
 			r.success++
 		}
+		if e.OOMKilled {
+			r.oom++
+		}
+		if e.TimedOut {
+			r.timeout++
+		}
+		if e.Status == StatusFailedToStart {
+			continue // it never ran
+		}
 		r.total += e.Duration()
 		r.times = append(r.times, e.Duration().Seconds())
 		if m, ok := e.Usage.MemoryPeak.Get(); ok {
@@ -74,19 +86,26 @@ func newReference(execs []Execution) *reference {
 			r.cpuN++
 			r.cpu += c
 		}
-		if e.OOMKilled {
-			r.oom++
-		}
-		if e.TimedOut {
-			r.timeout++
-		}
 	}
 	sort.Float64s(r.times)
+	r.exact = len(r.times) <= DefaultExactBound
 	return r
 }
 
 func (r *reference) quantile(q float64) float64 {
-	return r.times[int(math.Floor(q*float64(len(r.times)-1)))]
+	return oracleQuantile(r.times, q)
+}
+
+// oracleQuantile is the type-7 quantile q of sorted, written as the
+// weighted mean of the two closest ranks.
+func oracleQuantile(sorted []float64, q float64) float64 {
+	h := q * float64(len(sorted)-1)
+	k := math.Floor(h)
+	if int(k) == len(sorted)-1 {
+		return sorted[len(sorted)-1]
+	}
+	f := h - k
+	return (1-f)*sorted[int(k)] + f*sorted[int(k)+1]
 }
 
 // checkStats compares what the Collector reported with the reference.
@@ -98,7 +117,12 @@ func checkStats(t *testing.T, what string, r *reference, count, success, errs ui
 	wantRate, wantAvg := 0.0, 0.0
 	if r.count > 0 {
 		wantRate = float64(r.success) / float64(r.count)
-		wantAvg = r.total.Seconds() / float64(r.count)
+	}
+	if n := len(r.times); n > 0 {
+		wantAvg = r.total.Seconds() / float64(n)
+	}
+	if b.ExecutionTimeCount != uint64(len(r.times)) {
+		t.Errorf("%s: execution time count %d, want %d", what, b.ExecutionTimeCount, len(r.times))
 	}
 	if rate != wantRate || !near(avg, wantAvg) || total != r.total.Seconds() {
 		t.Errorf("%s: rate/avg/total = %v/%v/%v, want %v/%v/%v", what, rate, avg, total, wantRate, wantAvg, r.total.Seconds())
@@ -106,22 +130,31 @@ func checkStats(t *testing.T, what string, r *reference, count, success, errs ui
 	if !reflect.DeepEqual(map[Status]uint64(b.StatusCounts), r.status) {
 		t.Errorf("%s: status counts %v, want %v", what, b.StatusCounts, r.status)
 	}
-	if r.count == 0 {
-		if b.P50ExecutionTime != nil || b.P95ExecutionTime != nil || b.P99ExecutionTime != nil || b.MaxExecutionTime != nil {
+	if len(r.times) == 0 {
+		if b.P50ExecutionTime != nil || b.P95ExecutionTime != nil || b.P99ExecutionTime != nil || b.MaxExecutionTime != nil || b.MinExecutionTime != nil || b.QuantilesExact {
 			t.Errorf("%s: percentiles present without data", what)
 		}
 	} else {
+		lo, hi := r.times[0], r.times[len(r.times)-1]
 		for _, p := range []struct {
 			q   float64
 			got *float64
 		}{{0.5, b.P50ExecutionTime}, {0.95, b.P95ExecutionTime}, {0.99, b.P99ExecutionTime}} {
 			want := r.quantile(p.q)
-			if p.got == nil || !withinAccuracy(*p.got, want) {
-				t.Errorf("%s: p%v = %v, want %v within %v", what, p.q*100, deref(p.got), want, QuantileRelativeAccuracy)
+			switch {
+			case p.got == nil:
+				t.Errorf("%s: p%v missing, want %v", what, p.q*100, want)
+			case r.exact && !near(*p.got, want):
+				t.Errorf("%s: p%v = %v, want exactly %v", what, p.q*100, *p.got, want)
+			case !withinAccuracy(*p.got, want) || *p.got < lo || *p.got > hi:
+				t.Errorf("%s: p%v = %v, want %v within %v and in [%v, %v]", what, p.q*100, *p.got, want, QuantileRelativeAccuracy, lo, hi)
 			}
 		}
-		if b.MaxExecutionTime == nil || *b.MaxExecutionTime != r.times[len(r.times)-1] {
-			t.Errorf("%s: max = %v, want exactly %v", what, deref(b.MaxExecutionTime), r.times[len(r.times)-1])
+		if b.QuantilesExact != r.exact {
+			t.Errorf("%s: quantiles exact = %v, want %v", what, b.QuantilesExact, r.exact)
+		}
+		if b.MaxExecutionTime == nil || *b.MaxExecutionTime != hi || b.MinExecutionTime == nil || *b.MinExecutionTime != lo {
+			t.Errorf("%s: min/max = %v/%v, want exactly %v/%v", what, deref(b.MinExecutionTime), deref(b.MaxExecutionTime), lo, hi)
 		}
 	}
 	if b.MemoryPeakCount != r.memN {
@@ -327,12 +360,13 @@ func TestCollectorJSON(t *testing.T) {
 	for _, k := range []string{"total_executions", "success_count", "error_count", "success_rate",
 		"average_execution_time", "total_execution_time", "status_counts", "p50_execution_time",
 		"p95_execution_time", "p99_execution_time", "max_execution_time", "average_memory_peak_bytes",
-		"max_memory_peak_bytes", "total_cpu_seconds", "oom_count", "timeout_count"} {
+		"max_memory_peak_bytes", "total_cpu_seconds", "oom_count", "timeout_count",
+		"execution_time_count", "min_execution_time", "quantiles_exact"} {
 		if _, ok := mf[k]; !ok {
 			t.Errorf("summary lacks %q", k)
 		}
 	}
-	for _, k := range []string{"p50_execution_time", "max_execution_time", "average_memory_peak_bytes", "total_cpu_seconds"} {
+	for _, k := range []string{"p50_execution_time", "max_execution_time", "min_execution_time", "average_memory_peak_bytes", "total_cpu_seconds"} {
 		if me[k] != nil {
 			t.Errorf("empty summary: %s = %v, want null", k, me[k])
 		}
@@ -444,6 +478,7 @@ func TestCollectorBadOptions(t *testing.T) {
 	for name, f := range map[string]func(){
 		"recent":    func() { WithRecent(-1) },
 		"languages": func() { WithMaxLanguages(0) },
+		"bound":     func() { WithExactBound(-2) },
 	} {
 		func() {
 			defer func() {
@@ -551,7 +586,7 @@ func TestStatusCPUTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := c.Summary()
-	if s.StatusCounts[StatusCPUTimeout] != 1 || s.StatusCounts[StatusTimeout] != 0 || s.ErrorCount != 1 || s.TimeoutCount != 0 {
+	if s.StatusCounts[StatusCPUTimeout] != 1 || s.StatusCounts[StatusTimeout] != 0 || s.ErrorCount != 1 || s.TimeoutCount != 0 || s.ExecutionTimeCount != 1 {
 		t.Errorf("cpu_timeout: %+v", s)
 	}
 }

@@ -28,7 +28,9 @@ const (
 	StatusOOM Status = "oom"
 	// StatusCanceled: the caller cancelled the execution (e.g. Ctrl-C).
 	StatusCanceled Status = "canceled"
-	// StatusFailedToStart: the command could not be executed.
+	// StatusFailedToStart: the command could not be executed. Such an
+	// execution never ran: the Collector counts it in the totals and by
+	// status, but in no time, CPU or memory statistic.
 	StatusFailedToStart Status = "failed_to_start"
 	// StatusEnded: an attached target (not cgmon's child) ended; its exit
 	// status is unknown to cgmon.

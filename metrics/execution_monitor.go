@@ -53,8 +53,8 @@ type ExecutionMonitor struct {
 	endedRing []string
 	endedNext int
 
-	started, completed, success uint64
-	totalTime                   time.Duration
+	started, completed, success, timed uint64
+	totalTime                          time.Duration
 }
 
 type runningExecution struct {
@@ -65,7 +65,8 @@ type runningExecution struct {
 
 // MonitorStats is what ExecutionMonitor.Stats returns: the original
 // get_execution_stats fields plus the running count and total time.
-// Execution times are in seconds and cover completed executions.
+// Execution times are in seconds and cover completed executions, except
+// those that failed to start (StatusFailedToStart), which never ran.
 type MonitorStats struct {
 	// TotalExecutions counts executions started.
 	TotalExecutions uint64 `json:"total_executions"`
@@ -73,11 +74,14 @@ type MonitorStats struct {
 	CompletedExecutions uint64 `json:"completed_executions"`
 	// RunningExecutions counts executions started and not yet ended.
 	RunningExecutions uint64 `json:"running_executions"`
-	// AverageExecutionTime is TotalExecutionTime/CompletedExecutions, in
-	// seconds; 0 when none completed.
+	// ExecutionTimeCount counts the completed executions in the time
+	// statistics: all but those that failed to start.
+	ExecutionTimeCount uint64 `json:"execution_time_count"`
+	// AverageExecutionTime is TotalExecutionTime/ExecutionTimeCount, in
+	// seconds; 0 when ExecutionTimeCount is 0.
 	AverageExecutionTime float64 `json:"average_execution_time"`
-	// TotalExecutionTime is the sum of the completed executions' times, in
-	// seconds, as timed by the monitor.
+	// TotalExecutionTime is the sum of the times of the completed
+	// executions that ran, in seconds, as timed by the monitor.
 	TotalExecutionTime float64 `json:"total_execution_time"`
 	// SuccessCount counts completed executions with StatusSuccess;
 	// ErrorCount counts those with any other status.
@@ -163,7 +167,10 @@ func (m *ExecutionMonitor) EndExecution(id string, status Status, result *Execut
 	if status == StatusSuccess {
 		m.success++
 	}
-	m.totalTime += elapsed
+	if status != StatusFailedToStart {
+		m.timed++
+		m.totalTime += elapsed
+	}
 	m.mu.Unlock()
 
 	var e Execution
@@ -202,12 +209,13 @@ func (m *ExecutionMonitor) Stats() MonitorStats {
 		TotalExecutions:     m.started,
 		CompletedExecutions: m.completed,
 		RunningExecutions:   uint64(len(m.running)),
+		ExecutionTimeCount:  m.timed,
 		TotalExecutionTime:  m.totalTime.Seconds(),
 		SuccessCount:        m.success,
 		ErrorCount:          m.completed - m.success,
 	}
-	if m.completed > 0 {
-		s.AverageExecutionTime = s.TotalExecutionTime / float64(m.completed)
+	if m.timed > 0 {
+		s.AverageExecutionTime = s.TotalExecutionTime / float64(m.timed)
 	}
 	return s
 }

@@ -195,3 +195,31 @@ func TestMonitorConcurrent(t *testing.T) {
 		t.Errorf("collector %+v", cs)
 	}
 }
+
+// TestMonitorFailedToStart checks that an execution that failed to start
+// counts as completed (and an error) but in none of the monitor's times.
+func TestMonitorFailedToStart(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	c := NewCollector()
+	m := NewExecutionMonitor(c, WithClock(clk.Now))
+	for _, id := range []string{"ran", "never"} {
+		if err := m.StartExecution(id, "sh", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(time.Second)
+	if _, err := m.EndExecution("never", StatusFailedToStart, nil); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if _, err := m.EndExecution("ran", StatusSuccess, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := m.Stats()
+	if s.CompletedExecutions != 2 || s.ErrorCount != 1 || s.ExecutionTimeCount != 1 || s.TotalExecutionTime != 2 || s.AverageExecutionTime != 2 {
+		t.Errorf("stats %+v, want 2 completed, 1 error, 1 timed of 2 s", s)
+	}
+	if cs := c.Summary(); cs.TotalExecutions != 2 || cs.ExecutionTimeCount != 1 || cs.AverageExecutionTime != 2 {
+		t.Errorf("collector %+v", cs)
+	}
+}

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
@@ -9,12 +10,25 @@ import (
 )
 
 // QuantileRelativeAccuracy is the relative accuracy of the execution-time
-// percentiles (p50, p95, p99): a reported percentile v of a quantile q lies
-// within ±1% of the exact value x at rank floor(q*(n-1)) of the sorted
-// execution times, |v-x| <= 0.01*x. This is DDSketch's guarantee; it holds
-// for every quantile as long as the recorded times span a ratio below about
-// 1e17 (sketchMaxBins bins), far beyond nanoseconds to years.
+// percentiles (p50, p95, p99) of a key that holds more than its bound of
+// exact values (see the package documentation, "Quantiles"): a reported
+// quantile v lies within 1% of the exact value x that the same definition
+// gives over every execution time, |v-x| <= 0.01*x. Each of the two closest
+// ranks is read from DDSketch within 1% (its guarantee, which holds while
+// the recorded times span a ratio below about 1e17, sketchMaxBins bins: far
+// beyond nanoseconds to years), so their interpolation is too, and the clamp
+// to the observed [min, max] only brings v closer to x. Up to the bound the
+// quantiles are exact.
 const QuantileRelativeAccuracy = 0.01
+
+// DefaultExactBound is how many execution times per language a Collector
+// keeps, unless WithExactBound says otherwise, to compute exact quantiles.
+const DefaultExactBound = 1000
+
+// Unbounded, given to WithExactBound, keeps every execution time: the
+// quantiles are always exact, and the Collector's memory grows by 8 to 16
+// bytes per execution.
+const Unbounded = -1
 
 // sketchMaxBins bounds each sketch to 2048 bins of 8 bytes (16 KiB). With a
 // 1% accuracy one bin covers a factor of about 1.0202, so 2048 bins span a
@@ -36,7 +50,10 @@ var MemoryBuckets = [...]float64{
 
 const numStatuses = len(Statuses)
 
-var successIndex = StatusSuccess.Index()
+var (
+	successIndex = StatusSuccess.Index()
+	failedIndex  = StatusFailedToStart.Index()
+)
 
 // StatusCounts maps every Status in Statuses to the number of executions
 // that ended with it; statuses with no execution are present with 0.
@@ -46,20 +63,33 @@ type StatusCounts map[Status]uint64
 // beyond the original module's fields. Absent values (nil pointers, JSON
 // null) mean there was no data to compute them from, never zero.
 type Breakdown struct {
-	// StatusCounts counts executions per status.
+	// StatusCounts counts executions per status, failed_to_start
+	// included.
 	StatusCounts StatusCounts `json:"status_counts"`
-	// P50ExecutionTime, P95ExecutionTime and P99ExecutionTime are
-	// percentiles of the execution time, in seconds, within
-	// QuantileRelativeAccuracy; nil when there is no execution.
+	// ExecutionTimeCount is the number of executions in the execution-time
+	// statistics: every execution but those with StatusFailedToStart, which
+	// never ran.
+	ExecutionTimeCount uint64 `json:"execution_time_count"`
+	// P50ExecutionTime, P95ExecutionTime and P99ExecutionTime are the
+	// quantiles 0.5, 0.95 and 0.99 of the execution time, in seconds, as
+	// the package documentation defines them ("Quantiles"): exact when
+	// QuantilesExact, else within QuantileRelativeAccuracy, and always
+	// within [MinExecutionTime, MaxExecutionTime]. nil when
+	// ExecutionTimeCount is 0.
 	P50ExecutionTime *float64 `json:"p50_execution_time"`
 	P95ExecutionTime *float64 `json:"p95_execution_time"`
 	P99ExecutionTime *float64 `json:"p99_execution_time"`
-	// MaxExecutionTime is the exact longest execution time, in seconds;
-	// nil when there is no execution.
+	// QuantilesExact is true when the percentiles were computed from every
+	// execution time, false when they come from the sketch or are nil.
+	QuantilesExact bool `json:"quantiles_exact"`
+	// MinExecutionTime and MaxExecutionTime are the exact shortest and
+	// longest execution times, in seconds; nil when ExecutionTimeCount is
+	// 0.
+	MinExecutionTime *float64 `json:"min_execution_time"`
 	MaxExecutionTime *float64 `json:"max_execution_time"`
 	// MemoryPeakCount is the number of executions whose memory peak was
-	// measured (Usage.MemoryPeak valid); the memory statistics use only
-	// those.
+	// measured (Usage.MemoryPeak valid), failed_to_start excluded; the
+	// memory statistics use only those.
 	MemoryPeakCount uint64 `json:"memory_peak_count"`
 	// AverageMemoryPeakBytes is the mean memory peak, in bytes; nil when
 	// MemoryPeakCount is 0.
@@ -68,7 +98,7 @@ type Breakdown struct {
 	// MemoryPeakCount is 0.
 	MaxMemoryPeakBytes *uint64 `json:"max_memory_peak_bytes"`
 	// CPUCount is the number of executions whose CPU time was measured
-	// (Usage.CPUTotal valid).
+	// (Usage.CPUTotal valid), failed_to_start excluded.
 	CPUCount uint64 `json:"cpu_measured_count"`
 	// TotalCPUSeconds is the CPU time (user + system) of those
 	// executions, in seconds; nil when CPUCount is 0.
@@ -85,7 +115,9 @@ type Breakdown struct {
 // LanguageStats is the statistics of one language, as the original
 // module's get_language_stats returned them plus a Breakdown. Execution
 // times are in seconds. An execution is a success when its status is
-// StatusSuccess; every other status counts as an error.
+// StatusSuccess; every other status counts as an error. An execution that
+// failed to start counts in Count and ErrorCount but in no time, CPU or
+// memory statistic.
 type LanguageStats struct {
 	// Count is the number of executions recorded.
 	Count uint64 `json:"count"`
@@ -98,8 +130,8 @@ type LanguageStats struct {
 	SuccessRate float64 `json:"success_rate"`
 	// TotalExecutionTime is the sum of execution times, in seconds.
 	TotalExecutionTime float64 `json:"total_execution_time"`
-	// AverageExecutionTime is TotalExecutionTime/Count, in seconds; 0
-	// when Count is 0.
+	// AverageExecutionTime is TotalExecutionTime/ExecutionTimeCount, in
+	// seconds; 0 when ExecutionTimeCount is 0.
 	AverageExecutionTime float64 `json:"average_execution_time"`
 	Breakdown
 }
@@ -107,7 +139,8 @@ type LanguageStats struct {
 // Summary is the statistics over every language, as the original module's
 // get_summary returned them plus a Breakdown. Execution times are in
 // seconds. An execution is a success when its status is StatusSuccess; every
-// other status counts as an error.
+// other status counts as an error. An execution that failed to start counts
+// in TotalExecutions and ErrorCount but in no time, CPU or memory statistic.
 type Summary struct {
 	// TotalExecutions is the number of executions recorded.
 	TotalExecutions uint64 `json:"total_executions"`
@@ -118,8 +151,8 @@ type Summary struct {
 	// SuccessRate is SuccessCount/TotalExecutions in [0, 1]; 0 when
 	// TotalExecutions is 0.
 	SuccessRate float64 `json:"success_rate"`
-	// AverageExecutionTime is TotalExecutionTime/TotalExecutions, in
-	// seconds; 0 when TotalExecutions is 0.
+	// AverageExecutionTime is TotalExecutionTime/ExecutionTimeCount, in
+	// seconds; 0 when ExecutionTimeCount is 0.
 	AverageExecutionTime float64 `json:"average_execution_time"`
 	// TotalExecutionTime is the sum of execution times, in seconds.
 	TotalExecutionTime float64 `json:"total_execution_time"`
@@ -132,24 +165,26 @@ type Summary struct {
 }
 
 // aggregate is the streaming state of a set of executions: fixed-size
-// counters plus one bounded sketch.
+// counters, the execution times while they are held (see Collector), and
+// one bounded sketch.
 type aggregate struct {
 	statusCounts [numStatuses]uint64
-	totalTime    time.Duration
-	maxTime      time.Duration
-	durBuckets   [len(DurationBuckets)]uint64 // per bucket, not cumulative; +Inf is the rest
 
-	memCount   uint64
-	memSum     float64 // bytes; float64 so that it cannot wrap
-	memMax     uint64
-	memBuckets [len(MemoryBuckets)]uint64
-
-	cpuCount uint64
-	cpuTotal time.Duration
-
-	oomCount, timeoutCount uint64
-
-	sketch *ddsketch.DDSketch // execution times in seconds; nil in snapshots without it
+	// The execution times of the executions that ran (every status but
+	// failed_to_start).
+	timeCount          uint64
+	totalTime          time.Duration
+	minTime, maxTime   time.Duration                // valid when timeCount > 0
+	durBuckets         [len(DurationBuckets)]uint64 // per bucket, not cumulative; +Inf is the rest
+	times              []float64                    // in seconds, unsorted; every one of them when len(times) == timeCount
+	sketch             *ddsketch.DDSketch           // in seconds; nil with Unbounded, or in snapshots without quantiles
+	memCount           uint64
+	memSum             float64 // bytes; float64 so that it cannot wrap
+	memMax             uint64
+	memBuckets         [len(MemoryBuckets)]uint64
+	cpuCount           uint64
+	cpuTotal           time.Duration
+	oomCount, timeouts uint64
 }
 
 // sketchMapping maps values to bins with QuantileRelativeAccuracy. The
@@ -180,13 +215,26 @@ func (a *aggregate) count() uint64 {
 	return n
 }
 
-// add records one execution whose fields were already validated.
-func (a *aggregate) add(st int, d time.Duration, e *Execution) {
+// add records one execution whose fields were already validated; st is
+// its status's index. Its time d is kept among the exact values when hold.
+func (a *aggregate) add(st int, d time.Duration, e *Execution, hold bool) {
 	a.statusCounts[st]++
-	a.totalTime += d
-	if d > a.maxTime {
-		a.maxTime = d
+	if e.OOMKilled {
+		a.oomCount++
 	}
+	if e.TimedOut {
+		a.timeouts++
+	}
+	if st == failedIndex {
+		return // it never ran: in no time, CPU or memory statistic
+	}
+
+	if a.timeCount == 0 || d < a.minTime {
+		a.minTime = d
+	}
+	a.maxTime = max(a.maxTime, d)
+	a.timeCount++
+	a.totalTime += d
 	sec := d.Seconds()
 	for i, ub := range DurationBuckets {
 		if sec <= ub {
@@ -194,14 +242,17 @@ func (a *aggregate) add(st int, d time.Duration, e *Execution) {
 			break
 		}
 	}
-	_ = a.sketch.Add(sec) // d >= 0 and finite: cannot fail
+	if hold {
+		a.times = append(a.times, sec)
+	}
+	if a.sketch != nil {
+		_ = a.sketch.Add(sec) // d >= 0 and finite: cannot fail
+	}
 
 	if m, ok := e.Usage.MemoryPeak.Get(); ok {
 		a.memCount++
 		a.memSum += float64(m)
-		if m > a.memMax {
-			a.memMax = m
-		}
+		a.memMax = max(a.memMax, m)
 		fm := float64(m)
 		for i, ub := range MemoryBuckets {
 			if fm <= ub {
@@ -214,22 +265,36 @@ func (a *aggregate) add(st int, d time.Duration, e *Execution) {
 		a.cpuCount++
 		a.cpuTotal += c
 	}
-	if e.OOMKilled {
-		a.oomCount++
-	}
-	if e.TimedOut {
-		a.timeoutCount++
-	}
 }
 
-// merge adds b into a. When withSketch, a.sketch must be non-nil and b's
-// sketch is merged into it.
-func (a *aggregate) merge(b *aggregate, withSketch bool) {
+// holdsAll reports whether a holds every one of its execution times.
+func (a *aggregate) holdsAll() bool { return uint64(len(a.times)) == a.timeCount }
+
+// merge adds b into a. With quantiles, it also merges b's execution times
+// while a and b both hold all of theirs, and b's sketch.
+func (a *aggregate) merge(b *aggregate, quantiles bool) {
+	if quantiles {
+		if a.holdsAll() && b.holdsAll() {
+			a.times = append(a.times, b.times...)
+		} else {
+			a.times = nil // and from now on a does not hold all its times
+		}
+		if b.sketch != nil {
+			if a.sketch == nil {
+				a.sketch = newSketch()
+			}
+			_ = a.sketch.MergeWith(b.sketch) // same mapping: cannot fail
+		}
+	}
 	for i := range a.statusCounts {
 		a.statusCounts[i] += b.statusCounts[i]
 	}
-	a.totalTime += b.totalTime
+	if b.timeCount > 0 && (a.timeCount == 0 || b.minTime < a.minTime) {
+		a.minTime = b.minTime
+	}
 	a.maxTime = max(a.maxTime, b.maxTime)
+	a.timeCount += b.timeCount
+	a.totalTime += b.totalTime
 	for i := range a.durBuckets {
 		a.durBuckets[i] += b.durBuckets[i]
 	}
@@ -242,13 +307,96 @@ func (a *aggregate) merge(b *aggregate, withSketch bool) {
 	a.cpuCount += b.cpuCount
 	a.cpuTotal += b.cpuTotal
 	a.oomCount += b.oomCount
-	a.timeoutCount += b.timeoutCount
-	if withSketch && b.sketch != nil {
-		_ = a.sketch.MergeWith(b.sketch) // same mapping: cannot fail
-	}
+	a.timeouts += b.timeouts
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// quantile returns the quantile q in [0, 1] of n >= 1 sorted values, the
+// k-th of which (from 0) is at(k): linear interpolation between the closest
+// ranks floor(h) and floor(h)+1 where h = q*(n-1), the definition of
+// Hyndman and Fan's type 7 and numpy's default.
+func quantile(n int, at func(k int) float64, q float64) float64 {
+	h := q * float64(n-1)
+	k := int(h) // h >= 0: the floor
+	if k >= n-1 {
+		return at(n - 1)
+	}
+	lo, hi := at(k), at(k+1)
+	// The clamp keeps the rounding of the product inside [lo, hi].
+	return min(max(lo+(h-float64(k))*(hi-lo), lo), hi)
+}
+
+// sketchRank returns the sketch's estimate of the k-th (from 0) smallest
+// value it holds, within QuantileRelativeAccuracy of the exact one. Every
+// value is >= 0: the sketch's zero bin comes first, then its positive store.
+func sketchRank(s *ddsketch.DDSketch, k int) float64 {
+	z := s.GetZeroCount()
+	if rank := float64(k); rank >= z {
+		return s.Value(s.GetPositiveValueStore().KeyAtRank(rank - z))
+	}
+	return 0
+}
+
+// breakdown computes the shared statistics of a, a snapshot with
+// quantiles; it sorts a.times.
+func (a *aggregate) breakdown() Breakdown {
+	b := Breakdown{
+		StatusCounts:       make(StatusCounts, numStatuses),
+		ExecutionTimeCount: a.timeCount,
+		MemoryPeakCount:    a.memCount,
+		CPUCount:           a.cpuCount,
+		OOMCount:           a.oomCount,
+		TimeoutCount:       a.timeouts,
+	}
+	for i, s := range Statuses {
+		b.StatusCounts[s] = a.statusCounts[i]
+	}
+	if n := int(a.timeCount); n > 0 {
+		lo, hi := a.minTime.Seconds(), a.maxTime.Seconds()
+		b.MinExecutionTime, b.MaxExecutionTime = ptr(lo), ptr(hi)
+		var at func(k int) float64
+		switch {
+		case a.holdsAll():
+			slices.Sort(a.times)
+			at = func(k int) float64 { return a.times[k] }
+			b.QuantilesExact = true
+		case a.sketch != nil:
+			// The sketch holds every execution time: timeCount of them.
+			at = func(k int) float64 { return sketchRank(a.sketch, k) }
+		}
+		if at != nil {
+			q := func(q float64) *float64 { return ptr(min(max(quantile(n, at, q), lo), hi)) }
+			b.P50ExecutionTime, b.P95ExecutionTime, b.P99ExecutionTime = q(0.50), q(0.95), q(0.99)
+		}
+	}
+	if a.memCount > 0 {
+		b.AverageMemoryPeakBytes = ptr(a.memSum / float64(a.memCount))
+		b.MaxMemoryPeakBytes = ptr(a.memMax)
+	}
+	if a.cpuCount > 0 {
+		b.TotalCPUSeconds = ptr(a.cpuTotal.Seconds())
+	}
+	return b
+}
+
+func (a *aggregate) languageStats() LanguageStats {
+	n := a.count()
+	s := LanguageStats{
+		Count:              n,
+		SuccessCount:       a.statusCounts[successIndex],
+		ErrorCount:         n - a.statusCounts[successIndex],
+		TotalExecutionTime: a.totalTime.Seconds(),
+		Breakdown:          a.breakdown(),
+	}
+	if n > 0 {
+		s.SuccessRate = float64(s.SuccessCount) / float64(n)
+	}
+	if a.timeCount > 0 {
+		s.AverageExecutionTime = s.TotalExecutionTime / float64(a.timeCount)
+	}
+	return s
+}
 
 // Histogram is a histogram over fixed upper bounds, cumulative as
 // Prometheus and OpenTelemetry take it.
@@ -264,7 +412,8 @@ type Histogram struct {
 
 // Counters is one language's cumulative counts, as an exporter of counters
 // and histograms (such as the Prometheus adapter in metrics/prom) reads
-// them. They only grow, until Collector.Clear.
+// them. They only grow, until Collector.Clear. Executions that failed to
+// start are in StatusCounts only.
 type Counters struct {
 	// Language is the language counted.
 	Language string
@@ -289,7 +438,7 @@ func (a *aggregate) counters(lang string) Counters {
 	c := Counters{
 		Language:     lang,
 		StatusCounts: make(StatusCounts, numStatuses),
-		Duration:     Histogram{Count: a.count(), Sum: a.totalTime.Seconds(), Buckets: cumulative(a.durBuckets[:])},
+		Duration:     Histogram{Count: a.timeCount, Sum: a.totalTime.Seconds(), Buckets: cumulative(a.durBuckets[:])},
 		MemoryPeak:   Histogram{Count: a.memCount, Sum: a.memSum, Buckets: cumulative(a.memBuckets[:])},
 		CPUCount:     a.cpuCount,
 		CPUSeconds:   a.cpuTotal.Seconds(),
@@ -310,55 +459,4 @@ func cumulative(counts []uint64) []uint64 {
 		out[i] = sum
 	}
 	return out
-}
-
-// breakdown computes the shared statistics of a; a.sketch must be set.
-func (a *aggregate) breakdown() Breakdown {
-	b := Breakdown{
-		StatusCounts:    make(StatusCounts, numStatuses),
-		MemoryPeakCount: a.memCount,
-		CPUCount:        a.cpuCount,
-		OOMCount:        a.oomCount,
-		TimeoutCount:    a.timeoutCount,
-	}
-	for i, s := range Statuses {
-		b.StatusCounts[s] = a.statusCounts[i]
-	}
-	if a.count() > 0 {
-		// The sketch holds exactly count() values, so it is not empty.
-		if v, err := a.sketch.GetValueAtQuantile(0.50); err == nil {
-			b.P50ExecutionTime = ptr(v)
-		}
-		if v, err := a.sketch.GetValueAtQuantile(0.95); err == nil {
-			b.P95ExecutionTime = ptr(v)
-		}
-		if v, err := a.sketch.GetValueAtQuantile(0.99); err == nil {
-			b.P99ExecutionTime = ptr(v)
-		}
-		b.MaxExecutionTime = ptr(a.maxTime.Seconds())
-	}
-	if a.memCount > 0 {
-		b.AverageMemoryPeakBytes = ptr(a.memSum / float64(a.memCount))
-		b.MaxMemoryPeakBytes = ptr(a.memMax)
-	}
-	if a.cpuCount > 0 {
-		b.TotalCPUSeconds = ptr(a.cpuTotal.Seconds())
-	}
-	return b
-}
-
-func (a *aggregate) languageStats() LanguageStats {
-	n := a.count()
-	s := LanguageStats{
-		Count:              n,
-		SuccessCount:       a.statusCounts[successIndex],
-		ErrorCount:         n - a.statusCounts[successIndex],
-		TotalExecutionTime: a.totalTime.Seconds(),
-		Breakdown:          a.breakdown(),
-	}
-	if n > 0 {
-		s.SuccessRate = float64(s.SuccessCount) / float64(n)
-		s.AverageExecutionTime = s.TotalExecutionTime / float64(n)
-	}
-	return s
 }

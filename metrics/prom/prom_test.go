@@ -277,3 +277,54 @@ func TestPrometheusConcurrentScrape(t *testing.T) {
 		t.Errorf("saw %d series, want %d", seen, want)
 	}
 }
+
+// TestPrometheusFailedToStartAndCPUTimeout checks that an execution that
+// failed to start is counted by status but observed in no histogram and no
+// CPU counter, even when its record carries measured zeros, and that
+// cpu_timeout is a status of its own.
+func TestPrometheusFailedToStartAndCPUTimeout(t *testing.T) {
+	c := metrics.NewCollector()
+	c.RecordExecution(ex("c", metrics.StatusSuccess, 3*time.Millisecond, 2<<20, 2*time.Millisecond))
+	c.RecordExecution(ex("c", metrics.StatusFailedToStart, 0, 0, 0))
+	c.RecordExecution(ex("c", metrics.StatusCPUTimeout, 2*time.Second, 8<<20, 2*time.Second))
+	p := NewCollector(c, nil)
+	var want strings.Builder
+	want.WriteString(`# HELP cgmon_executions_total Executions recorded, by language and final status.
+# TYPE cgmon_executions_total counter
+`)
+	for _, s := range metrics.Statuses {
+		n := 0
+		if s == metrics.StatusSuccess || s == metrics.StatusFailedToStart || s == metrics.StatusCPUTimeout {
+			n = 1
+		}
+		fmt.Fprintf(&want, "cgmon_executions_total{language=\"c\",status=%q} %d\n", s, n)
+	}
+	want.WriteString(`# HELP cgmon_execution_cpu_seconds_total CPU time (user + system) of recorded executions whose CPU time was measured, in seconds.
+# TYPE cgmon_execution_cpu_seconds_total counter
+cgmon_execution_cpu_seconds_total{language="c"} 2.002
+`)
+	if err := testutil.CollectAndCompare(p, strings.NewReader(want.String()),
+		"cgmon_executions_total", "cgmon_execution_cpu_seconds_total"); err != nil {
+		t.Error(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "cgmon_execution_duration_seconds":
+			h := mf.GetMetric()[0].GetHistogram()
+			if h.GetSampleCount() != 2 || h.GetSampleSum() != 2.003 || h.GetBucket()[0].GetCumulativeCount() != 1 {
+				t.Errorf("duration histogram %v, want the 3 ms and 2 s executions only", h)
+			}
+		case "cgmon_execution_memory_peak_bytes":
+			h := mf.GetMetric()[0].GetHistogram()
+			if h.GetSampleCount() != 2 || h.GetSampleSum() != 10<<20 || h.GetBucket()[0].GetCumulativeCount() != 0 {
+				t.Errorf("memory histogram %v, want the 2 MiB and 8 MiB peaks only", h)
+			}
+		}
+	}
+}
