@@ -383,8 +383,17 @@ func (r *BatchResult) WriteHuman(w io.Writer) error {
 	if len(st) > 0 {
 		fmt.Fprintf(w, "By status: %s\n", strings.Join(st, ", "))
 	}
-	fmt.Fprintf(w, "Execution time: total %.3f s, average %.3f s, p50 %s, p95 %s, max %s\n",
-		s.TotalExecutionTime, s.AverageExecutionTime, optSeconds(s.P50ExecutionTime), optSeconds(s.P95ExecutionTime), optSeconds(s.MaxExecutionTime))
+	// Executions that failed to start never ran: they are in no time.
+	var avg *float64
+	if s.ExecutionTimeCount > 0 {
+		avg = &s.AverageExecutionTime
+	}
+	timed := ""
+	if n := s.StatusCounts[metrics.StatusFailedToStart]; n > 0 {
+		timed = fmt.Sprintf(" (%d timed; %d failed to start)", s.ExecutionTimeCount, n)
+	}
+	fmt.Fprintf(w, "Execution time: total %.3f s, average %s, p50 %s, p95 %s, max %s%s\n",
+		s.TotalExecutionTime, optSeconds(avg), optSeconds(s.P50ExecutionTime), optSeconds(s.P95ExecutionTime), optSeconds(s.MaxExecutionTime), timed)
 	var maxMem *float64
 	if s.MaxMemoryPeakBytes != nil {
 		v := float64(*s.MaxMemoryPeakBytes)

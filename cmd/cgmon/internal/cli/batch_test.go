@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cgmon/cgmon/metrics"
 )
 
 func TestParseBatchLine(t *testing.T) {
@@ -217,5 +219,41 @@ func TestPollableStdin(t *testing.T) {
 	defer f.Close()
 	if pollableStdin(f) != io.Reader(f) {
 		t.Error("a regular file was reopened")
+	}
+}
+
+// TestBatchSummaryHumanTimes checks the execution-time line: the
+// percentiles of the statistics, and a note when executions that failed to
+// start are left out of the times.
+func TestBatchSummaryHumanTimes(t *testing.T) {
+	c := metrics.NewCollector()
+	for _, e := range []struct {
+		st metrics.Status
+		d  time.Duration
+	}{{metrics.StatusSuccess, 2 * time.Millisecond}, {metrics.StatusSuccess, 300 * time.Millisecond}, {metrics.StatusFailedToStart, 0}} {
+		c.RecordExecution(metrics.Execution{Language: "sh", Status: e.st, EndedAt: time.Unix(0, 0).Add(e.d), StartedAt: time.Unix(0, 0)})
+	}
+	var b bytes.Buffer
+	r := &BatchResult{Summary: c.Summary(), Languages: c.LanguageStats()}
+	if err := r.WriteHuman(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Executions: 3 (success 2, errors 1, success rate 66.7%)",
+		"By status: success 2, failed_to_start 1",
+		"Execution time: total 0.302 s, average 0.151 s, p50 0.151 s, p95 0.285 s, max 0.300 s (2 timed; 1 failed to start)",
+		"0.151 s   0.285 s   0.300 s",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	r = &BatchResult{Summary: metrics.NewCollector().Summary()}
+	if err := r.WriteHuman(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Execution time: total 0.000 s, average -, p50 -, p95 -, max -\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("empty summary lacks %q:\n%s", want, b.String())
 	}
 }
