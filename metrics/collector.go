@@ -33,9 +33,9 @@ const OverflowLanguage = "other"
 
 // Errors of Collector.Record.
 var (
-	// ErrUnknownStatus: the execution's Status is not one of Statuses.
+	// ErrUnknownStatus is returned when the execution's Status is not one of Statuses.
 	ErrUnknownStatus = errors.New("metrics: unknown execution status")
-	// ErrNegativeDuration: the execution's Duration is negative (EndedAt
+	// ErrNegativeDuration is returned when the execution's Duration is negative (EndedAt
 	// before StartedAt, with no measured WallTime).
 	ErrNegativeDuration = errors.New("metrics: negative execution time")
 )

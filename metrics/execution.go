@@ -11,28 +11,28 @@ type Status string
 
 // The statuses an execution can end with.
 const (
-	// StatusSuccess: the main process exited with status 0.
+	// StatusSuccess is when the main process exited with status 0.
 	StatusSuccess Status = "success"
-	// StatusError: the main process exited with a non-zero status.
+	// StatusError is when the main process exited with a non-zero status.
 	StatusError Status = "error"
-	// StatusSignaled: the main process was killed by a signal cgmon did not send.
+	// StatusSignaled is when the main process was killed by a signal cgmon did not send.
 	StatusSignaled Status = "signaled"
-	// StatusTimeout: cgmon's wall-clock limit ended the execution.
+	// StatusTimeout is when cgmon's wall-clock limit ended the execution.
 	StatusTimeout Status = "timeout"
-	// StatusCPUTimeout: the execution's CPU-time limit was reached; judges
+	// StatusCPUTimeout is when the execution's CPU-time limit was reached; judges
 	// call it Time Limit Exceeded. It is distinct from StatusTimeout, the
 	// wall-clock limit.
 	StatusCPUTimeout Status = "cpu_timeout"
-	// StatusOOM: the execution's own oom_kill count rose (never guessed from
+	// StatusOOM is when the execution's own oom_kill count rose (never guessed from
 	// exit status 137).
 	StatusOOM Status = "oom"
-	// StatusCanceled: the caller cancelled the execution (e.g. Ctrl-C).
+	// StatusCanceled is when the caller canceled the execution (e.g. Ctrl-C).
 	StatusCanceled Status = "canceled"
-	// StatusFailedToStart: the command could not be executed. Such an
+	// StatusFailedToStart is when the command could not be executed. Such an
 	// execution never ran: the Collector counts it in the totals and by
 	// status, but in no time, CPU or memory statistic.
 	StatusFailedToStart Status = "failed_to_start"
-	// StatusEnded: an attached target (not cgmon's child) ended; its exit
+	// StatusEnded is when an attached target (not cgmon's child) ended; its exit
 	// status is unknown to cgmon.
 	StatusEnded Status = "ended"
 )
@@ -61,12 +61,12 @@ type Backend string
 
 // The backends.
 const (
-	// BackendCgroup2: every metric from a cgroup v2 leaf with controllers.
+	// BackendCgroup2 takes every metric from a cgroup v2 leaf with controllers.
 	BackendCgroup2 Backend = "cgroup2"
-	// BackendHybrid: CPU, membership and kill from a cgroup v2 leaf without
+	// BackendHybrid takes CPU, membership and kill from a cgroup v2 leaf without
 	// controllers, memory from procfs and rusage.
 	BackendHybrid Backend = "hybrid"
-	// BackendProcfs: no usable cgroup; procfs, rusage and process groups.
+	// BackendProcfs is used without a usable cgroup: procfs, rusage and process groups.
 	BackendProcfs Backend = "procfs"
 )
 

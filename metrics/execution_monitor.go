@@ -9,16 +9,16 @@ import (
 
 // Errors of ExecutionMonitor.
 var (
-	// ErrDuplicateExecution: StartExecution with the id of an execution
+	// ErrDuplicateExecution is returned by StartExecution with the id of an execution
 	// that is still running.
 	ErrDuplicateExecution = errors.New("metrics: execution already started")
-	// ErrUnknownExecution: EndExecution with an id that was never started
+	// ErrUnknownExecution is returned by EndExecution with an id that was never started
 	// (or that ended too long ago to be remembered).
 	ErrUnknownExecution = errors.New("metrics: unknown execution")
-	// ErrExecutionEnded: EndExecution with the id of an execution that
+	// ErrExecutionEnded is returned by EndExecution with the id of an execution that
 	// already ended.
 	ErrExecutionEnded = errors.New("metrics: execution already ended")
-	// ErrInvalidExecution: bad arguments (empty id, negative code length,
+	// ErrInvalidExecution is returned for bad arguments (empty id, negative code length,
 	// unknown status).
 	ErrInvalidExecution = errors.New("metrics: invalid execution")
 )

@@ -404,7 +404,7 @@ type Histogram struct {
 	// Count is the number of observations and Sum their sum.
 	Count uint64
 	Sum   float64
-	// Buckets[i] is the number of observations less than or equal to the
+	// Buckets holds, at i, the number of observations less than or equal to the
 	// i-th bound (DurationBuckets or MemoryBuckets); observations above
 	// the last bound are in Count only.
 	Buckets []uint64

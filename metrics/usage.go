@@ -161,9 +161,12 @@ var Metrics = [...]Metric{
 // Field is one named Measure of a Usage, for reports that list them.
 type Field struct {
 	// Name is the metric the field holds.
-	Name   Metric
-	Valid  bool
+	Name Metric
+	// Valid is true when the metric was measured.
+	Valid bool
+	// Source is where a measured value came from.
 	Source Source
+	// Reason is why an absent value could not be measured.
 	Reason string
 }
 
