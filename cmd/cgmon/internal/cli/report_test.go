@@ -28,9 +28,19 @@ var (
 
 const goldenDir = "../../../../testdata/cli"
 
+// goldenAbs is goldenDir made absolute when the tests start, so that tests
+// that change directory (t.Chdir) still find the golden files.
+var goldenAbs = func() string {
+	p, err := filepath.Abs(goldenDir)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join(goldenDir, name)
+	path := filepath.Join(goldenAbs, name)
 	if *update {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
