@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -43,6 +42,9 @@ type batchOptions struct {
 	// Shard is --shard K/N (n = 0 without it); Resume is --resume.
 	Shard  shard
 	Resume bool
+
+	// PromTextfile is a node_exporter textfile the batch adds to.
+	PromTextfile string
 }
 
 // keyed reports whether ids key the work: with --shard or --resume.
@@ -75,6 +77,8 @@ type BatchResult struct {
 	// skipped because the output file had their results.
 	Resumed     bool `json:"resumed,omitempty"`
 	AlreadyDone int  `json:"already_done,omitempty"`
+	// TextfileError is why --prom-textfile could not be written.
+	TextfileError string `json:"textfile_error,omitempty"`
 }
 
 // parseBatchFlags fills batchOptions from args and checks them; nothing
@@ -86,8 +90,9 @@ func parseBatchFlags(args []string, help io.Writer) (*batchOptions, error) {
 	c.StringVar(&o.Output, "output", "-", "append each result as an NDJSON line to `FILE` (- is standard output)")
 	c.StringVar(&o.Output, "o", "-", "shorthand for --output")
 	c.StringVar(&o.Summary, "summary", "", "write the summary to `FILE` (default: standard error)")
-	c.StringVar(&o.Format, "format", "human", "summary format: human or json")
-	c.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on `HOST:PORT` while the batch runs, e.g. 127.0.0.1:9464")
+	c.StringVar(&o.Format, "format", "human", "summary format: human, json or markdown")
+	c.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on `HOST:PORT` while the batch runs, e.g. 127.0.0.1:9464 (:0 picks a port and prints it)")
+	c.StringVar(&o.PromTextfile, "prom-textfile", "", "add the statistics to the node_exporter textfile-collector `FILE` (DIR/cgmon.prom) every 15 s and at the end")
 	c.DurationVar(&o.Interval, "interval", defaultInterval, "sampling `interval`")
 	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), "backend: auto, cgroup2 or procfs")
 	c.StringVar(&o.CgroupRoot, "cgroup-root", "", "cgroup under which executions' cgroups are made (default: as `cgmon doctor` shows)")
@@ -110,8 +115,11 @@ func parseBatchFlags(args []string, help io.Writer) (*batchOptions, error) {
 	if o.Resume && o.Output == "-" {
 		return nil, fail("batch: --resume needs --output FILE: it reads back the results already written there")
 	}
-	if o.Format != "human" && o.Format != "json" {
-		return nil, fail("batch: --format %q: want human or json", o.Format)
+	if o.Format != "human" && o.Format != "json" && o.Format != "markdown" {
+		return nil, fail("batch: --format %q: want human, json or markdown", o.Format)
+	}
+	if err := checkTextfilePath(o.PromTextfile); err != nil {
+		return nil, fail("batch: --prom-textfile: %v", err)
 	}
 	if o.Interval <= 0 {
 		return nil, fail("batch: --interval %v: must be positive", o.Interval)
@@ -224,11 +232,15 @@ func batchMain(args []string, stdio IO) (int, error) {
 
 	coll := metrics.NewCollector()
 	if o.MetricsAddr != "" {
-		stopServer, err := serveMetrics(o.MetricsAddr, coll)
+		stopServer, err := serveMetrics(o.MetricsAddr, coll, stdio.Err)
 		if err != nil {
 			return 0, fail("batch: --metrics-addr: %v", err)
 		}
 		defer stopServer()
+	}
+	var stopTextfile func() error
+	if o.PromTextfile != "" {
+		stopTextfile = startPromTextfile(o.PromTextfile, coll, textfileInterval)
 	}
 
 	mon, err := cgroupmon.New(cgroupmon.Options{
@@ -265,6 +277,11 @@ func batchMain(args []string, stdio IO) (int, error) {
 		res.OtherShards, res.AlreadyDone = b.keys.counts()
 	}
 	res.CleanupError = closeMonitor(mon, stdio.Err)
+	if stopTextfile != nil {
+		if err := stopTextfile(); err != nil {
+			res.TextfileError = oneLine(err.Error())
+		}
+	}
 	return endBatch(o, files.summary, res, end, b.outputError())
 }
 
@@ -302,12 +319,18 @@ func endBatch(o *batchOptions, w io.Writer, res *BatchResult, end batchEnd, outE
 		res.OutputError = oneLine(outErr.Error())
 		msgs = append(msgs, fmt.Sprintf("writing results: %s; %d results were lost and the rest of the input was not read", res.OutputError, res.ResultsLost))
 	}
+	if res.TextfileError != "" {
+		msgs = append(msgs, res.TextfileError)
+	}
 	var werr error
-	if o.Format == "json" {
+	switch o.Format {
+	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		werr = enc.Encode(res)
-	} else {
+	case "markdown":
+		werr = res.WriteMarkdown(w)
+	default:
 		werr = res.WriteHuman(w)
 	}
 	if werr != nil {
@@ -329,15 +352,15 @@ func endBatch(o *batchOptions, w io.Writer, res *BatchResult, end batchEnd, outE
 }
 
 // serveMetrics serves promhttp /metrics for coll on addr until the
-// returned function is called.
-func serveMetrics(addr string, coll *metrics.Collector) (func(), error) {
+// returned function is called; the address it got is printed on diag.
+func serveMetrics(addr string, coll *metrics.Collector, diag io.Writer) (func(), error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(prom.NewCollector(coll, nil)); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenMetrics(addr, diag)
 	if err != nil {
 		return nil, err
 	}

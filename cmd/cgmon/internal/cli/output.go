@@ -18,23 +18,35 @@ import (
 type reportFlags struct {
 	Format  string
 	Output  string
+	Append  string
 	Samples string
 	Plot    string
+	// PromTextfile is a node_exporter textfile-collector file that the
+	// execution is added to.
+	PromTextfile string
 }
 
 // register adds the output flags to c.
 func (f *reportFlags) register(c *command) {
-	c.StringVar(&f.Format, "format", "human", "report format: human or json")
+	c.StringVar(&f.Format, "format", "human", "report format: human, json or markdown")
 	c.StringVar(&f.Output, "output", "", "write the report to `FILE` (default: standard error)")
 	c.StringVar(&f.Output, "o", "", "shorthand for --output")
+	c.StringVar(&f.Append, "append", "", "append the report to `FILE`, e.g. \"$GITHUB_STEP_SUMMARY\"")
+	c.StringVar(&f.PromTextfile, "prom-textfile", "", "add the execution to the node_exporter textfile-collector `FILE` (DIR/cgmon.prom)")
 	c.StringVar(&f.Samples, "samples", "", "write the timeline to `FILE` (.csv or .ndjson)")
 	c.StringVar(&f.Plot, "plot", "", "draw the timeline to `FILE` (.svg)")
 }
 
 // check validates the output flags of command cmd without creating files.
 func (f *reportFlags) check(cmd string) error {
-	if f.Format != "human" && f.Format != "json" {
-		return fail("%s: --format %q: want human or json", cmd, f.Format)
+	if f.Format != "human" && f.Format != "json" && f.Format != "markdown" {
+		return fail("%s: --format %q: want human, json or markdown", cmd, f.Format)
+	}
+	if f.Output != "" && f.Append != "" {
+		return fail("%s: give --output or --append, not both", cmd)
+	}
+	if err := checkTextfilePath(f.PromTextfile); err != nil {
+		return fail("%s: --prom-textfile: %v", cmd, err)
 	}
 	if f.Samples != "" {
 		if _, err := samplesFormat(f.Samples); err != nil {
@@ -47,8 +59,11 @@ func (f *reportFlags) check(cmd string) error {
 	return nil
 }
 
-// keepSamples reports whether the timeline is needed.
-func (f *reportFlags) keepSamples() bool { return f.Samples != "" || f.Plot != "" }
+// keepSamples reports whether the timeline is needed (the Markdown report
+// draws it).
+func (f *reportFlags) keepSamples() bool {
+	return f.Samples != "" || f.Plot != "" || f.Format == "markdown"
+}
 
 // outputs are the files a command writes after the execution, opened
 // before it (run) or as soon as the target is attached (watch), so that a
@@ -72,6 +87,11 @@ func openOutputs(cmd string, f reportFlags) (*outputs, error) {
 		return file
 	}
 	out.report = create("output", f.Output)
+	if f.Append != "" && err == nil {
+		if out.report, err = os.OpenFile(f.Append, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
+			err = fail("%s: --append: %v", cmd, err)
+		}
+	}
 	out.samples = create("samples", f.Samples)
 	out.plot = create("plot", f.Plot)
 	if err != nil {
@@ -111,10 +131,16 @@ func (o *outputs) writeAll(f reportFlags, ex *metrics.Execution, stdio IO) error
 	if o.report != nil {
 		w = o.report
 	}
-	if f.Format == "json" {
+	switch f.Format {
+	case "json":
 		errs = append(errs, rep.WriteJSON(w))
-	} else {
+	case "markdown":
+		errs = append(errs, rep.WriteMarkdown(w, ex.Samples))
+	default:
 		errs = append(errs, rep.WriteHuman(w))
+	}
+	if f.PromTextfile != "" {
+		errs = append(errs, addExecutionToTextfile(f.PromTextfile, ex))
 	}
 	if o.samples != nil {
 		format, _ := samplesFormat(f.Samples)
