@@ -328,23 +328,32 @@ func writeStatsMarkdown(w io.Writer, title string, s metrics.Summary, langs map[
 	if len(langs) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "| language | count | success | errors | success rate | p50 time | p95 time | max time | avg mem peak | max mem peak | CPU seconds |\n")
-	fmt.Fprintf(w, "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	// Units in the headers, not the cells, so that the table stays narrow
+	// enough not to wrap.
+	fmt.Fprintf(w, "| language | count | success | p50 s | p95 s | max s | avg mem MiB | max mem MiB | CPU s |\n")
+	fmt.Fprintf(w, "|:--|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	names := make([]string, 0, len(langs))
 	for n := range langs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	num := func(v *float64, scale float64, format string) string {
+		if v == nil {
+			return "-"
+		}
+		return fmt.Sprintf(format, *v/scale)
+	}
 	for _, n := range names {
 		l := langs[n]
-		cpu := "-"
-		if l.TotalCPUSeconds != nil {
-			cpu = fmt.Sprintf("%.3f", *l.TotalCPUSeconds)
+		var maxMem *float64
+		if l.MaxMemoryPeakBytes != nil {
+			m := float64(*l.MaxMemoryPeakBytes)
+			maxMem = &m
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %.1f %% | %s | %s | %s | %s | %s | %s |\n",
-			mdCode(n, true), l.Count, l.SuccessCount, l.ErrorCount, l.SuccessRate*100,
-			optSeconds(l.P50ExecutionTime), optSeconds(l.P95ExecutionTime), optSeconds(l.MaxExecutionTime),
-			optBytes(l.AverageMemoryPeakBytes), optSize(l.MaxMemoryPeakBytes), cpu)
+		fmt.Fprintf(w, "| %s | %d | %d (%.1f %%) | %s | %s | %s | %s | %s | %s |\n",
+			mdCode(n, true), l.Count, l.SuccessCount, l.SuccessRate*100,
+			num(l.P50ExecutionTime, 1, "%.3f"), num(l.P95ExecutionTime, 1, "%.3f"), num(l.MaxExecutionTime, 1, "%.3f"),
+			num(l.AverageMemoryPeakBytes, mib, "%.1f"), num(maxMem, mib, "%.1f"), num(l.TotalCPUSeconds, 1, "%.3f"))
 	}
 	fmt.Fprintln(w)
 }

@@ -1,0 +1,407 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/cgmon/cgmon/metrics"
+)
+
+// summaryOptions are the flags of `cgmon summary`.
+type summaryOptions struct {
+	Format string
+	Output string
+	Append string
+	Files  []string
+}
+
+const summarySynopsis = "cgmon summary [flags] FILE..."
+
+// maxBadLinesKept bounds the bad lines a summary lists; the rest are
+// counted.
+const maxBadLinesKept = 100
+
+// SummaryResult is the JSON output of `cgmon summary`: the same summary
+// and per-language statistics as `cgmon batch`, over every result read,
+// each key (id, repeat_index) counted once.
+type SummaryResult struct {
+	SchemaVersion int                              `json:"schema_version"`
+	Summary       metrics.Summary                  `json:"summary"`
+	Languages     map[string]metrics.LanguageStats `json:"languages"`
+	// Files are the files read, in the order given.
+	Files []SummaryFile `json:"files"`
+	// Replaced counts results that a later result of the same key (id and
+	// repeat_index) replaced: a later line of the same file, or a line of
+	// a later file.
+	Replaced uint64 `json:"replaced"`
+	// BadLineCount counts lines that are not results; BadLines lists the
+	// first 100 of them.
+	BadLineCount uint64     `json:"bad_line_count"`
+	BadLines     []FileLine `json:"bad_lines"`
+}
+
+// SummaryFile is one file a summary read.
+type SummaryFile struct {
+	Path string `json:"path"`
+	// Lines counts the non-empty lines read; Results those that are
+	// results.
+	Lines   uint64 `json:"lines"`
+	Results uint64 `json:"results"`
+}
+
+// FileLine is a line of an input file that could not be read as a result.
+type FileLine struct {
+	File  string `json:"file"`
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+func parseSummaryFlags(args []string, help io.Writer) (*summaryOptions, error) {
+	o := &summaryOptions{}
+	c := newCommand("summary", summarySynopsis)
+	c.StringVar(&o.Format, "format", "human", "output format: human, json or markdown")
+	c.StringVar(&o.Output, "output", "", "write the summary to `FILE` (default: standard output)")
+	c.StringVar(&o.Output, "o", "", "shorthand for --output")
+	c.StringVar(&o.Append, "append", "", "append the summary to `FILE`, e.g. \"$GITHUB_STEP_SUMMARY\"")
+	if err := c.parse(args, help); err != nil {
+		return nil, err
+	}
+	o.Files = c.Args()
+	switch {
+	case len(o.Files) == 0:
+		return nil, fail("summary: no result files given (%s)", summarySynopsis)
+	case o.Format != "human" && o.Format != "json" && o.Format != "markdown":
+		return nil, fail("summary: --format %q: want human, json or markdown", o.Format)
+	case o.Output != "" && o.Append != "":
+		return nil, fail("summary: give --output or --append, not both")
+	}
+	for _, f := range o.Files {
+		if f == "-" {
+			return nil, fail("summary: reads each file twice, so it cannot read standard input; save it to a file first")
+		}
+	}
+	return o, nil
+}
+
+func summaryMain(args []string, stdio IO) (int, error) {
+	o, err := parseSummaryFlags(args, stdio.Out)
+	if err != nil {
+		return 0, err
+	}
+	res, err := summarize(o.Files, stdio.Err)
+	if err != nil {
+		return 0, fail("summary: %v", err)
+	}
+	if err := writeTo(o.Output, o.Append, stdio.Out, func(w io.Writer) error {
+		return res.write(w, o.Format)
+	}); err != nil {
+		return 0, fail("summary: %v", err)
+	}
+	if res.BadLineCount > 0 {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// writeTo renders with fn into memory, then writes it in one write to the
+// file output (created), to the file appendTo (appended) or to def.
+func writeTo(output, appendTo string, def io.Writer, fn func(io.Writer) error) error {
+	var buf bytes.Buffer
+	if err := fn(&buf); err != nil {
+		return err
+	}
+	var f *os.File
+	var err error
+	switch {
+	case output != "":
+		f, err = os.Create(output)
+	case appendTo != "":
+		f, err = os.OpenFile(appendTo, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	default:
+		_, err = def.Write(buf.Bytes())
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(buf.Bytes())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (r *SummaryResult) write(w io.Writer, format string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "markdown":
+		return r.WriteMarkdown(w)
+	}
+	return r.WriteHuman(w)
+}
+
+// inputLine describes what was read, for the human and Markdown forms.
+func (r *SummaryResult) inputLine(quote func(string) string) string {
+	var results uint64
+	for _, f := range r.Files {
+		results += f.Results
+	}
+	s := fmt.Sprintf("%s in %s", plural(results, "result"), plural(uint64(len(r.Files)), "file"))
+	if r.Replaced > 0 {
+		s += fmt.Sprintf(", %d replaced by a later result of the same id, %d counted", r.Replaced, results-r.Replaced)
+	}
+	if r.BadLineCount > 0 {
+		var at []string
+		for _, b := range r.BadLines {
+			at = append(at, quote(fmt.Sprintf("%s:%d", b.File, b.Line)))
+		}
+		if n := r.BadLineCount - uint64(len(r.BadLines)); n > 0 {
+			at = append(at, fmt.Sprintf("and %d more", n))
+		}
+		s += fmt.Sprintf("; %s skipped (%s)", plural(r.BadLineCount, "bad line"), strings.Join(at, ", "))
+	}
+	return s
+}
+
+// plural returns "1 file", "2 files".
+func plural(n uint64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// WriteHuman writes what was read, then the summary and the per-language
+// table exactly as `cgmon batch` does.
+func (r *SummaryResult) WriteHuman(w io.Writer) error {
+	fmt.Fprintf(w, "Read: %s\n", r.inputLine(printable))
+	b := &BatchResult{SchemaVersion: r.SchemaVersion, Summary: r.Summary, Languages: r.Languages}
+	return b.WriteHuman(w)
+}
+
+// WriteMarkdown writes the summary as Markdown for a CI job summary.
+func (r *SummaryResult) WriteMarkdown(w io.Writer) error {
+	var buf bytes.Buffer
+	writeStatsMarkdown(&buf, "cgmon summary", r.Summary, r.Languages)
+	fmt.Fprintf(&buf, "Read: %s\n\n", r.inputLine(func(s string) string { return mdCode(s, false) }))
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// summarize reads the result files twice: the first pass finds, for each
+// key (id, repeat_index), its last line; the second records in a
+// Collector the lines that are last of their key (and every result
+// without an id). Bad lines are reported on diag as they are found.
+func summarize(files []string, diag io.Writer) (*SummaryResult, error) {
+	res := &SummaryResult{SchemaVersion: SchemaVersion, BadLines: []FileLine{}}
+	sizes := make([]int64, len(files))
+	var total int64
+	for i, name := range files {
+		st, err := os.Stat(name)
+		if err != nil {
+			return nil, err
+		}
+		if !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s: not a regular file", name)
+		}
+		// A file still being appended to is read up to the size it had
+		// now, in both passes.
+		sizes[i] = st.Size()
+		total += st.Size()
+		res.Files = append(res.Files, SummaryFile{Path: name})
+	}
+	// About 1 KiB per result line; the hint only avoids regrowing the
+	// index.
+	idx := newKeyIndex(int(min(total/1024, 1<<24)))
+	var p resultParser
+	var r resultLine
+	var ordinal uint64
+
+	// Pass 1: index the keys.
+	err := eachLine(files, sizes, func(fi int, n int, line []byte, tooLong bool) error {
+		ordinal++
+		res.Files[fi].Lines++
+		if tooLong {
+			res.bad(diag, files[fi], n, fmt.Errorf("longer than %d bytes", maxResultLine))
+			return nil
+		}
+		if _, err := p.record(line, &r, ""); err != nil {
+			res.bad(diag, files[fi], n, err)
+			return nil
+		}
+		res.Files[fi].Results++
+		if len(r.id) > 0 {
+			return idx.put(r.id, r.repeat, ordinal)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// Pass 2: record the last result of each key.
+	coll := metrics.NewCollector(metrics.WithRecent(0))
+	langs := make(map[string]string)
+	ordinal = 0
+	err = eachLine(files, sizes, func(fi int, n int, line []byte, tooLong bool) error {
+		ordinal++
+		if tooLong || p.parse(line, &r) != nil {
+			return nil // reported in pass 1
+		}
+		changed := fmt.Errorf("%s:%d: the file changed while it was read", files[fi], n)
+		if len(r.id) > 0 {
+			last, ok := idx.last(r.id, r.repeat)
+			if !ok {
+				return changed
+			}
+			if last != ordinal {
+				res.Replaced++
+				return nil
+			}
+		}
+		lang, ok := langs[string(r.language)]
+		if !ok {
+			lang = string(r.language)
+			langs[lang] = lang
+		}
+		ex, err := r.execution(lang)
+		if err == nil {
+			err = coll.Record(ex)
+		}
+		if err != nil {
+			// Pass 1 accepted the line.
+			return changed
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Summary = coll.Summary()
+	res.Languages = coll.LanguageStats()
+	return res, nil
+}
+
+// bad records and reports a line that is not a result.
+func (r *SummaryResult) bad(diag io.Writer, file string, line int, err error) {
+	r.BadLineCount++
+	msg := oneLine(err.Error())
+	if len(r.BadLines) < maxBadLinesKept {
+		r.BadLines = append(r.BadLines, FileLine{File: file, Line: line, Error: msg})
+		fmt.Fprintf(diag, "cgmon: summary: %s:%d: %s\n", printable(file), line, msg)
+	} else if len(r.BadLines) == maxBadLinesKept && r.BadLineCount == maxBadLinesKept+1 {
+		fmt.Fprintf(diag, "cgmon: summary: more bad lines; only the first %d are listed\n", maxBadLinesKept)
+	}
+}
+
+// eachLine calls fn with every non-empty line of the first sizes[i] bytes
+// of each file, its file's index and its 1-based line number.
+func eachLine(files []string, sizes []int64, fn func(fi, n int, line []byte, tooLong bool) error) error {
+	for fi, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		lr := newLineReader(io.LimitReader(f, sizes[fi]))
+		for {
+			line, tooLong, err := lr.next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if !tooLong && len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			if err := fn(fi, lr.n, line, tooLong); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// keyIndex maps a key (id, repeat_index) to the ordinal of its last line.
+// Ids are kept in one byte arena and entries in one slice, found through a
+// map from the key's hash, so that a million keys cost a few tens of MiB
+// and give the garbage collector nothing to scan.
+type keyIndex struct {
+	seed  maphash.Seed
+	heads map[uint64]int32
+	ents  []keyEntry
+	arena []byte
+}
+
+type keyEntry struct {
+	off, n uint32 // the id is arena[off:off+n]
+	repeat int32
+	next   int32 // the next entry with the same hash; -1 at the end
+	last   uint64
+}
+
+func newKeyIndex(hint int) *keyIndex {
+	return &keyIndex{
+		seed:  maphash.MakeSeed(),
+		heads: make(map[uint64]int32, hint),
+		ents:  make([]keyEntry, 0, hint),
+	}
+}
+
+func (x *keyIndex) hash(id []byte, repeat int64) uint64 {
+	return maphash.Bytes(x.seed, id) ^ uint64(repeat)*0x9e3779b97f4a7c15
+}
+
+// find returns the entry of the key, or nil.
+func (x *keyIndex) find(h uint64, id []byte, repeat int64) *keyEntry {
+	i, ok := x.heads[h]
+	for ok && i >= 0 {
+		e := &x.ents[i]
+		if int64(e.repeat) == repeat && bytes.Equal(x.arena[e.off:e.off+e.n], id) {
+			return e
+		}
+		i = e.next
+	}
+	return nil
+}
+
+// put records ordinal as the key's last line.
+func (x *keyIndex) put(id []byte, repeat int64, ordinal uint64) error {
+	h := x.hash(id, repeat)
+	if e := x.find(h, id, repeat); e != nil {
+		e.last = ordinal
+		return nil
+	}
+	if len(x.arena)+len(id) > math.MaxUint32 || len(x.ents) >= math.MaxInt32 {
+		return errors.New("more distinct ids than one summary can hold (4 GiB of ids, 2^31 keys)")
+	}
+	next, ok := x.heads[h]
+	if !ok {
+		next = -1
+	}
+	x.ents = append(x.ents, keyEntry{off: uint32(len(x.arena)), n: uint32(len(id)), repeat: int32(repeat), next: next, last: ordinal})
+	x.arena = append(x.arena, id...)
+	x.heads[h] = int32(len(x.ents) - 1)
+	return nil
+}
+
+// last returns the ordinal of the key's last line.
+func (x *keyIndex) last(id []byte, repeat int64) (uint64, bool) {
+	if e := x.find(x.hash(id, repeat), id, repeat); e != nil {
+		return e.last, true
+	}
+	return 0, false
+}

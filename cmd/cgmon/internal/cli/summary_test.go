@@ -1,0 +1,298 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cgmon/cgmon/metrics"
+)
+
+// result is a finished execution of the fixtures: wall and CPU in
+// milliseconds, memory peak in MiB; a negative value is unmeasured.
+func result(id, lang string, status metrics.Status, wallMS, cpuMS, memMiB int) metrics.Execution {
+	ms := time.Millisecond
+	ex := metrics.Execution{
+		ID: id, Language: lang, Command: []string{"./prog", id},
+		Status: status, StartedAt: t0, EndedAt: t0.Add(time.Duration(max(wallMS, 0)) * ms),
+		Backend: metrics.BackendCgroup2,
+	}
+	switch status {
+	case metrics.StatusTimeout:
+		ex.TimedOut, ex.ExitCode, ex.Signal = true, -1, 9
+	case metrics.StatusOOM:
+		ex.OOMKilled, ex.ExitCode, ex.Signal = true, -1, 9
+	case metrics.StatusError:
+		ex.ExitCode = 1
+	case metrics.StatusFailedToStart:
+		ex.ExitCode = -1
+	}
+	u := &ex.Usage
+	if wallMS >= 0 {
+		u.WallTime = metrics.Measured(time.Duration(wallMS)*ms, metrics.SourceMonotonic)
+	} else {
+		u.WallTime = metrics.Unavailable[time.Duration]("the fixture says so")
+	}
+	if cpuMS >= 0 {
+		u.CPUTotal = metrics.Measured(time.Duration(cpuMS)*ms, metrics.SourceCgroupCPUStat)
+	} else {
+		u.CPUTotal = metrics.Unavailable[time.Duration]("the fixture says so")
+	}
+	if memMiB >= 0 {
+		u.MemoryPeak = metrics.Measured(uint64(memMiB)<<20, metrics.SourceCgroupMemoryPeak)
+	} else {
+		u.MemoryPeak = metrics.Unavailable[uint64]("the fixture says so")
+	}
+	return ex
+}
+
+// resultLineOf is the NDJSON line `cgmon batch` writes for ex, with
+// repeat_index added when repeat >= 0.
+func resultLineOf(t testing.TB, ex metrics.Execution, inputLine, repeat int) string {
+	t.Helper()
+	rep := NewReport(&ex)
+	rep.InputLine = inputLine
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if repeat >= 0 {
+		b = append(b[:len(b)-1], fmt.Sprintf(`,"repeat_index":%d}`, repeat)...)
+	}
+	return string(b)
+}
+
+// writeShards writes the summary fixtures into dir: three shards of one
+// batch as three machines left them. Shard 0 was preempted in the middle
+// of a line; shard 1 was resumed and ran s2 again (its later result
+// replaces the first); shard 2 ran r1 three times (repeat_index 0-2) and
+// was resumed after repeat 1.
+func writeShards(t *testing.T, dir string) []string {
+	t.Helper()
+	S, E, T, O, F := metrics.StatusSuccess, metrics.StatusError, metrics.StatusTimeout, metrics.StatusOOM, metrics.StatusFailedToStart
+	r := func(ex metrics.Execution, n int) string { return resultLineOf(t, ex, n, -1) }
+	rr := func(ex metrics.Execution, n, rep int) string { return resultLineOf(t, ex, n, rep) }
+	noWall := result("s8", "c", S, -1, 3, 2)
+	noWall.EndedAt = t0.Add(12 * time.Millisecond)
+	shards := map[string][]string{
+		"shard-0.ndjson": {
+			r(result("s1", "python", S, 120, 100, 30), 1),
+			r(result("s2", "python", E, 80, 60, 28), 2),
+			r(result("s3", "c", S, 5, 3, 1), 3),
+			r(result("s4", "c", O, 300, 250, 256), 4),
+			`{"schema_version":1,"input_line":9,"id":"s9","language":"c","command":["./prog","s9"],"status":"succ`,
+		},
+		"shard-1.ndjson": {
+			r(result("s5", "python", T, 5000, 4900, 40), 5),
+			r(result("s6", "go", S, 900, 1500, 60), 6),
+			r(result("s7", "go", F, 1, -1, -1), 7),
+			"",
+			r(result("s2", "python", S, 90, 70, 29), 2), // resumed: replaces the error above
+			r(noWall, 8),
+			`{"id": "x1", "command": ["true"]}`, // an input line, not a result
+		},
+		"shard-2.ndjson": {
+			rr(result("r1", "c", S, 10, 9, 2), 10, 0),
+			rr(result("r1", "c", S, 14, 9, 2), 10, 1),
+			rr(result("r1", "c", S, 12, 9, 2), 10, 1), // resumed: replaces repeat 1
+			rr(result("r1", "c", S, 11, 9, 2), 10, 2),
+			r(result("", "sh", S, 2, 1, 1), 11), // no id: counted, never replaced
+			r(result("", "sh", S, 3, 1, 1), 12),
+		},
+	}
+	var names []string
+	for _, name := range []string{"shard-0.ndjson", "shard-1.ndjson", "shard-2.ndjson"} {
+		content := strings.Join(shards[name], "\n")
+		if name != "shard-0.ndjson" { // shard 0 ends in the cut line
+			content += "\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// runCLI runs Main in-process and returns its exit status, stdout and
+// stderr.
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := Main(args, IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+	return code, out.String(), errb.String()
+}
+
+func TestSummaryGolden(t *testing.T) {
+	dir := t.TempDir()
+	files := writeShards(t, dir)
+	t.Chdir(dir)
+	for _, format := range []string{"human", "json", "markdown"} {
+		t.Run(format, func(t *testing.T) {
+			code, out, stderr := runCLI(append([]string{"summary", "--format", format}, files...)...)
+			if code != 1 {
+				t.Errorf("exit %d, want 1 (bad lines were skipped)", code)
+			}
+			wantErr := "cgmon: summary: shard-0.ndjson:5: the line ends in the middle of a string (cut short?)\n" +
+				"cgmon: summary: shard-1.ndjson:7: no \"schema_version\": not a cgmon result\n"
+			if stderr != wantErr {
+				t.Errorf("stderr:\n%s\nwant:\n%s", stderr, wantErr)
+			}
+			ext := map[string]string{"human": "txt", "json": "json", "markdown": "md"}[format]
+			golden(t, "summary-shards."+ext+".golden", []byte(out))
+		})
+	}
+}
+
+// TestSummaryCountsEachKeyOnce checks the counting of the fixtures
+// against what they hold: 13 distinct keys, the later s2 and r1 repeat 1
+// replacing the earlier.
+func TestSummaryCountsEachKeyOnce(t *testing.T) {
+	dir := t.TempDir()
+	files := writeShards(t, dir)
+	t.Chdir(dir)
+	res, err := summarize(files, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Summary
+	// s1 s2 s3 s4 s5 s6 s7 s8, r1 x3, two without id.
+	if s.TotalExecutions != 13 || res.Replaced != 2 || res.BadLineCount != 2 {
+		t.Fatalf("total %d, replaced %d, bad %d; want 13, 2, 2", s.TotalExecutions, res.Replaced, res.BadLineCount)
+	}
+	if got := s.StatusCounts[metrics.StatusError]; got != 0 {
+		t.Errorf("%d errors: the resumed s2 (success) must replace the error", got)
+	}
+	if got := res.Languages["c"].Count; got != 6 {
+		t.Errorf("c: %d results, want 6 (s3, s4, s8 and r1 x3)", got)
+	}
+	// r1's repeat 1 is 12 ms (the later line), not 14 ms: the max of c is
+	// s4's 300 ms, so look at the total instead.
+	wantC := (5 + 300 + 12 + 10 + 12 + 11) * time.Millisecond
+	if got := res.Languages["c"].TotalExecutionTime; got != wantC.Seconds() {
+		t.Errorf("c: total time %v s, want %v s", got, wantC.Seconds())
+	}
+	if res.Files[1].Lines != 6 || res.Files[1].Results != 5 {
+		t.Errorf("shard-1: %+v, want 6 lines of which 5 results", res.Files[1])
+	}
+}
+
+// TestSummaryOfShardsEqualsWhole checks that however results are spread
+// over files, the summary is that of the one file holding them all.
+func TestSummaryOfShardsEqualsWhole(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	var lines []string
+	langs := []string{"c", "go", "python", "sh"}
+	statuses := []metrics.Status{metrics.StatusSuccess, metrics.StatusSuccess, metrics.StatusError, metrics.StatusTimeout, metrics.StatusOOM}
+	for i := range 200 {
+		ex := result(fmt.Sprintf("id-%03d", i), langs[i%4], statuses[i%5], 1+i*7%500, i*3%200, i%64)
+		lines = append(lines, resultLineOf(t, ex, i+1, -1))
+	}
+	write := func(name string, ls []string) {
+		if err := os.WriteFile(name, []byte(strings.Join(ls, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("whole.ndjson", lines)
+	shards := make([][]string, 3)
+	for i, l := range lines {
+		shards[i*7%3] = append(shards[i*7%3], l)
+	}
+	// Shard 2 was resumed after an error: its first 10 results are
+	// written twice, first with a different (wrong) time.
+	var redo []string
+	for _, l := range shards[2][:10] {
+		redo = append(redo, strings.Replace(l, `"status":"`, `"status":"canceled","x":"`, 1))
+	}
+	write("s0.ndjson", shards[0])
+	write("s1.ndjson", shards[1])
+	write("s2.ndjson", append(redo, shards[2]...))
+
+	whole, err := summarize([]string{"whole.ndjson"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := summarize([]string{"s2.ndjson", "s0.ndjson", "s1.ndjson"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parts.Replaced != 10 {
+		t.Errorf("replaced %d, want 10", parts.Replaced)
+	}
+	a, _ := json.Marshal(whole.Summary)
+	b, _ := json.Marshal(parts.Summary)
+	if !bytes.Equal(a, b) {
+		t.Errorf("summary of the shards:\n%s\nof the whole:\n%s", b, a)
+	}
+	a, _ = json.Marshal(whole.Languages)
+	b, _ = json.Marshal(parts.Languages)
+	if !bytes.Equal(a, b) {
+		t.Errorf("languages of the shards:\n%s\nof the whole:\n%s", b, a)
+	}
+}
+
+func TestSummaryBadUsage(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("r.ndjson", []byte(resultLineOf(t, result("a", "c", metrics.StatusSuccess, 1, 1, 1), 1, -1)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"summary"}, "no result files"},
+		{[]string{"summary", "-"}, "standard input"},
+		{[]string{"summary", "--format", "yaml", "r.ndjson"}, "--format"},
+		{[]string{"summary", "-o", "x.txt", "--append", "y.md", "r.ndjson"}, "not both"},
+		{[]string{"summary", "r.ndjson", "absent.ndjson"}, "absent.ndjson"},
+		{[]string{"summary", "."}, "not a regular file"},
+	} {
+		code, out, stderr := runCLI(c.args...)
+		if code != ExitFailure || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.msg) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 125, nothing, one line mentioning %q", c.args, code, out, stderr, c.msg)
+		}
+	}
+	for _, name := range []string{"x.txt", "y.md"} {
+		if _, err := os.Stat(name); err == nil {
+			t.Errorf("%s was created by a failing command", name)
+		}
+	}
+}
+
+// TestSummaryAppend checks that --append adds to a file (a CI step summary
+// that earlier steps wrote to) and -o replaces it.
+func TestSummaryAppend(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("r.ndjson", []byte(resultLineOf(t, result("a", "c", metrics.StatusSuccess, 1, 1, 1), 1, -1)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("summary.md", []byte("earlier step\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if code, _, stderr := runCLI("summary", "--format", "markdown", "--append", "summary.md", "r.ndjson"); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+	}
+	b, err := os.ReadFile("summary.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "earlier step\n") || strings.Count(string(b), "### ✅ cgmon summary: 1 executions") != 2 {
+		t.Errorf("after two appends:\n%s", b)
+	}
+	if code, _, _ := runCLI("summary", "-o", "summary.md", "r.ndjson"); code != 0 {
+		t.Fatal("summary -o failed")
+	}
+	b, _ = os.ReadFile("summary.md")
+	if strings.Contains(string(b), "earlier step") || !strings.HasPrefix(string(b), "Read: 1 result in 1 file\n") {
+		t.Errorf("-o did not replace the file:\n%s", b)
+	}
+}
