@@ -58,6 +58,7 @@ Usage:
                                           watch a cgroup or process that already runs, and report
   cgmon doctor [--format json]            show what this host offers and what cgmon will do
   cgmon summary [flags] FILE...           merge result files and print the batch summary
+  cgmon compare [flags] BASE HEAD         compare two result files; fail on a regression
   cgmon help [COMMAND]                    show a command's flags
 
 Run 'cgmon COMMAND -h' for a command's flags.
@@ -95,6 +96,12 @@ func Main(args []string, stdio IO) int {
 	case "summary":
 		var code int
 		code, err = summaryMain(rest, stdio)
+		if err == nil {
+			return code
+		}
+	case "compare":
+		var code int
+		code, err = compareMain(rest, stdio)
 		if err == nil {
 			return code
 		}
