@@ -258,11 +258,11 @@ func summarize(files []string, diag io.Writer) (*SummaryResult, error) {
 		if tooLong || p.parse(line, &r) != nil {
 			return nil // reported in pass 1
 		}
-		changed := fmt.Errorf("%s:%d: the file changed while it was read", files[fi], n)
+		changed := func() error { return fmt.Errorf("%s:%d: the file changed while it was read", files[fi], n) }
 		if len(r.id) > 0 {
 			last, ok := idx.last(r.id, r.repeat)
 			if !ok {
-				return changed
+				return changed()
 			}
 			if last != ordinal {
 				res.Replaced++
@@ -280,7 +280,7 @@ func summarize(files []string, diag io.Writer) (*SummaryResult, error) {
 		}
 		if err != nil {
 			// Pass 1 accepted the line.
-			return changed
+			return changed()
 		}
 		return nil
 	})
@@ -336,12 +336,12 @@ func eachLine(files []string, sizes []int64, fn func(fi, n int, line []byte, too
 }
 
 // keyIndex maps a key (id, repeat_index) to the ordinal of its last line.
-// Ids are kept in one byte arena and entries in one slice, found through a
-// map from the key's hash, so that a million keys cost a few tens of MiB
-// and give the garbage collector nothing to scan.
+// Ids are kept in one byte arena and entries in one slice, found through
+// an open-addressing table of entry numbers, so that a million keys cost
+// about 40 MiB and give the garbage collector no pointer to follow.
 type keyIndex struct {
 	seed  maphash.Seed
-	heads map[uint64]int32
+	slots []int32 // entry number + 1; 0 is an empty slot; a power of two long
 	ents  []keyEntry
 	arena []byte
 }
@@ -349,14 +349,17 @@ type keyIndex struct {
 type keyEntry struct {
 	off, n uint32 // the id is arena[off:off+n]
 	repeat int32
-	next   int32 // the next entry with the same hash; -1 at the end
-	last   uint64
+	last   uint32 // the ordinal of the key's last line
 }
 
 func newKeyIndex(hint int) *keyIndex {
+	n := 1024
+	for n < 2*hint {
+		n *= 2
+	}
 	return &keyIndex{
 		seed:  maphash.MakeSeed(),
-		heads: make(map[uint64]int32, hint),
+		slots: make([]int32, n),
 		ents:  make([]keyEntry, 0, hint),
 	}
 }
@@ -365,43 +368,57 @@ func (x *keyIndex) hash(id []byte, repeat int64) uint64 {
 	return maphash.Bytes(x.seed, id) ^ uint64(repeat)*0x9e3779b97f4a7c15
 }
 
-// find returns the entry of the key, or nil.
-func (x *keyIndex) find(h uint64, id []byte, repeat int64) *keyEntry {
-	i, ok := x.heads[h]
-	for ok && i >= 0 {
-		e := &x.ents[i]
-		if int64(e.repeat) == repeat && bytes.Equal(x.arena[e.off:e.off+e.n], id) {
-			return e
+// slot returns the slot of the key: the one holding its entry, or the
+// empty one where it would go.
+func (x *keyIndex) slot(id []byte, repeat int64) int {
+	mask := len(x.slots) - 1
+	for i := int(x.hash(id, repeat)) & mask; ; i = (i + 1) & mask {
+		s := x.slots[i]
+		if s == 0 {
+			return i
 		}
-		i = e.next
+		e := &x.ents[s-1]
+		if int64(e.repeat) == repeat && bytes.Equal(x.arena[e.off:e.off+e.n], id) {
+			return i
+		}
 	}
-	return nil
 }
 
 // put records ordinal as the key's last line.
 func (x *keyIndex) put(id []byte, repeat int64, ordinal uint64) error {
-	h := x.hash(id, repeat)
-	if e := x.find(h, id, repeat); e != nil {
-		e.last = ordinal
+	if ordinal > math.MaxUint32 {
+		return errors.New("more lines than one summary can count (2^32)")
+	}
+	i := x.slot(id, repeat)
+	if s := x.slots[i]; s != 0 {
+		x.ents[s-1].last = uint32(ordinal)
 		return nil
 	}
-	if len(x.arena)+len(id) > math.MaxUint32 || len(x.ents) >= math.MaxInt32 {
+	if len(x.arena)+len(id) > math.MaxUint32 || len(x.ents) >= math.MaxInt32-1 {
 		return errors.New("more distinct ids than one summary can hold (4 GiB of ids, 2^31 keys)")
 	}
-	next, ok := x.heads[h]
-	if !ok {
-		next = -1
-	}
-	x.ents = append(x.ents, keyEntry{off: uint32(len(x.arena)), n: uint32(len(id)), repeat: int32(repeat), next: next, last: ordinal})
+	x.ents = append(x.ents, keyEntry{off: uint32(len(x.arena)), n: uint32(len(id)), repeat: int32(repeat), last: uint32(ordinal)})
 	x.arena = append(x.arena, id...)
-	x.heads[h] = int32(len(x.ents) - 1)
+	x.slots[i] = int32(len(x.ents))
+	if 2*len(x.ents) > len(x.slots) {
+		x.grow()
+	}
 	return nil
+}
+
+// grow doubles the table, keeping it at most half full.
+func (x *keyIndex) grow() {
+	x.slots = make([]int32, 2*len(x.slots))
+	for j := range x.ents {
+		e := &x.ents[j]
+		x.slots[x.slot(x.arena[e.off:e.off+e.n], int64(e.repeat))] = int32(j + 1)
+	}
 }
 
 // last returns the ordinal of the key's last line.
 func (x *keyIndex) last(id []byte, repeat int64) (uint64, bool) {
-	if e := x.find(x.hash(id, repeat), id, repeat); e != nil {
-		return e.last, true
+	if s := x.slots[x.slot(id, repeat)]; s != 0 {
+		return uint64(x.ents[s-1].last), true
 	}
 	return 0, false
 }

@@ -296,3 +296,48 @@ func TestSummaryAppend(t *testing.T) {
 		t.Errorf("-o did not replace the file:\n%s", b)
 	}
 }
+
+// TestKeyIndex fills the index past several doublings with keys that
+// differ only in their repeat index or by one byte, and checks that each
+// key keeps its own last line.
+func TestKeyIndex(t *testing.T) {
+	x := newKeyIndex(0)
+	const ids, repeats = 3000, 3
+	key := func(i int) []byte { return []byte(fmt.Sprintf("id-%d", i)) }
+	ord := uint64(0)
+	want := make(map[string]uint64)
+	for pass := range 2 {
+		for i := range ids {
+			for r := range repeats {
+				ord++
+				if pass == 1 && (i+r)%2 == 0 {
+					continue // only half the keys get a later line
+				}
+				if err := x.put(key(i), int64(r), ord); err != nil {
+					t.Fatal(err)
+				}
+				want[fmt.Sprintf("%d/%d", i, r)] = ord
+			}
+		}
+	}
+	if len(x.ents) != ids*repeats {
+		t.Fatalf("%d entries, want %d", len(x.ents), ids*repeats)
+	}
+	if 2*len(x.ents) > len(x.slots) {
+		t.Errorf("table %d slots for %d entries: more than half full", len(x.slots), len(x.ents))
+	}
+	for i := range ids {
+		for r := range repeats {
+			got, ok := x.last(key(i), int64(r))
+			if w := want[fmt.Sprintf("%d/%d", i, r)]; !ok || got != w {
+				t.Fatalf("id-%d repeat %d: last %d (%v), want %d", i, r, got, ok, w)
+			}
+		}
+	}
+	if _, ok := x.last([]byte("id-"), 0); ok {
+		t.Error("a key never put was found")
+	}
+	if _, ok := x.last(key(1), repeats); ok {
+		t.Error("a repeat index never put was found")
+	}
+}
