@@ -652,7 +652,7 @@ func (r *CompareResult) WriteHuman(w io.Writer) error {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "Base: %s: %d results (%d ids)\n", printable(r.Base.File), r.Base.Results, r.Base.IDs)
 	fmt.Fprintf(&buf, "Head: %s: %d results (%d ids)\n", printable(r.Head.File), r.Head.Results, r.Head.IDs)
-	fmt.Fprintf(&buf, "%s\n", r.legend())
+	fmt.Fprintf(&buf, "%s\n", wrap(r.legend(), 78))
 	for _, m := range r.Metrics {
 		fmt.Fprintln(&buf)
 		tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
@@ -686,8 +686,31 @@ func (r *CompareResult) WriteHuman(w io.Writer) error {
 			fmt.Fprintf(&buf, "  %s: %s\n", c.Condition, c.verdict(printable))
 		}
 	}
-	_, err := w.Write(buf.Bytes())
+	// The table's last column is often empty: no trailing spaces.
+	lines := strings.Split(buf.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	_, err := io.WriteString(w, strings.Join(lines, "\n"))
 	return err
+}
+
+// wrap breaks s into lines of at most width bytes at spaces.
+func wrap(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, w := range strings.Fields(s) {
+		if i > 0 && n+1+len(w) > width {
+			b.WriteByte('\n')
+			n = 0
+		} else if i > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
 }
 
 // verdict says whether a condition failed and where.

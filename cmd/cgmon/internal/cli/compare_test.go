@@ -3,14 +3,14 @@ package cli
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cgmon/cgmon/metrics"
 )
 
-// writeComparison writes base.ndjson and head.ndjson into the current
-// directory: two runs of one suite, each id run five times (repeat_index
+// writeComparison writes base.ndjson and head.ndjson into dir: two runs of one suite, each id run five times (repeat_index
 // 0-4) except python's, run once.
 //
 //   - c/sort: the same; head's median wall time is 1% higher by chance.
@@ -18,7 +18,7 @@ import (
 //   - c/io: only in base; c/new: only in head; go: a language only head has.
 //   - python/ml: one run a side, 25% more memory in head.
 //   - python/slow: succeeds in base, times out twice in head.
-func writeComparison(t *testing.T) {
+func writeComparison(t *testing.T, dir string) {
 	t.Helper()
 	S, T := metrics.StatusSuccess, metrics.StatusTimeout
 	var base, head []string
@@ -44,15 +44,14 @@ func writeComparison(t *testing.T) {
 	add(&base, "ml", "python", -1, S, 2000, 1900, 200)
 	add(&head, "ml", "python", -1, S, 2010, 1900, 250)
 	for name, lines := range map[string][]string{"base.ndjson": base, "head.ndjson": head} {
-		if err := os.WriteFile(name, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
 func TestCompareGolden(t *testing.T) {
-	t.Chdir(t.TempDir())
-	writeComparison(t)
+	t.Chdir(fixtureDir(t, "compare", writeComparison))
 	for _, format := range []string{"human", "json", "markdown"} {
 		t.Run(format, func(t *testing.T) {
 			code, out, stderr := runCLI("compare", "--format", format,
@@ -71,7 +70,7 @@ func TestCompareGolden(t *testing.T) {
 // they were made to show.
 func TestCompareVerdicts(t *testing.T) {
 	t.Chdir(t.TempDir())
-	writeComparison(t)
+	writeComparison(t, ".")
 	base, err := readSide("base.ndjson")
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +172,7 @@ func TestParseConditions(t *testing.T) {
 
 func TestCompareRefuses(t *testing.T) {
 	t.Chdir(t.TempDir())
-	writeComparison(t)
+	writeComparison(t, ".")
 	b, _ := os.ReadFile("head.ndjson")
 	if err := os.WriteFile("cut.ndjson", append(b, `{"schema_version":1,"id":"x","lang`...), 0o644); err != nil {
 		t.Fatal(err)

@@ -150,16 +150,18 @@ func (r *SummaryResult) write(w io.Writer, format string) error {
 	return r.WriteHuman(w)
 }
 
-// inputLine describes what was read, for the human and Markdown forms.
-func (r *SummaryResult) inputLine(quote func(string) string) string {
+// inputLines describe what was read, for the human and Markdown forms:
+// the results and files, and the bad lines if any.
+func (r *SummaryResult) inputLines(quote func(string) string) []string {
 	var results uint64
 	for _, f := range r.Files {
 		results += f.Results
 	}
-	s := fmt.Sprintf("%s in %s", plural(results, "result"), plural(uint64(len(r.Files)), "file"))
+	read := fmt.Sprintf("Read: %s in %s", plural(results, "result"), plural(uint64(len(r.Files)), "file"))
 	if r.Replaced > 0 {
-		s += fmt.Sprintf(", %d replaced by a later result of the same id, %d counted", r.Replaced, results-r.Replaced)
+		read += fmt.Sprintf(" (%d replaced by a later result of the same id)", r.Replaced)
 	}
+	lines := []string{read}
 	if r.BadLineCount > 0 {
 		var at []string
 		for _, b := range r.BadLines {
@@ -168,9 +170,9 @@ func (r *SummaryResult) inputLine(quote func(string) string) string {
 		if n := r.BadLineCount - uint64(len(r.BadLines)); n > 0 {
 			at = append(at, fmt.Sprintf("and %d more", n))
 		}
-		s += fmt.Sprintf("; %s skipped (%s)", plural(r.BadLineCount, "bad line"), strings.Join(at, ", "))
+		lines = append(lines, fmt.Sprintf("Bad lines (skipped): %d (%s)", r.BadLineCount, strings.Join(at, ", ")))
 	}
-	return s
+	return lines
 }
 
 // plural returns "1 file", "2 files".
@@ -184,7 +186,9 @@ func plural(n uint64, noun string) string {
 // WriteHuman writes what was read, then the summary and the per-language
 // table exactly as `cgmon batch` does.
 func (r *SummaryResult) WriteHuman(w io.Writer) error {
-	fmt.Fprintf(w, "Read: %s\n", r.inputLine(printable))
+	for _, l := range r.inputLines(printable) {
+		fmt.Fprintln(w, l)
+	}
 	b := &BatchResult{SchemaVersion: r.SchemaVersion, Summary: r.Summary, Languages: r.Languages}
 	return b.WriteHuman(w)
 }
@@ -193,7 +197,7 @@ func (r *SummaryResult) WriteHuman(w io.Writer) error {
 func (r *SummaryResult) WriteMarkdown(w io.Writer) error {
 	var buf bytes.Buffer
 	writeStatsMarkdown(&buf, "cgmon summary", r.Summary, r.Languages)
-	fmt.Fprintf(&buf, "Read: %s\n\n", r.inputLine(func(s string) string { return mdCode(s, false) }))
+	fmt.Fprintf(&buf, "%s\n\n", strings.Join(r.inputLines(func(s string) string { return mdCode(s, false) }), "\n\n"))
 	_, err := w.Write(buf.Bytes())
 	return err
 }

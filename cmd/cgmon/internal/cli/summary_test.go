@@ -119,6 +119,34 @@ func writeShards(t *testing.T, dir string) []string {
 	return names
 }
 
+// fixtureDir writes fixtures with write into a temporary directory and
+// checks them against the committed copies in testdata/cli/NAME (which
+// -update rewrites), so that the README and the golden tests read files a
+// user can look at. It returns the committed directory.
+func fixtureDir(t *testing.T, name string, write func(t *testing.T, dir string)) string {
+	t.Helper()
+	tmp := t.TempDir()
+	write(t, tmp)
+	dir := filepath.Join(goldenAbs, name)
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(tmp, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, filepath.Join(name, e.Name()), b)
+	}
+	return dir
+}
+
 // runCLI runs Main in-process and returns its exit status, stdout and
 // stderr.
 func runCLI(args ...string) (int, string, string) {
@@ -128,9 +156,8 @@ func runCLI(args ...string) (int, string, string) {
 }
 
 func TestSummaryGolden(t *testing.T) {
-	dir := t.TempDir()
-	files := writeShards(t, dir)
-	t.Chdir(dir)
+	var files []string
+	t.Chdir(fixtureDir(t, "summary", func(t *testing.T, dir string) { files = writeShards(t, dir) }))
 	for _, format := range []string{"human", "json", "markdown"} {
 		t.Run(format, func(t *testing.T) {
 			code, out, stderr := runCLI(append([]string{"summary", "--format", format}, files...)...)
@@ -292,7 +319,7 @@ func TestSummaryAppend(t *testing.T) {
 		t.Fatal("summary -o failed")
 	}
 	b, _ = os.ReadFile("summary.md")
-	if strings.Contains(string(b), "earlier step") || !strings.HasPrefix(string(b), "Read: 1 result in 1 file\n") {
+	if strings.Contains(string(b), "earlier step") || !strings.HasPrefix(string(b), "Read: 1 result in 1 file\nExecutions: 1 ") {
 		t.Errorf("-o did not replace the file:\n%s", b)
 	}
 }
