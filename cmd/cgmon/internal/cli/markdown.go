@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -98,9 +98,11 @@ func mdSeconds(s float64) string { return fmt.Sprintf("%.3f s", s) }
 // job summary: the status and reason first, then wall time, CPU, memory
 // peak and processes with their sources, the limits, and the CPU and
 // memory timeline of samples as sparklines. It ends with an empty line, so
-// that reports appended to one file stay apart.
+// that reports appended to one file stay apart, and is written in one
+// write, so that reports appended at once by several processes do not
+// interleave.
 func (r *Report) WriteMarkdown(w io.Writer, samples []metrics.Sample) error {
-	bw := bufio.NewWriterSize(w, 4096)
+	bw := &bytes.Buffer{}
 	status := string(r.Status)
 	if r.Status == metrics.StatusSignaled && r.SignalName != "" {
 		status += " (" + r.SignalName + ")"
@@ -201,7 +203,8 @@ func (r *Report) WriteMarkdown(w io.Writer, samples []metrics.Sample) error {
 	}
 	fmt.Fprintf(bw, "\n**Limits:** %s\n\n", mdText(describeLimits(r.Limits)))
 	writeTimeline(bw, samples)
-	return bw.Flush()
+	_, err := w.Write(bw.Bytes())
+	return err
 }
 
 // maxHeadingCommand is the most characters of the command a heading shows.
@@ -278,7 +281,7 @@ func writeTimeline(w io.Writer, samples []metrics.Sample) {
 // as Markdown: the counts by status first, then the execution time,
 // memory peak and CPU time, then one table row per language.
 func (r *BatchResult) WriteMarkdown(w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 4096)
+	bw := &bytes.Buffer{}
 	writeStatsMarkdown(bw, "cgmon batch", r.Summary, r.Languages)
 	if len(r.BadLines) > 0 {
 		var ls []string
@@ -290,7 +293,8 @@ func (r *BatchResult) WriteMarkdown(w io.Writer) error {
 	if r.Interrupted {
 		fmt.Fprintf(bw, "**Interrupted:** running executions were cancelled and the rest of the input was not read.\n\n")
 	}
-	return bw.Flush()
+	_, err := w.Write(bw.Bytes())
+	return err
 }
 
 // writeStatsMarkdown writes a heading, the statistics over every execution
