@@ -35,11 +35,11 @@ const defaultAlpha = 0.05
 // The metrics compare looks at, in the order it shows them.
 var compareMetrics = []struct {
 	name, label, unit string
-	value             func(*resultLine) (float64, bool)
+	value             func(*scannedResult) (float64, bool)
 }{
-	{"wall_time", "wall time", "seconds", func(r *resultLine) (float64, bool) { return r.wall, r.wallOK }},
-	{"cpu_time", "CPU time", "seconds", func(r *resultLine) (float64, bool) { return r.cpu, r.cpuOK }},
-	{"memory_peak", "memory peak", "bytes", func(r *resultLine) (float64, bool) { return float64(r.mem), r.memOK }},
+	{"wall_time", "wall time", "seconds", func(r *scannedResult) (float64, bool) { return r.wall, r.wallOK }},
+	{"cpu_time", "CPU time", "seconds", func(r *scannedResult) (float64, bool) { return r.cpu, r.cpuOK }},
+	{"memory_peak", "memory peak", "bytes", func(r *scannedResult) (float64, bool) { return float64(r.mem), r.memOK }},
 }
 
 // CompareResult is the JSON output of `cgmon compare`.
@@ -341,7 +341,7 @@ func readSide(path string) (*side, error) {
 	defer f.Close()
 	s := &side{info: CompareSide{File: path}, results: make(map[resultKey]*compared)}
 	var p resultParser
-	var r resultLine
+	var r scannedResult
 	lr := newLineReader(f)
 	anon := int64(0)
 	ids := make(map[string]struct{})
@@ -363,12 +363,19 @@ func readSide(path string) (*side, error) {
 			return nil, fmt.Errorf("%s:%d: %v", path, lr.n, err)
 		}
 		c := &compared{language: string(r.language), status: r.status}
-		if c.language == "" {
+		switch {
+		case r.rejected && len(r.id) == 0:
+			continue // an input line batch could not even read
+		case r.rejected:
+			// Not run: no language and nothing to compare, but a status
+			// an id can change to or from.
+			c.language, c.status = "", StatusRejected
+		case c.language == "":
 			c.language = metrics.UnknownLanguage
 		}
 		// An execution that never started ran no program: it has no time
 		// or memory to compare.
-		if r.status != metrics.StatusFailedToStart {
+		if r.status != metrics.StatusFailedToStart && !r.rejected {
 			for i, m := range compareMetrics {
 				c.values[i], c.ok[i] = m.value(&r)
 			}
@@ -402,16 +409,20 @@ func compare(base, head *side, alpha float64, conds []condition) *CompareResult 
 		Conditions:    []ConditionResult{},
 	}
 	// Languages of either side; ids of both, under the base's language.
+	// A rejected line has no language (""): it names none and joins no
+	// language's row.
 	idLang := make(map[string]string)
 	langSet := make(map[string]bool)
-	for k, c := range base.results {
-		langSet[c.language] = true
-		if k.id != "" {
-			idLang[k.id] = c.language
+	for _, s := range []*side{base, head} {
+		for k, c := range s.results {
+			if c.language == "" {
+				continue
+			}
+			langSet[c.language] = true
+			if k.id != "" && idLang[k.id] == "" {
+				idLang[k.id] = c.language
+			}
 		}
-	}
-	for _, c := range head.results {
-		langSet[c.language] = true
 	}
 	headIDs := make(map[string]bool)
 	for k := range head.results {
@@ -420,8 +431,12 @@ func compare(base, head *side, alpha float64, conds []condition) *CompareResult 
 		}
 	}
 	langIDs := make(map[string][]string)
+	baseIDs0 := make(map[string]bool)
+	for k := range base.results {
+		baseIDs0[k.id] = true
+	}
 	for id, lang := range idLang {
-		if headIDs[id] {
+		if headIDs[id] && baseIDs0[id] {
 			langIDs[lang] = append(langIDs[lang], id)
 		}
 	}
@@ -446,7 +461,9 @@ func compare(base, head *side, alpha float64, conds []condition) *CompareResult 
 	byLang := func(s *side) map[string][]*compared {
 		m := make(map[string][]*compared)
 		for _, c := range s.results {
-			m[c.language] = append(m[c.language], c)
+			if c.language != "" {
+				m[c.language] = append(m[c.language], c)
+			}
 		}
 		return m
 	}

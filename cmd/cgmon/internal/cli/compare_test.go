@@ -18,6 +18,7 @@ import (
 //   - c/io: only in base; c/new: only in head; go: a language only head has.
 //   - python/ml: one run a side, 25% more memory in head.
 //   - python/slow: succeeds in base, times out twice in head.
+//   - python/gpu: runs in base, is rejected in head (not run).
 func writeComparison(t *testing.T, dir string) {
 	t.Helper()
 	S, T := metrics.StatusSuccess, metrics.StatusTimeout
@@ -43,6 +44,8 @@ func writeComparison(t *testing.T, dir string) {
 	}
 	add(&base, "ml", "python", -1, S, 2000, 1900, 200)
 	add(&head, "ml", "python", -1, S, 2010, 1900, 250)
+	add(&base, "gpu", "python", -1, S, 700, 650, 90)
+	head = append(head, rejectedLineOf(t, 40, "gpu", `"limits": the devices field cannot be applied`))
 	for name, lines := range map[string][]string{"base.ndjson": base, "head.ndjson": head} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)
@@ -114,8 +117,9 @@ func TestCompareVerdicts(t *testing.T) {
 		}
 	}
 	res := compare(base, head, defaultAlpha, nil)
-	if len(res.StatusChanges) != 1 || res.StatusChanges[0].ID != "slow" || res.StatusChanges[0].Head != "success 3, timeout 2" {
-		t.Errorf("status changes %+v, want slow: success -> success 3, timeout 2", res.StatusChanges)
+	if len(res.StatusChanges) != 2 || res.StatusChanges[0].ID != "gpu" || res.StatusChanges[0].Head != "rejected" ||
+		res.StatusChanges[1].ID != "slow" || res.StatusChanges[1].Head != "success 3, timeout 2" {
+		t.Errorf("status changes %+v, want gpu: success -> rejected, slow: success -> success 3, timeout 2", res.StatusChanges)
 	}
 	var hash *CompareRow
 	for i, r := range res.Metrics[2].Rows {
@@ -182,7 +186,7 @@ func TestCompareRefuses(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"compare", "base.ndjson"}, "two result files"},
-		{[]string{"compare", "base.ndjson", "cut.ndjson"}, "cut.ndjson:27: the line ends"},
+		{[]string{"compare", "base.ndjson", "cut.ndjson"}, "cut.ndjson:28: the line ends"},
 		{[]string{"compare", "base.ndjson", "absent.ndjson"}, "absent.ndjson"},
 		{[]string{"compare", "--fail-on", "mem>1%", "base.ndjson", "head.ndjson"}, "metric"},
 		{[]string{"compare", "--alpha", "1.5", "base.ndjson", "head.ndjson"}, "--alpha"},

@@ -283,15 +283,32 @@ func writeTimeline(w io.Writer, samples []metrics.Sample) {
 func (r *BatchResult) WriteMarkdown(w io.Writer) error {
 	bw := &bytes.Buffer{}
 	writeStatsMarkdown(bw, "cgmon batch", r.Summary, r.Languages)
+	// What went wrong, in the words of the human summary.
 	if len(r.BadLines) > 0 {
 		var ls []string
 		for _, b := range r.BadLines {
 			ls = append(ls, fmt.Sprint(b.Line))
 		}
-		fmt.Fprintf(bw, "**Bad input lines** (skipped or not run): %d (line %s)\n\n", len(r.BadLines), strings.Join(ls, ", "))
+		fmt.Fprintf(bw, "**Rejected input lines** (not run): %d (line %s)\n\n", len(r.BadLines), strings.Join(ls, ", "))
 	}
 	if r.Interrupted {
-		fmt.Fprintf(bw, "**Interrupted:** running executions were cancelled and the rest of the input was not read.\n\n")
+		by := ""
+		if r.InterruptedBy != "" {
+			by = " by " + r.InterruptedBy
+		}
+		fmt.Fprintf(bw, "**Interrupted%s:** running executions were killed (status canceled) and the rest of the input was not read.\n\n", by)
+	}
+	if r.InputError != "" {
+		fmt.Fprintf(bw, "**Input failed:** %s; the rest of the input was not read.\n\n", mdText(r.InputError))
+	}
+	if r.OutputError != "" {
+		fmt.Fprintf(bw, "**Output failed:** %s; %d results were not written, running executions were killed and the rest of the input was not read.\n\n", mdText(r.OutputError), r.ResultsLost)
+	}
+	if r.CleanupError != "" {
+		fmt.Fprintf(bw, "**Cleanup failed:** %s\n\n", mdText(r.CleanupError))
+	}
+	if r.TextfileError != "" {
+		fmt.Fprintf(bw, "**Textfile failed:** %s\n\n", mdText(r.TextfileError))
 	}
 	_, err := w.Write(bw.Bytes())
 	return err

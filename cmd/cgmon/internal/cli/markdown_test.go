@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,5 +41,32 @@ func TestReportMarkdownGolden(t *testing.T) {
 			}
 			golden(t, "report-"+name+".md.golden", b.Bytes())
 		})
+	}
+}
+
+// TestBatchMarkdownSaysWhatFailed checks that the Markdown summary of a
+// batch carries every trouble the human one does.
+func TestBatchMarkdownSaysWhatFailed(t *testing.T) {
+	r := &BatchResult{
+		BadLines:    []BadLine{{Line: 3, Error: "x"}, {Line: 9, Error: "y"}},
+		Interrupted: true, InterruptedBy: "SIGTERM",
+		InputError: "read |0: input/output error", OutputError: "write out: no space left on device", ResultsLost: 2,
+		CleanupError: "cgroup x: busy", TextfileError: "--prom-textfile: t.prom: not Prometheus text",
+	}
+	var b bytes.Buffer
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"**Rejected input lines** (not run): 2 (line 3, 9)",
+		"**Interrupted by SIGTERM:**",
+		`**Input failed:** read \|0: input/output error`,
+		"**Output failed:** write out: no space left on device; 2 results were not written",
+		"**Cleanup failed:** cgroup x: busy",
+		"**Textfile failed:** --prom-textfile: t.prom: not Prometheus text",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the Markdown summary lacks %q:\n%s", want, b.String())
+		}
 	}
 }

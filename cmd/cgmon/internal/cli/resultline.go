@@ -15,7 +15,8 @@ import (
 )
 
 // Result lines are the JSON reports that `cgmon batch` writes one per line
-// and `cgmon run --format json` writes alone. `summary` reads a million of
+// (and its lines of rejected input) and `cgmon run --format json` writes
+// alone. `summary` reads a million of
 // them twice, so they are not decoded into a Report: a small scanner walks
 // the object, reads the dozen fields the statistics need and skips the
 // rest (command, sources, reasons, limits) without allocating.
@@ -24,15 +25,19 @@ import (
 // most maxBatchLine, and its result adds the measurements and reasons.
 const maxResultLine = 4 << 20
 
-// resultLine is what summary and compare read of one result line. Its byte
+// scannedResult is what summary and compare read of one result line. Its byte
 // slices point into the line or into the parser's scratch space and are
 // valid until the next parse.
-type resultLine struct {
+type scannedResult struct {
 	schema   int64
 	id       []byte
 	repeat   int64 // repeat_index; 0 when absent
 	language []byte
-	status   metrics.Status
+	status   metrics.Status // "" for a rejected line
+	// rejected is true for a batch's line of an input line it did not
+	// run (status "rejected"); errMsg is the line's error.
+	rejected bool
+	errMsg   []byte
 
 	wall   float64 // execution_time_seconds
 	wallOK bool
@@ -63,8 +68,8 @@ func lineErr(format string, args ...any) error {
 // parse reads line into r. A line that is not a JSON object with at least
 // schema_version, id, language and status, or whose fields have the wrong
 // type, is an error that says which.
-func (p *resultParser) parse(line []byte, r *resultLine) error {
-	*r = resultLine{}
+func (p *resultParser) parse(line []byte, r *scannedResult) error {
+	*r = scannedResult{}
 	p.scratch = p.scratch[:0]
 	i := skipSpace(line, 0)
 	if i == len(line) || line[i] != '{' {
@@ -110,11 +115,14 @@ func (p *resultParser) parse(line []byte, r *resultLine) error {
 			s, i, err = p.strField(line, i, "status")
 			if err == nil {
 				r.status = statusOf(s)
-				if r.status == "" {
+				r.rejected = string(s) == StatusRejected
+				if r.status == "" && !r.rejected {
 					err = lineErr(`"status" %q is not a status this cgmon knows`, s)
 				}
 			}
 			seen.status = true
+		case "error":
+			r.errMsg, i, err = p.strField(line, i, "error")
 		case "execution_time_seconds":
 			r.wall, r.wallOK, i, err = floatField(line, i, "execution_time_seconds")
 		case "cpu_total_seconds":
@@ -158,6 +166,9 @@ func (p *resultParser) parse(line []byte, r *resultLine) error {
 		return lineErr(`"schema_version" %d: this cgmon reads results of schema version %d`, r.schema, SchemaVersion)
 	case !seen.status:
 		return lineErr(`no "status": not a cgmon result`)
+	case r.rejected:
+		// An input line batch did not run: it has no language, and no id
+		// when the line could not be read.
 	case !seen.id:
 		return lineErr(`no "id": not a cgmon result`)
 	case !seen.language:
@@ -415,11 +426,14 @@ func skipValue(b []byte, i, depth int) (int, error) {
 }
 
 // record parses line into r and returns the record the Collector would
-// count; a line whose record the Collector would reject (a negative
-// execution time) is an error.
-func (p *resultParser) record(line []byte, r *resultLine, language string) (metrics.Execution, error) {
+// count (none for a rejected line); a line whose record the Collector
+// would reject (a negative execution time) is an error.
+func (p *resultParser) record(line []byte, r *scannedResult, language string) (metrics.Execution, error) {
 	if err := p.parse(line, r); err != nil {
 		return metrics.Execution{}, err
+	}
+	if r.rejected {
+		return metrics.Execution{}, nil
 	}
 	ex, err := r.execution(language)
 	if err != nil {
@@ -435,7 +449,7 @@ func (p *resultParser) record(line []byte, r *resultLine, language string) (metr
 // language, status, wall time (from execution_time_seconds, else the
 // start and end times), CPU time, memory peak and the OOM and timeout
 // flags. language is r's language as a string the caller interns.
-func (r *resultLine) execution(language string) (metrics.Execution, error) {
+func (r *scannedResult) execution(language string) (metrics.Execution, error) {
 	ex := metrics.Execution{
 		Language:  language,
 		Status:    r.status,

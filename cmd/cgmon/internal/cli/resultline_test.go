@@ -23,7 +23,7 @@ func TestParseResultLineReadsReports(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			line := resultLineOf(t, ex, 3, 7)
 			var p resultParser
-			var r resultLine
+			var r scannedResult
 			if err := p.parse([]byte(line), &r); err != nil {
 				t.Fatalf("%s: %v", line, err)
 			}
@@ -89,7 +89,7 @@ func TestParseResultLineRefuses(t *testing.T) {
 		`{"schema_version": 1, "id": "a", "language": "c", "status": "success", "x": ` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`: "nested deeper",
 	} {
 		var p resultParser
-		var r resultLine
+		var r scannedResult
 		err := p.parse([]byte(line), &r)
 		if err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%.80s: error %v, want one mentioning %q", line, err, msg)
@@ -98,7 +98,7 @@ func TestParseResultLineRefuses(t *testing.T) {
 	// A null execution time falls back to the start and end times, which
 	// must then be times in order.
 	var p resultParser
-	var r resultLine
+	var r scannedResult
 	base := `{"schema_version": 1, "id": "a", "language": "c", "status": "success", "execution_time_seconds": null`
 	for line, msg := range map[string]string{
 		base + `, "started_at": "2025-03-14T15:09:26Z", "ended_at": "2025-03-14T15:09:25Z"}`: "before",
@@ -163,7 +163,7 @@ func FuzzParseResultLine(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		var p resultParser
-		var r resultLine
+		var r scannedResult
 		if p.parse(line, &r) != nil {
 			return
 		}
@@ -195,4 +195,28 @@ func FuzzParseResultLine(f *testing.F) {
 			t.Fatalf("%q: read %+v, encoding/json %+v", line, r, want)
 		}
 	})
+}
+
+// TestParseRejectedLine reads the lines batch writes for input it did not
+// run: no language, an id only when the line could be read, the error.
+func TestParseRejectedLine(t *testing.T) {
+	for _, c := range []struct{ line, id, msg string }{
+		{rejectedLineOf(t, 3, "", "not a JSON execution object: unexpected EOF"), "", "not a JSON execution object: unexpected EOF"},
+		{rejectedLineOf(t, 4, "a\tb", `"limits": "x"`), "a\tb", `"limits": "x"`},
+	} {
+		var p resultParser
+		var r scannedResult
+		ex, err := p.record([]byte(c.line), &r, "")
+		if err != nil {
+			t.Fatalf("%s: %v", c.line, err)
+		}
+		if !r.rejected || r.status != "" || string(r.id) != c.id || string(r.errMsg) != c.msg || ex.Status != "" {
+			t.Errorf("%s: rejected %v, status %q, id %q, error %q", c.line, r.rejected, r.status, r.id, r.errMsg)
+		}
+	}
+	var p resultParser
+	var r scannedResult
+	if err := p.parse([]byte(`{"protocol":1,"status":"rejected","error":"x"}`), &r); err == nil || !strings.Contains(err.Error(), "schema_version") {
+		t.Errorf("a rejected line without schema_version: %v", err)
+	}
 }

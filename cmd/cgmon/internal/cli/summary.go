@@ -45,6 +45,12 @@ type SummaryResult struct {
 	// first 100 of them.
 	BadLineCount uint64     `json:"bad_line_count"`
 	BadLines     []FileLine `json:"bad_lines"`
+	// RejectedCount counts the lines of input that a batch did not run
+	// (result lines of status "rejected" that no later result of their id
+	// replaced); Rejected lists the first 100, with their errors. They
+	// are in no statistic.
+	RejectedCount uint64     `json:"rejected_count"`
+	Rejected      []FileLine `json:"rejected"`
 }
 
 // SummaryFile is one file a summary read.
@@ -172,6 +178,16 @@ func (r *SummaryResult) inputLines(quote func(string) string) []string {
 		}
 		lines = append(lines, fmt.Sprintf("Bad lines (skipped): %d (%s)", r.BadLineCount, strings.Join(at, ", ")))
 	}
+	if r.RejectedCount > 0 {
+		var at []string
+		for _, b := range r.Rejected {
+			at = append(at, quote(fmt.Sprintf("%s:%d", b.File, b.Line)))
+		}
+		if n := r.RejectedCount - uint64(len(r.Rejected)); n > 0 {
+			at = append(at, fmt.Sprintf("and %d more", n))
+		}
+		lines = append(lines, fmt.Sprintf("Rejected input lines (not run): %d (%s)", r.RejectedCount, strings.Join(at, ", ")))
+	}
 	return lines
 }
 
@@ -207,7 +223,7 @@ func (r *SummaryResult) WriteMarkdown(w io.Writer) error {
 // Collector the lines that are last of their key (and every result
 // without an id). Bad lines are reported on diag as they are found.
 func summarize(files []string, diag io.Writer) (*SummaryResult, error) {
-	res := &SummaryResult{SchemaVersion: SchemaVersion, BadLines: []FileLine{}}
+	res := &SummaryResult{SchemaVersion: SchemaVersion, BadLines: []FileLine{}, Rejected: []FileLine{}}
 	sizes := make([]int64, len(files))
 	var total int64
 	for i, name := range files {
@@ -228,7 +244,7 @@ func summarize(files []string, diag io.Writer) (*SummaryResult, error) {
 	// index.
 	idx := newKeyIndex(int(min(total/1024, 1<<24)))
 	var p resultParser
-	var r resultLine
+	var r scannedResult
 	var ordinal uint64
 
 	// Pass 1: index the keys.
@@ -272,6 +288,13 @@ func summarize(files []string, diag io.Writer) (*SummaryResult, error) {
 				res.Replaced++
 				return nil
 			}
+		}
+		if r.rejected {
+			res.RejectedCount++
+			if len(res.Rejected) < maxBadLinesKept {
+				res.Rejected = append(res.Rejected, FileLine{File: files[fi], Line: n, Error: oneLine(string(r.errMsg))})
+			}
+			return nil
 		}
 		lang, ok := langs[string(r.language)]
 		if !ok {

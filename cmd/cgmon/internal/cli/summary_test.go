@@ -57,7 +57,7 @@ func resultLineOf(t testing.TB, ex metrics.Execution, inputLine, repeat int) str
 	t.Helper()
 	rep := NewReport(&ex)
 	rep.InputLine = inputLine
-	b, err := json.Marshal(rep)
+	b, err := json.Marshal(resultLine{Protocol: ProtocolVersion, Report: rep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,11 +67,23 @@ func resultLineOf(t testing.TB, ex metrics.Execution, inputLine, repeat int) str
 	return string(b)
 }
 
+// rejectedLineOf is the line `cgmon batch` writes for an input line it did
+// not run.
+func rejectedLineOf(t testing.TB, inputLine int, id, msg string) string {
+	t.Helper()
+	b, err := json.Marshal(rejectedLine{Protocol: ProtocolVersion, SchemaVersion: SchemaVersion, InputLine: inputLine, ID: id, Status: StatusRejected, Error: msg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // writeShards writes the summary fixtures into dir: three shards of one
 // batch as three machines left them. Shard 0 was preempted in the middle
 // of a line; shard 1 was resumed and ran s2 again (its later result
-// replaces the first); shard 2 ran r1 three times (repeat_index 0-2) and
-// was resumed after repeat 1.
+// replaces the first), rejected an input line it could not read, and
+// rejected s10, which shard 2 ran later; shard 2 ran r1 three times
+// (repeat_index 0-2) and was resumed after repeat 1.
 func writeShards(t *testing.T, dir string) []string {
 	t.Helper()
 	S, E, T, O, F := metrics.StatusSuccess, metrics.StatusError, metrics.StatusTimeout, metrics.StatusOOM, metrics.StatusFailedToStart
@@ -95,6 +107,8 @@ func writeShards(t *testing.T, dir string) []string {
 			r(result("s2", "python", S, 90, 70, 29), 2), // resumed: replaces the error above
 			r(noWall, 8),
 			`{"id": "x1", "command": ["true"]}`, // an input line, not a result
+			rejectedLineOf(t, 13, "", "not a JSON execution object: unexpected end of JSON input"),
+			rejectedLineOf(t, 14, "s10", `"limits": memory.max: the memory controller is not available`),
 		},
 		"shard-2.ndjson": {
 			rr(result("r1", "c", S, 10, 9, 2), 10, 0),
@@ -103,6 +117,7 @@ func writeShards(t *testing.T, dir string) []string {
 			rr(result("r1", "c", S, 11, 9, 2), 10, 2),
 			r(result("", "sh", S, 2, 1, 1), 11), // no id: counted, never replaced
 			r(result("", "sh", S, 3, 1, 1), 12),
+			r(result("s10", "go", S, 40, 30, 8), 14), // replaces its rejection
 		},
 	}
 	var names []string
@@ -187,9 +202,13 @@ func TestSummaryCountsEachKeyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := res.Summary
-	// s1 s2 s3 s4 s5 s6 s7 s8, r1 x3, two without id.
-	if s.TotalExecutions != 13 || res.Replaced != 2 || res.BadLineCount != 2 {
-		t.Fatalf("total %d, replaced %d, bad %d; want 13, 2, 2", s.TotalExecutions, res.Replaced, res.BadLineCount)
+	// s1 s2 s3 s4 s5 s6 s7 s8 s10, r1 x3, two without id; the rejected
+	// line without an id is no execution, s10's rejection was replaced.
+	if s.TotalExecutions != 14 || res.Replaced != 3 || res.BadLineCount != 2 || res.RejectedCount != 1 {
+		t.Fatalf("total %d, replaced %d, bad %d, rejected %d; want 14, 3, 2, 1", s.TotalExecutions, res.Replaced, res.BadLineCount, res.RejectedCount)
+	}
+	if r := res.Rejected; len(r) != 1 || r[0].File != "shard-1.ndjson" || r[0].Line != 8 || !strings.Contains(r[0].Error, "not a JSON execution") {
+		t.Errorf("rejected %+v, want shard-1.ndjson:8 with its error", r)
 	}
 	if got := s.StatusCounts[metrics.StatusError]; got != 0 {
 		t.Errorf("%d errors: the resumed s2 (success) must replace the error", got)
@@ -203,8 +222,8 @@ func TestSummaryCountsEachKeyOnce(t *testing.T) {
 	if got := res.Languages["c"].TotalExecutionTime; got != wantC.Seconds() {
 		t.Errorf("c: total time %v s, want %v s", got, wantC.Seconds())
 	}
-	if res.Files[1].Lines != 6 || res.Files[1].Results != 5 {
-		t.Errorf("shard-1: %+v, want 6 lines of which 5 results", res.Files[1])
+	if res.Files[1].Lines != 8 || res.Files[1].Results != 7 {
+		t.Errorf("shard-1: %+v, want 8 lines of which 7 results", res.Files[1])
 	}
 }
 
