@@ -130,6 +130,8 @@ func write(w *bufio.Writer, ex *metrics.Execution, line int) error {
 	if err != nil {
 		return err
 	}
+	// As batch writes it: the protocol version first.
+	b = append([]byte(fmt.Sprintf(`{"protocol":%d,`, cli.ProtocolVersion)), b[1:]...)
 	b = append(b, '\n')
 	_, err = w.Write(b)
 	return err
