@@ -51,18 +51,15 @@ func result(id, lang string, status metrics.Status, wallMS, cpuMS, memMiB int) m
 	return ex
 }
 
-// resultLineOf is the NDJSON line `cgmon batch` writes for ex, with
-// repeat_index added when repeat >= 0.
+// resultLineOf is the NDJSON line `cgmon batch` writes for ex, run repeat
+// of its line (a negative repeat is 0, the only run of a line).
 func resultLineOf(t testing.TB, ex metrics.Execution, inputLine, repeat int) string {
 	t.Helper()
 	rep := NewReport(&ex)
 	rep.InputLine = inputLine
-	b, err := json.Marshal(resultLine{Protocol: ProtocolVersion, Report: rep})
+	b, err := json.Marshal(resultLine{Protocol: ProtocolVersion, Report: rep, RepeatIndex: max(repeat, 0)})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if repeat >= 0 {
-		b = append(b[:len(b)-1], fmt.Sprintf(`,"repeat_index":%d}`, repeat)...)
 	}
 	return string(b)
 }
@@ -71,7 +68,11 @@ func resultLineOf(t testing.TB, ex metrics.Execution, inputLine, repeat int) str
 // not run.
 func rejectedLineOf(t testing.TB, inputLine int, id, msg string) string {
 	t.Helper()
-	b, err := json.Marshal(rejectedLine{Protocol: ProtocolVersion, SchemaVersion: SchemaVersion, InputLine: inputLine, ID: id, Status: StatusRejected, Error: msg})
+	l := rejectedLine{Protocol: ProtocolVersion, SchemaVersion: SchemaVersion, InputLine: inputLine, ID: id, Status: StatusRejected, Error: msg}
+	if id != "" { // the line was read: its run is known
+		l.RepeatIndex = new(int)
+	}
+	b, err := json.Marshal(l)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,9 +130,10 @@ func write(w *bufio.Writer, ex *metrics.Execution, line int) error {
 	if err != nil {
 		return err
 	}
-	// As batch writes it: the protocol version first.
-	b = append([]byte(fmt.Sprintf(`{"protocol":%d,`, cli.ProtocolVersion)), b[1:]...)
-	b = append(b, '\n')
+	// As batch writes it: the protocol version first, the repeat index
+	// last.
+	b = append([]byte(fmt.Sprintf(`{"protocol":%d,`, cli.ProtocolVersion)), b[1:len(b)-1]...)
+	b = append(b, `,"repeat_index":0}`+"\n"...)
 	_, err = w.Write(b)
 	return err
 }
