@@ -246,3 +246,87 @@ func compactJSON(t *testing.T, b []byte) []byte {
 	}
 	return out.Bytes()
 }
+
+// TestSummaryOfRealShards runs one input as three shards (with repeats,
+// and one shard resumed after its output lost its last line) and checks
+// that `cgmon summary` of the three files counts what one unsharded batch
+// of the same input counts: executions by language and status.
+func TestSummaryOfRealShards(t *testing.T) {
+	dir := t.TempDir()
+	var in strings.Builder
+	for i := range 12 {
+		cmd := []string{`["true"]`, `["sh", "-c", "exit 2"]`}[i%2]
+		repeat := ""
+		if i%4 == 0 {
+			repeat = `, "repeat": 3`
+		}
+		fmt.Fprintf(&in, `{"id": "rs-%d", "language": %q, "command": %s%s}`+"\n", i, []string{"sh", "c", "go"}[i%3], cmd, repeat)
+	}
+	input := filepath.Join(dir, "in.ndjson")
+	if err := os.WriteFile(input, []byte(in.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type counts struct {
+		Summary struct {
+			Total        int            `json:"total_executions"`
+			StatusCounts map[string]int `json:"status_counts"`
+		} `json:"summary"`
+		Languages map[string]struct {
+			Count   int `json:"count"`
+			Success int `json:"success_count"`
+		} `json:"languages"`
+	}
+	read := func(s string) counts {
+		var c counts
+		if err := json.Unmarshal([]byte(s), &c); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		return c
+	}
+	r := cgmon(t, "", "batch", "-o", filepath.Join(dir, "all.ndjson"), "--format", "json", input)
+	if r.code != 0 {
+		t.Fatalf("unsharded batch: exit %d, stderr %q", r.code, r.stderr)
+	}
+	want := read(r.stderr)
+	var shards []string
+	for k := range 3 {
+		out := filepath.Join(dir, fmt.Sprintf("shard-%d.ndjson", k))
+		args := []string{"batch", "--shard", fmt.Sprintf("%d/3", k), "--resume", "-o", out, "--summary", os.DevNull, input}
+		if r := cgmon(t, "", args...); r.code != 0 {
+			t.Fatalf("shard %d: exit %d, stderr %q", k, r.code, r.stderr)
+		}
+		if k == 1 {
+			// A kill mid-write: the last result loses its end. --resume
+			// cuts it off and runs it again.
+			b, err := os.ReadFile(out)
+			if err != nil || len(b) < 10 {
+				t.Fatalf("shard 1 wrote %d bytes: %v", len(b), err)
+			}
+			if err := os.WriteFile(out, b[:len(b)-10], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if r := cgmon(t, "", args...); r.code != 0 {
+				t.Fatalf("shard 1 resumed: exit %d, stderr %q", r.code, r.stderr)
+			}
+		}
+		shards = append(shards, out)
+	}
+	r = cgmon(t, "", append([]string{"summary", "--format", "json"}, shards...)...)
+	if r.code != 0 {
+		t.Fatalf("summary: exit %d, stderr %q", r.code, r.stderr)
+	}
+	got := read(r.stdout)
+	if got.Summary.Total != want.Summary.Total || got.Summary.Total != 12+3*2 {
+		t.Errorf("summary of the shards counts %d executions, the unsharded batch %d; want 18", got.Summary.Total, want.Summary.Total)
+	}
+	for s, n := range want.Summary.StatusCounts {
+		if got.Summary.StatusCounts[s] != n {
+			t.Errorf("status %s: %d in the shards, %d unsharded", s, got.Summary.StatusCounts[s], n)
+		}
+	}
+	for l, c := range want.Languages {
+		if g := got.Languages[l]; g.Count != c.Count || g.Success != c.Success {
+			t.Errorf("language %s: %+v in the shards, %+v unsharded", l, g, c)
+		}
+	}
+}
