@@ -170,6 +170,7 @@ func parseConditions(s string) ([]condition, error) {
 	return out, nil
 }
 
+// parseCondition parses one condition of the grammar of condition.
 func parseCondition(s string) (condition, error) {
 	c := condition{text: s}
 	bad := func(format string, args ...any) (condition, error) {
@@ -252,6 +253,8 @@ func (c *condition) meets(row *CompareRow) bool {
 	return v < c.limit
 }
 
+// parseCompareFlags fills compareOptions from args and checks them, the
+// conditions included; nothing is read.
 func parseCompareFlags(args []string, help io.Writer) (*compareOptions, error) {
 	o := &compareOptions{}
 	c := newCommand("compare", compareSynopsis)
@@ -283,10 +286,10 @@ func parseCompareFlags(args []string, help io.Writer) (*compareOptions, error) {
 	return o, nil
 }
 
-// Exit statuses of `cgmon compare`: 0 when no condition was met, 1 when one
-// was, 125 when the comparison could not be made (a bad flag or
-// condition, a file that cannot be read or holds a line that is not a
-// result).
+// compareMain runs `cgmon compare`. Its exit status is 0 when no condition
+// was met, 1 when one was, 125 when the comparison could not be made (a
+// bad flag or condition, a file that cannot be read or holds a line that
+// is not a result).
 func compareMain(args []string, stdio IO) (int, error) {
 	o, err := parseCompareFlags(args, stdio.Out)
 	if err != nil {
@@ -603,6 +606,7 @@ func statusText(cs []*compared) string {
 	return strings.Join(parts, ", ")
 }
 
+// write renders r in format: human, json or markdown.
 func (r *CompareResult) write(w io.Writer, format string) error {
 	switch format {
 	case "json":

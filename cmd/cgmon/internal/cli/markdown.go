@@ -30,6 +30,8 @@ var statusIcons = map[metrics.Status]string{
 	metrics.StatusEnded:         "⏹️",
 }
 
+// statusIcon returns the mark of status s, a question mark for one it does
+// not know.
 func statusIcon(s metrics.Status) string {
 	if i, ok := statusIcons[s]; ok {
 		return i
@@ -228,6 +230,7 @@ func (r *Report) memoryLimit() int64 {
 	return max(*r.Limits.Memory.Limit, 0)
 }
 
+// containsString reports whether list holds s.
 func containsString(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

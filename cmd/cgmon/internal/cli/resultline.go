@@ -61,6 +61,7 @@ type errLine struct{ msg string }
 
 func (e *errLine) Error() string { return e.msg }
 
+// lineErr returns an errLine of the formatted message.
 func lineErr(format string, args ...any) error {
 	return &errLine{msg: fmt.Sprintf(format, args...)}
 }
@@ -196,6 +197,8 @@ func cutOrBad(line []byte, i int, want string) error {
 	return lineErr("byte %d: want %s, found %q", i+1, want, line[i])
 }
 
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
@@ -297,8 +300,11 @@ func numberEnd(b []byte, i int) (int, error) {
 	return j, nil
 }
 
+// isNull reports whether a null literal starts at b[i].
 func isNull(b []byte, i int) bool { return bytes.HasPrefix(b[i:], []byte("null")) }
 
+// floatField reads the non-negative number or null of field name at b[i]:
+// its value, whether it is a number, and the index after it.
 func floatField(b []byte, i int, name string) (float64, bool, int, error) {
 	if isNull(b, i) {
 		return 0, false, i + 4, nil
@@ -314,6 +320,7 @@ func floatField(b []byte, i int, name string) (float64, bool, int, error) {
 	return v, true, end, nil
 }
 
+// uintField reads the whole number or null of field name at b[i].
 func uintField(b []byte, i int, name string) (uint64, bool, int, error) {
 	if isNull(b, i) {
 		return 0, false, i + 4, nil
@@ -329,6 +336,7 @@ func uintField(b []byte, i int, name string) (uint64, bool, int, error) {
 	return v, true, end, nil
 }
 
+// intField reads the whole number (within 32 bits) of field name at b[i].
 func intField(b []byte, i int, name string) (int64, int, error) {
 	end, err := numberEnd(b, i)
 	if err != nil {
@@ -341,6 +349,7 @@ func intField(b []byte, i int, name string) (int64, int, error) {
 	return v, end, nil
 }
 
+// boolField reads the true or false of field name at b[i].
 func boolField(b []byte, i int, name string) (bool, int, error) {
 	switch {
 	case bytes.HasPrefix(b[i:], []byte("true")):
@@ -500,6 +509,7 @@ type lineReader struct {
 	last bool // the last line had no newline
 }
 
+// newLineReader returns a lineReader of r with a 1 MiB buffer.
 func newLineReader(r io.Reader) *lineReader {
 	return &lineReader{br: bufio.NewReaderSize(r, 1<<20)}
 }

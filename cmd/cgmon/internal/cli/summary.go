@@ -62,13 +62,16 @@ type SummaryFile struct {
 	Results uint64 `json:"results"`
 }
 
-// FileLine is a line of an input file that could not be read as a result.
+// FileLine is a line of a result file and what is wrong with it: it could
+// not be read as a result, or it is a batch's line of rejected input.
 type FileLine struct {
 	File  string `json:"file"`
 	Line  int    `json:"line"`
 	Error string `json:"error"`
 }
 
+// parseSummaryFlags fills summaryOptions from args and checks them;
+// nothing is read or created.
 func parseSummaryFlags(args []string, help io.Writer) (*summaryOptions, error) {
 	o := &summaryOptions{}
 	c := newCommand("summary", summarySynopsis)
@@ -96,6 +99,9 @@ func parseSummaryFlags(args []string, help io.Writer) (*summaryOptions, error) {
 	return o, nil
 }
 
+// summaryMain runs `cgmon summary`. Its exit status is 1 when lines that
+// are not results were skipped, 0 otherwise; a failure (a bad flag, a file
+// that cannot be read) is an error, and nothing is written.
 func summaryMain(args []string, stdio IO) (int, error) {
 	o, err := parseSummaryFlags(args, stdio.Out)
 	if err != nil {
@@ -144,6 +150,7 @@ func writeTo(output, appendTo string, def io.Writer, fn func(io.Writer) error) e
 	return err
 }
 
+// write renders r in format: human, json or markdown.
 func (r *SummaryResult) write(w io.Writer, format string) error {
 	switch format {
 	case "json":
@@ -379,6 +386,7 @@ type keyEntry struct {
 	last   uint32 // the ordinal of the key's last line
 }
 
+// newKeyIndex returns an empty index sized for about hint keys.
 func newKeyIndex(hint int) *keyIndex {
 	n := 1024
 	for n < 2*hint {

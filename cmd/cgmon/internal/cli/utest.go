@@ -167,6 +167,7 @@ func exactUP(groups []tieGroup, n1, twoU1 int) float64 {
 	return min(1, tails/binomial(total, n1))
 }
 
+// abs returns the absolute value of v.
 func abs(v int) int { return max(v, -v) }
 
 // binomial returns n choose k as a float64.
