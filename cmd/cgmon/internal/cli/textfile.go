@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cgmon/cgmon/metrics"
+	"github.com/cgmon/cgmon/metrics/prom"
 )
 
 // The node_exporter textfile collector reads every *.prom file of one
@@ -59,7 +60,7 @@ func checkTextfilePath(path string) error {
 // coll.
 func gatherCollector(coll *metrics.Collector) ([]*dto.MetricFamily, error) {
 	reg := prometheus.NewRegistry()
-	if err := reg.Register(metrics.NewPrometheusCollector(coll, nil)); err != nil {
+	if err := reg.Register(prom.NewCollector(coll, nil)); err != nil {
 		return nil, err
 	}
 	return reg.Gather()
