@@ -43,6 +43,16 @@ func TestRunLimitsAppliedOrRefused(t *testing.T) {
 			if _, err := os.Stat(marker); err == nil {
 				t.Error("the command ran although cgmon refused its limits")
 			}
+			if c.name == "unified memory.max" && strings.Contains(r.stderr, " /sys/fs/cgroup/unified/cgmon:") {
+				// The README quotes this refusal on a hybrid host.
+				readme, err := os.ReadFile("../../README.md")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(string(readme), "`"+strings.TrimSuffix(r.stderr, "\n")+"`") {
+					t.Errorf("README does not quote the refusal as printed: %q", r.stderr)
+				}
+			}
 		})
 	}
 	if memWorks {
