@@ -91,11 +91,12 @@ func (p *limitPlan) close() {
 // field it refuses (ErrInvalidSpec, ErrControllerUnavailable,
 // ErrLimitUnsupported). It creates nothing; with device rules it loads
 // their program (the kernel's answer is the check), which the plan holds.
+// A nil l gives a nil plan, which is empty.
 func planLimits(l *specs.LinuxResources, h limitHost) (*limitPlan, error) {
-	p := &planner{h: h, plan: &limitPlan{}, files: map[string]string{}}
 	if l == nil {
-		return p.plan, nil
+		return nil, nil // the common case costs nothing: a nil plan is empty
 	}
+	p := &planner{h: h, plan: &limitPlan{}, files: map[string]string{}}
 	for _, f := range setLimitFields(reflect.ValueOf(*l), "") {
 		if !knownLimitFields[f] {
 			p.refuse(ErrLimitUnsupported, f, "cgmon does not know this field (from a newer runtime spec?); remove it")
