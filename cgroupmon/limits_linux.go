@@ -327,16 +327,19 @@ func (p *planner) devices(in []specs.LinuxDeviceCgroup) []deviceRule {
 	if in == nil {
 		return nil
 	}
-	if p.h.root == "" {
-		p.refuse(ErrControllerUnavailable, "devices", "device rules attach to a cgroup, and this monitor has none (%s)", p.h.noCgroup)
-		return nil
-	}
 	if len(in) == 0 {
 		p.invalid("devices", "an empty list would deny every device; give rules, or leave the field out")
 		return nil
 	}
 	rules, errs := parseDeviceRules(in)
-	p.errs = append(p.errs, errs...)
+	if len(errs) > 0 {
+		p.errs = append(p.errs, errs...)
+		return nil
+	}
+	if p.h.root == "" {
+		p.refuse(ErrControllerUnavailable, "devices", "device rules attach to a cgroup, and this monitor has none (%s)", p.h.noCgroup)
+		return nil
+	}
 	return rules
 }
 

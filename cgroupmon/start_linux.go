@@ -60,19 +60,21 @@ func (m *Monitor) start(ctx context.Context, s Spec) (r *run, running bool, err 
 	if err := m.track(r); err != nil {
 		return nil, false, err
 	}
-	defer func() {
+	// The deferred calls take the run as an argument: a failed start
+	// returns a nil r.
+	defer func(r *run) {
 		if err != nil {
 			m.untrack(r)
 		}
-	}()
+	}(r)
 	if r.leaf, err = m.makeLeaf(s.ID, plan); err != nil {
 		return nil, false, err
 	}
-	defer func() {
+	defer func(r *run) {
 		if err != nil && r.leaf != nil {
 			_ = r.leaf.remove()
 		}
-	}()
+	}(r)
 	if r.leaf != nil {
 		r.limitsInForce(r.leaf.limits)
 	}

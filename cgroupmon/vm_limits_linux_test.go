@@ -131,7 +131,7 @@ var vmLimitCases = []vmLimitCase{
 	// kernel is a module, and the initramfs has none): per-device limits
 	// are refused naming the device. TestApplyReadsBack applies them on a
 	// fixture.
-	{field: "blockIO.weightDevice[0]", l: specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{WeightDevice: []specs.LinuxWeightDevice{{LinuxBlockIODevice: dev(8, 1), Weight: u16(100), LeafWeight: u16(10)}}}},
+	{field: "blockIO.weightDevice[0].leafWeight", l: specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{WeightDevice: []specs.LinuxWeightDevice{{LinuxBlockIODevice: dev(8, 1), Weight: u16(100), LeafWeight: u16(10)}}}},
 		refused: refusedEverywhere(ErrLimitUnsupported, "leaf weight")},
 	{field: "blockIO.weightDevice[0]", l: specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{WeightDevice: []specs.LinuxWeightDevice{{LinuxBlockIODevice: dev(8, 1), Weight: u16(100)}}}},
 		refused: refusedEverywhere(ErrLimitUnsupported, "no block device 8:1")},
@@ -190,6 +190,7 @@ func TestVMLimitsEveryField(t *testing.T) {
 		t.Run(c.field, func(t *testing.T) {
 			kind, msg := c.refused(sc)
 			marker := filepath.Join(t.TempDir(), "ran")
+			before := ownLeaves(t, root)
 			ex, err := m.Run(context.Background(), Spec{Command: []string{"/bin/sh", "-c", "touch " + marker}, Limits: &c.l})
 			if kind != nil {
 				require.ErrorIs(t, err, kind)
@@ -197,7 +198,7 @@ func TestVMLimitsEveryField(t *testing.T) {
 				assert.Contains(t, err.Error(), msg)
 				assert.Equal(t, err.Error(), errorText(m.CheckLimits(&c.l)), "CheckLimits decides as Start does")
 				assert.NoFileExists(t, marker)
-				assert.Empty(t, ownLeaves(t, root))
+				assertNoNewLeaves(t, root, before)
 				return
 			}
 			require.NoError(t, err)
@@ -288,11 +289,12 @@ func TestVMLimitsOfEveryController(t *testing.T) {
 	assert.Contains(t, out.String(), "Cpus_allowed_list:\t1\n", "the program runs on the CPU it was given")
 	assert.Equal(t, "1", ex.Limits.CPU.Cpus)
 
+	before := ownLeaves(t, root)
 	_, err = m.Start(context.Background(), Spec{Command: []string{"/bin/true"},
 		Limits: &specs.LinuxResources{Rdma: map[string]specs.LinuxRdma{"mlx4_0": {HcaHandles: u32(2)}}}})
 	require.ErrorIs(t, err, ErrLimitUnsupported)
 	assert.Contains(t, err.Error(), `rdma["mlx4_0"]: no RDMA device "mlx4_0"`)
-	assert.Empty(t, ownLeaves(t, root))
+	assertNoNewLeaves(t, root, before)
 }
 
 // TestVMDeviceRulesMemlock: before Linux 5.11 a BPF program counts against
