@@ -34,6 +34,10 @@ type leaf struct {
 	// devices is the device program attached to the cgroup, nil if none;
 	// closed with the other descriptors.
 	devices *ebpf.Program
+	// moveIn: the limits take effect only on a process moved in through
+	// cgroup.procs, so the start must not use CLONE_INTO_CGROUP (see
+	// limitPlan.moveIn).
+	moveIn bool
 
 	buf      [512]byte // for the sampler's reads, under the run's lock
 	evBuf    [128]byte // for cgroup.events, read by the waiting goroutine
@@ -75,6 +79,7 @@ func createLeaf(root, name string, plan *limitPlan, caps leafCaps) (_ *leaf, err
 		if l.limits, l.devices, err = plan.apply(path, l.dir); err != nil {
 			return nil, err
 		}
+		l.moveIn = plan.moveIn()
 	}
 	l.leafCaps = caps
 	return l, nil

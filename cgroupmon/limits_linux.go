@@ -79,6 +79,25 @@ func (p *limitPlan) empty() bool {
 	return p == nil || (len(p.writes) == 0 && p.devices == nil)
 }
 
+// moveIn reports whether the plan sets a cpuset (cpuset.cpus or
+// cpuset.mems), which binds a process only when it is moved in through
+// cgroup.procs: until a fix of 2023 (Linux 6.4, taken into some stable
+// series), a child cloned into a cgroup (CLONE_INTO_CGROUP) kept its
+// parent's CPUs and memory nodes. Seen in the VM tests: Debian's 6.1 has
+// the fix, its 5.10 does not, and there the program ran on every CPU
+// while cpuset.cpus read back the one it was given.
+func (p *limitPlan) moveIn() bool {
+	if p == nil {
+		return false
+	}
+	for _, w := range p.writes {
+		if strings.HasPrefix(w.file, "cpuset.") {
+			return true
+		}
+	}
+	return false
+}
+
 // close releases what the plan holds: the device program, until it is
 // attached.
 func (p *limitPlan) close() {
@@ -337,7 +356,7 @@ func (p *planner) devices(in []specs.LinuxDeviceCgroup) []deviceRule {
 		return nil
 	}
 	if p.h.root == "" {
-		p.refuse(ErrControllerUnavailable, "devices", "device rules attach to a cgroup, and this monitor has none (%s)", p.h.noCgroup)
+		p.refuse(ErrControllerUnavailable, "devices", "device rules attach to a cgroup, and this monitor has no cgroup (%s)", p.h.noCgroup)
 		return nil
 	}
 	return rules

@@ -594,7 +594,7 @@ func TestLimitsRefusedLeaveNothing(t *testing.T) {
 	allDevices := specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}
 	switch {
 	case noCgroup:
-		cases = append(cases, refusal{allDevices, "devices", ErrControllerUnavailable, "no cgroup"})
+		cases = append(cases, refusal{allDevices, "devices", ErrControllerUnavailable, "has no cgroup"})
 	case deviceCapabilities() != nil:
 		cases = append(cases, refusal{allDevices, "devices", ErrLimitUnsupported, "only root"})
 	}
@@ -638,7 +638,7 @@ func deviceRulesHere(t *testing.T, m *Monitor, l *specs.LinuxResources) bool {
 	kind, msg := error(nil), ""
 	switch {
 	case m.rootPath() == "":
-		kind, msg = ErrControllerUnavailable, "no cgroup"
+		kind, msg = ErrControllerUnavailable, "has no cgroup"
 	case deviceCapabilities() != nil:
 		kind, msg = ErrLimitUnsupported, "only root can attach"
 	default:

@@ -180,13 +180,14 @@ func (m *Monitor) launch(r *run) error {
 }
 
 // fork starts the command, with CLONE_INTO_CGROUP when there is a leaf,
-// falling back to the gated start when the kernel refuses it.
+// falling back to the gated start when the kernel refuses it or the
+// leaf's limits need the move (leaf.moveIn).
 func (m *Monitor) fork(r *run) error {
 	if r.leaf == nil {
 		r.start = time.Now()
 		return r.cmd.Start()
 	}
-	if !m.forceGated {
+	if !m.forceGated && !r.leaf.moveIn {
 		r.cmd.SysProcAttr.UseCgroupFD = true
 		r.cmd.SysProcAttr.CgroupFD = r.leaf.dir
 		r.start = time.Now()
