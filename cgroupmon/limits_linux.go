@@ -254,6 +254,7 @@ func (e limitErrors) Error() string {
 
 func (e limitErrors) Unwrap() []error { return e }
 
+// joinLimitErrors returns the one refusal, or all of them on one line.
 func joinLimitErrors(errs []error) error {
 	if len(errs) == 1 {
 		return errs[0]
@@ -385,6 +386,8 @@ func readLimit(s string) (int64, error) {
 	return int64(v), nil
 }
 
+// recMemory, recCPU and recBlockIO return the record's part, made on
+// first use.
 func recMemory(r *specs.LinuxResources) *specs.LinuxMemory {
 	if r.Memory == nil {
 		r.Memory = &specs.LinuxMemory{}
@@ -417,6 +420,8 @@ func recUnified(file string) func(*specs.LinuxResources, string) error {
 	}
 }
 
+// memory plans the memory fields: memory.max, memory.low and
+// memory.swap.max; the cgroup v1 ones are refused.
 func (p *planner) memory(m *specs.LinuxMemory) {
 	if m == nil {
 		return
@@ -527,6 +532,7 @@ const (
 	minCPUQuota      = 1000
 )
 
+// cpu plans the cpu and cpuset fields; the real-time ones are refused.
 func (p *planner) cpu(c *specs.LinuxCPU) {
 	if c == nil {
 		return
@@ -635,6 +641,7 @@ func (p *planner) cpu(c *specs.LinuxCPU) {
 // cpuList is a cpuset list: numbers and ranges separated by commas.
 var cpuList = regexp.MustCompile(`^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$`)
 
+// pids plans pids.max.
 func (p *planner) pids(l *specs.LinuxPids) {
 	if l == nil || l.Limit == nil {
 		return
@@ -691,6 +698,7 @@ var ioKeys = [...]struct {
 	{"wiops", "throttleWriteIOPSDevice", func(b *specs.LinuxBlockIO) *[]specs.LinuxThrottleDevice { return &b.ThrottleWriteIOPSDevice }},
 }
 
+// blockIO plans the io weights and io.max; leaf weights are refused.
 func (p *planner) blockIO(b *specs.LinuxBlockIO) {
 	if b == nil {
 		return
@@ -805,6 +813,7 @@ func parseIOMaxLine(b, device string) (map[string]uint64, error) {
 // hugePageSize is a hugetlb page size as the kernel names its files.
 var hugePageSize = regexp.MustCompile(`^[1-9][0-9]*[KMG]B$`)
 
+// hugepages plans hugetlb.<size>.max (and .rsvd.max).
 func (p *planner) hugepages(l []specs.LinuxHugepageLimit) {
 	seen := map[string]bool{}
 	for i, h := range l {
@@ -840,6 +849,7 @@ func (p *planner) hugepages(l []specs.LinuxHugepageLimit) {
 	}
 }
 
+// rdma plans rdma.max for devices the host has.
 func (p *planner) rdma(m map[string]specs.LinuxRdma) {
 	names := make([]string, 0, len(m))
 	for k := range m {
