@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/cgroups/v3/cgroup2"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -58,7 +57,7 @@ func BenchmarkSamplerTick(b *testing.B) {
 		m, err := New(Options{})
 		require.NoError(b, err)
 		defer m.Close()
-		l, err := createLeaf(m.rootPath(), "bench-tick", &cgroup2.Resources{}, m.leafCaps())
+		l, err := createLeaf(m.rootPath(), "bench-tick", nil, m.leafCaps())
 		require.NoError(b, err)
 		defer l.remove()
 		r := &run{leaf: l, start: time.Now()}

@@ -13,8 +13,9 @@
 //
 // Run waits; Start returns a Handle to wait on, kill or read live usage
 // from. Each execution gets a leaf cgroup under the Monitor's root, with
-// the limits of Spec.Limits applied before its first instruction runs
-// (the command is started inside the leaf with CLONE_INTO_CGROUP). When
+// the limits of Spec.Limits applied and read back before its first
+// instruction runs, or refused with nothing created (the command is
+// started inside the leaf with CLONE_INTO_CGROUP). When
 // the main process exits, what is left of its tree is killed (or waited
 // for, with Spec.WaitAll), the kernel's counters are read, and the record
 // is returned and handed to Options.Sink; the emptied leaf is removed at

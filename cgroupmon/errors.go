@@ -15,6 +15,13 @@ var (
 	// ErrControllerUnavailable is returned when a limit needs a cgroup
 	// controller that the execution root does not offer; nothing is run.
 	ErrControllerUnavailable = errors.New("cgroup controller unavailable")
+	// ErrLimitUnsupported is returned when cgmon cannot apply a field of
+	// Spec.Limits on this host (cgroup v2 has no file for it, the kernel
+	// lacks the file, a unified key is not a controller's setting, a device
+	// rule needs privileges this process lacks, the device a limit names
+	// does not exist, or the kernel refused the value); the error names the
+	// field, and nothing is run or left behind.
+	ErrLimitUnsupported = errors.New("cgmon cannot apply this limit")
 	// ErrNotDelegated is returned when the cgroup root is not writable by
 	// this process.
 	ErrNotDelegated = errors.New("cgroup root not delegated")
@@ -35,3 +42,25 @@ var (
 	// ErrClosed is returned by a Monitor's methods after Close.
 	ErrClosed = errdefs.ErrClosed
 )
+
+// limitError is a field of Spec.Limits that cgmon refuses: the field as a
+// user names it (e.g. "memory.limit", `unified["cpu.max"]`), why, and its
+// category (ErrInvalidSpec, ErrControllerUnavailable, ErrLimitUnsupported);
+// cause, when set, is the error of the kernel or the file.
+type limitError struct {
+	kind  error
+	field string
+	why   string
+	cause error
+}
+
+func (e *limitError) Error() string {
+	return e.kind.Error() + ": " + e.field + ": " + e.why
+}
+
+func (e *limitError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}

@@ -10,6 +10,8 @@ import (
 
 const (
 	defaultProcRoot = "/proc"
+	// defaultSysRoot is the sysfs mount point (block devices of io limits).
+	defaultSysRoot = "/sys"
 	// maxKernelFile caps every read of a kernel file (STYLE: reads are capped).
 	maxKernelFile = 64 << 10
 )

@@ -8,7 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/containerd/cgroups/v3/cgroup2"
+	"github.com/cilium/ebpf"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,6 +28,17 @@ type leaf struct {
 
 	leafCaps
 
+	// limits are the limits in force, as read back after they were
+	// applied; nil when none were asked for.
+	limits *specs.LinuxResources
+	// devices is the device program attached to the cgroup, nil if none;
+	// closed with the other descriptors.
+	devices *ebpf.Program
+	// moveIn: the limits take effect only on a process moved in through
+	// cgroup.procs, so the start must not use CLONE_INTO_CGROUP (see
+	// limitPlan.moveIn).
+	moveIn bool
+
 	buf      [512]byte // for the sampler's reads, under the run's lock
 	evBuf    [128]byte // for cgroup.events, read by the waiting goroutine
 	procsBuf []byte
@@ -41,9 +53,10 @@ type leafCaps struct {
 	cgroupKill bool // cgroup.kill exists (Linux 5.14)
 }
 
-// createLeaf makes root/name (which must not exist yet), applies res, and
-// opens the files the sampler reads. On error nothing is left behind.
-func createLeaf(root, name string, res *cgroup2.Resources, caps leafCaps) (_ *leaf, err error) {
+// createLeaf makes root/name (which must not exist yet), applies plan and
+// reads back what is in force (limits), and opens the files the sampler
+// reads. On error nothing is left behind.
+func createLeaf(root, name string, plan *limitPlan, caps leafCaps) (_ *leaf, err error) {
 	path := filepath.Join(root, name)
 	if filepath.Dir(path) != filepath.Clean(root) {
 		return nil, fmt.Errorf("%w: leaf name %q escapes the root", ErrInvalidSpec, name)
@@ -58,18 +71,15 @@ func createLeaf(root, name string, res *cgroup2.Resources, caps leafCaps) (_ *le
 			_ = os.Remove(path)
 		}
 	}()
-	if vals := res.Values(); len(vals) > 0 || len(res.Devices) > 0 {
-		mgr, err := cgroup2.Load("/"+name, cgroup2.WithMountpoint(root))
-		if err != nil {
-			return nil, fmt.Errorf("loading cgroup %s: %w", path, err)
-		}
-		if err := mgr.Update(res); err != nil {
-			return nil, fmt.Errorf("setting limits on %s: %w", path, err)
-		}
-	}
 	if l.dir, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 		l.dir = -1
 		return nil, fmt.Errorf("opening cgroup %s: %w", path, err)
+	}
+	if !plan.empty() {
+		if l.limits, l.devices, err = plan.apply(path, l.dir); err != nil {
+			return nil, err
+		}
+		l.moveIn = plan.moveIn()
 	}
 	l.leafCaps = caps
 	return l, nil
@@ -293,6 +303,12 @@ func (l *leaf) closeFDs() {
 		}
 	}
 	l.closeDir()
+	if l.devices != nil {
+		// The attachment holds the program while the cgroup exists; this
+		// descriptor is cgmon's own reference.
+		l.devices.Close()
+		l.devices = nil
+	}
 }
 
 // remove closes every descriptor and removes the directory, retrying while

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,20 +165,27 @@ func (m *Monitor) Probe() *Probe { return m.probe }
 // Backend returns the backend executions are measured with.
 func (m *Monitor) Backend() metrics.Backend { return m.probe.Backend }
 
-// CheckLimits returns an error (ErrControllerUnavailable, ErrInvalidSpec)
-// when l cannot be applied on this host; nothing is run or created.
+// CheckLimits returns an error naming each field of l that Start would
+// refuse on this Monitor (ErrInvalidSpec, ErrControllerUnavailable,
+// ErrLimitUnsupported): the same decision Start makes, before anything is
+// run or created. Device rules are checked by loading their program, which
+// is closed at once. A value the kernel rejects when it is written
+// (EINVAL) is still Start's error, with nothing left behind.
 func (m *Monitor) CheckLimits(l *specs.LinuxResources) error {
-	res, err := toResources(l)
-	if err != nil {
-		return err
-	}
+	p, err := planLimits(l, m.limitHost())
+	p.close()
+	return err
+}
+
+// limitHost is what decides which limits this Monitor's leaves can take.
+func (m *Monitor) limitHost() limitHost {
+	h := limitHost{sys: defaultSysRoot}
 	if m.root == nil {
-		if need := neededControllers(res); len(need) > 0 {
-			return fmt.Errorf("%w: limit needs the %s controller, and this monitor has no cgroup (procfs fallback: %s)", ErrControllerUnavailable, strings.Join(need, ", "), m.probe.RootReason)
-		}
-		return nil
+		h.noCgroup = "procfs fallback: " + m.probe.RootReason
+		return h
 	}
-	return checkControllers(res, m.root.controllers, m.root.path)
+	h.root, h.controllers = m.root.path, m.root.controllers
+	return h
 }
 
 // Close kills every live execution, waits for them, removes the cgroups of

@@ -78,8 +78,17 @@ type Spec struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
-	// Limits are applied to the execution's cgroup. A limit whose
-	// controller is unavailable is an error (ErrControllerUnavailable).
+	// Limits are applied to the execution's cgroup before its first
+	// instruction runs, each field written and read back (the record's
+	// Limits is what was read), or refused before anything is created
+	// with an error naming the field: ErrInvalidSpec for a value that
+	// means nothing, ErrControllerUnavailable when the field's controller
+	// is not enabled for the Monitor's cgroups, ErrLimitUnsupported when
+	// cgmon cannot apply it here (no cgroup v2 file for it, a kernel
+	// without the file, a unified key that is not a controller's setting,
+	// device rules without root, a device the host lacks). Device rules
+	// are an eBPF program cgmon attaches and owns; they start from every
+	// device denied, as in runc. See the README for each field's file.
 	Limits *specs.LinuxResources
 	// Timeout is the wall-clock limit; 0 means none.
 	Timeout time.Duration

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/cgmon/cgmon/internal/proctree"
@@ -72,9 +73,16 @@ func newRun(s Spec, sources sourceTable, backend metrics.Backend) *run {
 		rec: metrics.Execution{
 			ID: s.ID, Language: s.Language, CodeLength: s.CodeLength,
 			Command: append([]string(nil), s.Command...), ExitCode: -1,
-			Backend: backend, Limits: s.Limits,
+			Backend: backend,
 		},
 	}
+}
+
+// limitsInForce records the limits in force, as read back from the leaf.
+func (r *run) limitsInForce(l *specs.LinuxResources) {
+	r.mu.Lock()
+	r.rec.Limits = l
+	r.mu.Unlock()
 }
 
 // reading is one sample of a run's counters.

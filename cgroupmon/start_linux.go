@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containerd/cgroups/v3/cgroup2"
 	"golang.org/x/sys/unix"
 
 	"github.com/cgmon/cgmon/internal/proctree"
@@ -52,27 +51,33 @@ func (m *Monitor) Run(ctx context.Context, s Spec) (metrics.Execution, error) {
 // start does Start's work except waiting. When running is true the caller
 // must call m.wait(r): in a goroutine (Start) or in its own (Run).
 func (m *Monitor) start(ctx context.Context, s Spec) (r *run, running bool, err error) {
-	s, res, err := m.checkSpec(s)
+	s, plan, err := m.checkSpec(s)
 	if err != nil {
 		return nil, false, err
 	}
+	defer plan.close() // the device program, unless a leaf took it
 	r = newRun(s, m.probe.Sources, m.probe.Backend)
 	if err := m.track(r); err != nil {
 		return nil, false, err
 	}
-	defer func() {
+	// The deferred calls take the run as an argument: a failed start
+	// returns a nil r.
+	defer func(r *run) {
 		if err != nil {
 			m.untrack(r)
 		}
-	}()
-	if r.leaf, err = m.makeLeaf(s.ID, res); err != nil {
+	}(r)
+	if r.leaf, err = m.makeLeaf(s.ID, plan); err != nil {
 		return nil, false, err
 	}
-	defer func() {
+	defer func(r *run) {
 		if err != nil && r.leaf != nil {
 			_ = r.leaf.remove()
 		}
-	}()
+	}(r)
+	if r.leaf != nil {
+		r.limitsInForce(r.leaf.limits)
+	}
 	marker := m.command(r)
 	if r.pipes, err = plumb(r.cmd); err != nil {
 		return nil, false, fmt.Errorf("%w: creating pipes: %w", errCgmon, err)
@@ -91,9 +96,9 @@ func (m *Monitor) start(ctx context.Context, s Spec) (r *run, running bool, err 
 // errCgmon marks a start failure that is cgmon's, not the command's.
 var errCgmon = errors.New("cgmon")
 
-// checkSpec validates s, gives it an id when it has none, and converts its
+// checkSpec validates s, gives it an id when it has none, and plans its
 // limits.
-func (m *Monitor) checkSpec(s Spec) (Spec, *cgroup2.Resources, error) {
+func (m *Monitor) checkSpec(s Spec) (Spec, *limitPlan, error) {
 	if s.ID == "" {
 		s.ID = "exec-" + strconv.FormatUint(m.seq.Add(1), 10)
 	}
@@ -106,28 +111,25 @@ func (m *Monitor) checkSpec(s Spec) (Spec, *cgroup2.Resources, error) {
 	if s.Timeout < 0 {
 		return s, nil, fmt.Errorf("%w: negative timeout %v", ErrInvalidSpec, s.Timeout)
 	}
-	if err := m.CheckLimits(s.Limits); err != nil {
-		return s, nil, err
-	}
-	res, err := toResources(s.Limits)
-	return s, res, err
+	plan, err := planLimits(s.Limits, m.limitHost())
+	return s, plan, err
 }
 
 // makeLeaf makes the execution's cgroup with its limits; nil for the
 // procfs backend.
-func (m *Monitor) makeLeaf(id string, res *cgroup2.Resources) (*leaf, error) {
+func (m *Monitor) makeLeaf(id string, plan *limitPlan) (*leaf, error) {
 	root := m.root
 	if root == nil {
 		return nil, nil
 	}
 	name := fmt.Sprintf("%s-%d-%d", leafName(id), os.Getpid(), m.seq.Add(1))
 	caps := leafCaps{memory: root.has("memory"), pidsCtl: root.has("pids"), io: root.has("io"), cgroupKill: m.probe.Features.CgroupKill}
-	l, err := createLeaf(root.path, name, res, caps)
+	l, err := createLeaf(root.path, name, plan, caps)
 	if errors.Is(err, fs.ErrNotExist) && (root.created || root.shared) {
 		// Another monitor sharing the root closed and removed it, empty,
 		// between New and now (cgmon run started in parallel).
 		if err = root.remake(); err == nil {
-			l, err = createLeaf(root.path, name, res, caps)
+			l, err = createLeaf(root.path, name, plan, caps)
 		}
 	}
 	return l, err
@@ -178,13 +180,14 @@ func (m *Monitor) launch(r *run) error {
 }
 
 // fork starts the command, with CLONE_INTO_CGROUP when there is a leaf,
-// falling back to the gated start when the kernel refuses it.
+// falling back to the gated start when the kernel refuses it or the
+// leaf's limits need the move (leaf.moveIn).
 func (m *Monitor) fork(r *run) error {
 	if r.leaf == nil {
 		r.start = time.Now()
 		return r.cmd.Start()
 	}
-	if !m.forceGated {
+	if !m.forceGated && !r.leaf.moveIn {
 		r.cmd.SysProcAttr.UseCgroupFD = true
 		r.cmd.SysProcAttr.CgroupFD = r.leaf.dir
 		r.start = time.Now()

@@ -112,7 +112,15 @@ type Execution struct {
 	// Samples is the timeline taken by the sampler; it may be empty for an
 	// execution shorter than one interval.
 	Samples []Sample `json:"samples,omitempty"`
-	// Limits are the limits that were applied, nil when none.
+	// Limits are the limits that were in force, as read back from the
+	// cgroup's files after they were written, never the request echoed
+	// (memory.max is in whole pages, cpuset.cpus as the kernel lists it);
+	// nil when none were asked for. A file that keeps the OCI unit maps
+	// back to its OCI field; cpu.shares and the blockIO weights, which
+	// cgmon converts to another scale, and every unified key are under
+	// Unified by file name, with the file's content as read. Devices lists
+	// the rules of the eBPF program attached to the cgroup, defaults
+	// explicit.
 	Limits *specs.LinuxResources `json:"limits,omitempty"`
 }
 

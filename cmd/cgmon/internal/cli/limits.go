@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"sort"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -129,4 +131,145 @@ func cpuQuota(cpus float64) (int64, error) {
 		return 0, fmt.Errorf("--cpus %v: too large", cpus)
 	}
 	return int64(q), nil
+}
+
+// describeLimits renders the limits in force (the record's, as read back
+// from the cgroup) in cgroup v2 terms, one part per file, sorted; "none"
+// when nil.
+func describeLimits(l *specs.LinuxResources) string {
+	if l == nil {
+		return "none"
+	}
+	var parts []string
+	add := func(format string, args ...any) { parts = append(parts, fmt.Sprintf(format, args...)) }
+	if m := l.Memory; m != nil {
+		if m.Limit != nil {
+			add("memory.max %s", limitBytes(*m.Limit))
+		}
+		if m.Reservation != nil {
+			add("memory.low %s", limitBytes(*m.Reservation))
+		}
+		if m.Swap != nil {
+			add("memory+swap %s", limitBytes(*m.Swap))
+		}
+	}
+	if c := l.CPU; c != nil {
+		if c.Period != nil {
+			if c.Quota == nil || *c.Quota < 0 {
+				add("cpu.max max %d", *c.Period)
+			} else {
+				add("cpu.max %d %d (%.2f CPUs)", *c.Quota, *c.Period, float64(*c.Quota)/float64(*c.Period))
+			}
+		}
+		if c.Burst != nil {
+			add("cpu.max.burst %d µs", *c.Burst)
+		}
+		if c.Idle != nil {
+			add("cpu.idle %d", *c.Idle)
+		}
+		if c.Cpus != "" {
+			add("cpuset.cpus %s", c.Cpus)
+		}
+		if c.Mems != "" {
+			add("cpuset.mems %s", c.Mems)
+		}
+	}
+	if l.Pids != nil && l.Pids.Limit != nil {
+		if *l.Pids.Limit < 0 {
+			add("pids.max max")
+		} else {
+			add("pids.max %d", *l.Pids.Limit)
+		}
+	}
+	if b := l.BlockIO; b != nil {
+		devs := map[string][]string{}
+		for _, k := range []struct {
+			key  string
+			list []specs.LinuxThrottleDevice
+		}{{"rbps", b.ThrottleReadBpsDevice}, {"wbps", b.ThrottleWriteBpsDevice}, {"riops", b.ThrottleReadIOPSDevice}, {"wiops", b.ThrottleWriteIOPSDevice}} {
+			for _, d := range k.list {
+				dev := fmt.Sprintf("%d:%d", d.Major, d.Minor)
+				devs[dev] = append(devs[dev], fmt.Sprintf("%s=%d", k.key, d.Rate))
+			}
+		}
+		for dev, kv := range devs {
+			add("io.max %s %s", dev, strings.Join(kv, " "))
+		}
+	}
+	for _, h := range l.HugepageLimits {
+		if h.Limit == math.MaxUint64 {
+			add("hugetlb.%s.max max", h.Pagesize)
+		} else {
+			add("hugetlb.%s.max %s", h.Pagesize, exactSize(h.Limit))
+		}
+	}
+	for dev, r := range l.Rdma {
+		v := func(p *uint32) string {
+			if p == nil {
+				return "max"
+			}
+			return fmt.Sprint(*p)
+		}
+		add("rdma.max %s hca_handle=%s hca_object=%s", printable(dev), v(r.HcaHandles), v(r.HcaObjects))
+	}
+	if len(l.Devices) > 0 {
+		rules := make([]string, len(l.Devices))
+		for i, d := range l.Devices {
+			verb := "deny"
+			if d.Allow {
+				verb = "allow"
+			}
+			num := func(p *int64) string {
+				if p == nil || *p < 0 {
+					return "*"
+				}
+				return fmt.Sprint(*p)
+			}
+			rules[i] = fmt.Sprintf("%s %s %s:%s %s", verb, printable(d.Type), num(d.Major), num(d.Minor), printable(d.Access))
+		}
+		add("devices [%s]", strings.Join(rules, ", "))
+	}
+	for k, v := range l.Unified {
+		add("%s %s", printable(k), printable(strings.ReplaceAll(v, "\n", ", ")))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// limitBytes renders a memory limit read back: "max" for -1.
+func limitBytes(v int64) string {
+	if v < 0 {
+		return "max"
+	}
+	return exactSize(uint64(v))
+}
+
+// exactSize is FormatSize, with the bytes too when FormatSize rounds (a
+// limit read back is rounded to pages by the kernel, and shown as it is).
+func exactSize(b uint64) string {
+	s := FormatSize(b)
+	if b < 1024 {
+		return s
+	}
+	div, exp := uint64(1024), 0
+	for n := b / 1024; n >= 1024 && exp < 4; n /= 1024 {
+		div *= 1024
+		exp++
+	}
+	if r := b % div; r*10%div != 0 {
+		s += fmt.Sprintf(" (%d bytes)", b)
+	}
+	return s
+}
+
+// printable quotes s when it holds a control character, so that a value
+// read from a file cannot break the report's lines.
+func printable(s string) string {
+	if strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return fmt.Sprintf("%q", s)
+	}
+	return s
 }

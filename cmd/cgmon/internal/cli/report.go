@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -349,58 +348,6 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-// describeLimits renders limits in cgroup v2 terms, "none" when nil.
-func describeLimits(l *specs.LinuxResources) string {
-	if l == nil {
-		return "none"
-	}
-	var parts []string
-	if l.Memory != nil {
-		if l.Memory.Limit != nil {
-			if *l.Memory.Limit < 0 {
-				parts = append(parts, "memory.max max")
-			} else {
-				parts = append(parts, fmt.Sprintf("memory.max %s", FormatSize(uint64(*l.Memory.Limit))))
-			}
-		}
-		if l.Memory.Reservation != nil {
-			parts = append(parts, fmt.Sprintf("memory.low %d bytes", *l.Memory.Reservation))
-		}
-		if l.Memory.Swap != nil {
-			parts = append(parts, fmt.Sprintf("memory+swap %d bytes", *l.Memory.Swap))
-		}
-	}
-	if l.CPU != nil {
-		if l.CPU.Quota != nil {
-			period := uint64(cpuPeriod)
-			if l.CPU.Period != nil {
-				period = *l.CPU.Period
-			}
-			parts = append(parts, fmt.Sprintf("cpu.max %d %d (%.2f CPUs)", *l.CPU.Quota, period, float64(*l.CPU.Quota)/float64(period)))
-		}
-		if l.CPU.Shares != nil {
-			parts = append(parts, fmt.Sprintf("cpu shares %d", *l.CPU.Shares))
-		}
-		if l.CPU.Cpus != "" {
-			parts = append(parts, "cpuset.cpus "+l.CPU.Cpus)
-		}
-		if l.CPU.Mems != "" {
-			parts = append(parts, "cpuset.mems "+l.CPU.Mems)
-		}
-	}
-	if l.Pids != nil && l.Pids.Limit != nil {
-		parts = append(parts, fmt.Sprintf("pids.max %d", *l.Pids.Limit))
-	}
-	if l.BlockIO != nil {
-		parts = append(parts, "io limits")
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
 }
 
 // ansiCQuote quotes s as bash's $'...', so that control characters stay on
