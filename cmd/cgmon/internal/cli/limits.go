@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -210,7 +211,7 @@ func describeLimits(l *specs.LinuxResources) string {
 			}
 			return fmt.Sprint(*p)
 		}
-		add("rdma.max %s hca_handle=%s hca_object=%s", printable(dev), v(r.HcaHandles), v(r.HcaObjects))
+		add("rdma.max %s hca_handle=%s hca_object=%s", quotedIfControl(dev), v(r.HcaHandles), v(r.HcaObjects))
 	}
 	if len(l.Devices) > 0 {
 		rules := make([]string, len(l.Devices))
@@ -225,12 +226,12 @@ func describeLimits(l *specs.LinuxResources) string {
 				}
 				return fmt.Sprint(*p)
 			}
-			rules[i] = fmt.Sprintf("%s %s %s:%s %s", verb, printable(d.Type), num(d.Major), num(d.Minor), printable(d.Access))
+			rules[i] = fmt.Sprintf("%s %s %s:%s %s", verb, quotedIfControl(d.Type), num(d.Major), num(d.Minor), quotedIfControl(d.Access))
 		}
 		add("devices [%s]", strings.Join(rules, ", "))
 	}
 	for k, v := range l.Unified {
-		add("%s %s", printable(k), printable(strings.ReplaceAll(v, "\n", ", ")))
+		add("%s %s", quotedIfControl(k), quotedIfControl(strings.ReplaceAll(v, "\n", ", ")))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -265,11 +266,12 @@ func exactSize(b uint64) string {
 	return s
 }
 
-// printable quotes s when it holds a control character, so that a value
-// read from a file cannot break the report's lines.
-func printable(s string) string {
-	if strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		return fmt.Sprintf("%q", s)
+// quotedIfControl quotes s when it holds a control character, so that a
+// value read from a file cannot break the report's lines and reads as one
+// value.
+func quotedIfControl(s string) string {
+	if printable(s) == s {
+		return s
 	}
-	return s
+	return strconv.Quote(s)
 }
