@@ -44,7 +44,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 $(PKGS)
 
 # The CLI's start-up against the floor of what it links, and a long-lived
-# batch against a bare shell loop, each the median of three side-by-side
+# batch against a bare shell loop, each the median ratio of five side-by-side
 # hyperfine runs (needs hyperfine; see BENCHMARKS.md).
 BENCH_BIN ?= /tmp/cgmon-bench
 bench-cli:
