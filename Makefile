@@ -6,9 +6,15 @@ PKGS := ./...
 build:
 	$(GO) build -o bin/cgmon ./cmd/cgmon
 
-# The one gate: race-enabled tests on this host, then the real-kernel VM suite,
+# The one gate, in this order (also under make -j): the lint, race-enabled
+# tests on this host, the Python client's tests, the real-kernel VM suite,
 # then the Slurm example on a real Slurm.
-test: unittest pyclient-test vmtest fleettest
+test:
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory unittest
+	@$(MAKE) --no-print-directory pyclient-test
+	@$(MAKE) --no-print-directory vmtest
+	@$(MAKE) --no-print-directory fleettest
 
 unittest:
 	$(GO) test -race -count=1 $(PKGS)
@@ -25,25 +31,24 @@ vmtest:
 fleettest:
 	$(GO) run ./internal/fleettest/cmd/fleettest $(FLEETTEST_FLAGS)
 
+# staticcheck is pinned here and fetched through the module proxy; go.mod
+# does not list it.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 	GOOS=darwin $(GO) build $(PKGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 $(PKGS)
 
-# cgmon run -- /bin/true against /usr/bin/time /bin/true, side by side, with
-# the start-up floors of package startfloor (needs hyperfine).
+# The CLI's start-up against the floor of what it links, and a long-lived
+# batch against a bare shell loop, each the median ratio of five side-by-side
+# hyperfine runs (needs hyperfine; see BENCHMARKS.md).
 BENCH_BIN ?= /tmp/cgmon-bench
 bench-cli:
-	mkdir -p $(BENCH_BIN)
-	$(GO) build -o $(BENCH_BIN)/cgmon ./cmd/cgmon
-	for p in mini containerd alldeps; do $(GO) build -o $(BENCH_BIN)/$$p ./internal/startfloor/$$p || exit 1; done
-	hyperfine -N --warmup 30 --runs 500 --export-json $(BENCH_BIN)/cli.json \
-		'$(BENCH_BIN)/cgmon run -o /dev/null -- /bin/true' '/usr/bin/time -o /dev/null /bin/true' \
-		'$(BENCH_BIN)/mini' '$(BENCH_BIN)/containerd' '$(BENCH_BIN)/alldeps'
-	$(GO) run ./internal/startfloor/medians $(BENCH_BIN)/cli.json /usr/bin/time
+	GO=$(GO) BENCH_BIN=$(BENCH_BIN) ./internal/startfloor/bench-cli.sh
 
 tidy-check:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum

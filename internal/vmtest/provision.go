@@ -393,7 +393,7 @@ func (p *Provisioner) Rootfs(ctx context.Context, suite string, pkgs []string) (
 		return root, nil
 	}
 	if err := canInstall(); err != nil {
-		return "", fmt.Errorf("Debian %s root filesystem not cached: %w", suite, err)
+		return "", fmt.Errorf("the root filesystem of Debian %s is not cached: %w", suite, err)
 	}
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		fmt.Fprintln(p.Log, "vmtest: installing debootstrap")

@@ -38,13 +38,45 @@ type Outcome struct {
 	Duration time.Duration
 	LogPath  string
 	Want     []ManifestEntry
+	// Allowed are the tests that may skip in this scenario, with why
+	// (AllowedSkips[Scenario.Name]); any other skip fails it.
+	Allowed map[string]string
+	// Full says that every test of the default packages was selected (no
+	// -run, -pkgs holds DefaultPkgs), so that an allowed skip of a test
+	// that did not run is worth a warning.
+	Full bool
 }
 
 // Passed reports whether the scenario passed: a PASS result line for this
-// scenario, every package finished and passed, and at least one test ran.
+// scenario, every package finished and passed, at least one test ran, and
+// every skip is allowed in the scenario (o.Allowed).
 func (o Outcome) Passed() bool { return o.failure() == "" }
 
+// Skips returns the skip accounting of the scenario against o.Allowed.
+func (o Outcome) Skips() SkipVerdict {
+	var results []TestResult
+	for _, p := range o.Console.Pkgs {
+		results = append(results, ParseTests(p.Pkg, p.Lines)...)
+	}
+	return CheckSkips(o.Scenario.Name, o.Allowed, results, o.Full)
+}
+
 func (o Outcome) failure() string {
+	if f := o.runFailure(); f != "" {
+		return f
+	}
+	switch u := o.Skips().Unexpected; len(u) {
+	case 0:
+		return ""
+	case 1:
+		return u[0].Describe(o.Scenario.Name)
+	default:
+		return fmt.Sprintf("%d unexpected skips, first %s", len(u), u[0].Describe(o.Scenario.Name))
+	}
+}
+
+// runFailure says why the scenario failed before skips are counted.
+func (o Outcome) runFailure() string {
 	r := o.Console.Result
 	switch {
 	case r == nil && o.BootErr != nil:
@@ -76,14 +108,36 @@ func (o Outcome) failure() string {
 }
 
 // Report writes the verdict: `vmtest NAME: PASS (N tests)`, or FAIL with
-// the failing packages' output (or the console's tail when there is none).
+// each unexpected skip, or with the failing packages' output (or the
+// console's tail when there is none); then a warning per allowed skip that
+// no longer applies.
 func (o Outcome) Report(w io.Writer) {
-	if f := o.failure(); f == "" {
-		fmt.Fprintf(w, "vmtest %s: PASS (%d tests) in %.1fs\n", o.Scenario.Name, o.Console.Result.Passed, o.Duration.Seconds())
-		return
+	f := o.failure()
+	if f == "" {
+		fmt.Fprintf(w, "vmtest %s: PASS (%d tests, %d skipped as allowed) in %.1fs\n",
+			o.Scenario.Name, o.Console.Result.Passed, o.Console.Result.Skipped, o.Duration.Seconds())
 	} else {
 		fmt.Fprintf(w, "vmtest %s: FAIL: %s (after %.1fs; console log %s)\n", o.Scenario.Name, f, o.Duration.Seconds(), o.LogPath)
 	}
+	sv := o.Skips()
+	if o.runFailure() == "" {
+		if len(sv.Unexpected) > 1 {
+			for _, u := range sv.Unexpected {
+				fmt.Fprintf(w, "vmtest %s: %s\n", o.Scenario.Name, u.Describe(o.Scenario.Name))
+			}
+		}
+		for _, warn := range sv.Warnings {
+			fmt.Fprintf(w, "vmtest %s: warning: %s\n", o.Scenario.Name, warn)
+		}
+		return
+	}
+	// The run failed for another reason; its unexpected skips would fail it
+	// too, so they are named after its output.
+	defer func() {
+		for _, u := range sv.Unexpected {
+			fmt.Fprintf(w, "vmtest %s: %s\n", o.Scenario.Name, u.Describe(o.Scenario.Name))
+		}
+	}()
 	shown := false
 	for _, p := range o.Console.Pkgs {
 		if p.End != nil && p.End.Status == StatusPass {
@@ -258,6 +312,7 @@ func Run(ctx context.Context, cfg Config) ([]Outcome, error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	next := 0 // verdicts are printed in scenario order as soon as possible
+	full := cfg.TestRun == "" && containsAll(cfg.Pkgs, DefaultPkgs)
 	done := make([]bool, len(outcomes))
 	for i, s := range cfg.Scenarios {
 		wg.Add(1)
@@ -266,8 +321,8 @@ func Run(ctx context.Context, cfg Config) ([]Outcome, error) {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			t0 := time.Now()
-			o := Outcome{Scenario: s, LogPath: filepath.Join(logDir, s.Name+".log"), Want: manifest}
-			o.Want = Want(s, manifest)
+			o := Outcome{Scenario: s, LogPath: filepath.Join(logDir, s.Name+".log"), Want: Want(s, manifest),
+				Allowed: AllowedSkips[s.Name], Full: full}
 			image := initrd
 			if s.Systemd {
 				image = systemdImage

@@ -28,7 +28,7 @@ func TestOutcomeVerdicts(t *testing.T) {
 		output  string // a substring of the report
 	}{
 		{"pass", lines(append(okPkg, Result{Scenario: name, Status: StatusPass, Counts: Counts{Passed: 1}}.String())...), nil,
-			"", "vmtest " + name + ": PASS (1 tests)"},
+			"", "vmtest " + name + ": PASS (1 tests, 0 skipped as allowed)"},
 		{"no result line, timeout", lines("Booting", "Kernel panic - not syncing"), errors.New("boot timed out after 5m0s"),
 			"timed out", "Kernel panic"},
 		{"no result line, clean exit", "Booting", nil, "without one", "last 1 console lines"},

@@ -69,6 +69,19 @@ var Scenarios = []Scenario{
 		Doc:     "Debian 12 with systemd; tests as the lingering user runner, who has no delegated cgroup until cgmon asks its user manager for a scope"},
 }
 
+// DefaultPkgs are the packages whose tests run in every scenario when
+// vmtest is given no -pkgs. To add a package, append its directory here
+// ("./dir", as `go test` names it): its tests then run in each scenario,
+// where they read CGMON_VM_SCENARIO to know what to expect, and each of
+// its skips must be allowed for that scenario in AllowedSkips.
+var DefaultPkgs = []string{
+	"./cgroupmon",
+	"./procfallback",
+	"./internal/proctree",
+	"./cmd/cgmon/internal/cli",
+	"./internal/vmtest/guest",
+}
+
 // SystemdRootless is the name of the systemd scenario.
 const SystemdRootless = "systemd-rootless"
 

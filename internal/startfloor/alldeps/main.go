@@ -1,9 +1,16 @@
-// Command alldeps runs /bin/true linked with every third-party package
-// that cgmon imports, doing nothing with them: see package startfloor.
+//go:build linux
+
+// Command alldeps runs /bin/true linked with every package outside this
+// module that cgmon links, doing nothing with them: see package startfloor.
+// TestAllDepsFollowsCgmon keeps the two sets equal. It is Linux-only, as
+// containerd's cgroup2 package is.
 package main
 
 import (
 	"os/exec"
+
+	_ "flag"
+	_ "os/signal"
 
 	_ "github.com/DataDog/sketches-go/ddsketch"
 	_ "github.com/containerd/cgroups/v3/cgroup2"

@@ -1,5 +1,8 @@
+//go:build linux
+
 // Command containerd runs /bin/true linked with containerd's cgroup2
-// package, which cgmon uses for limits: see package startfloor.
+// package, which cgmon uses for limits: see package startfloor. It is
+// Linux-only, as that package is.
 package main
 
 import (

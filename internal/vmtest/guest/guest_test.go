@@ -96,16 +96,50 @@ func scenario(t *testing.T) string {
 	return s
 }
 
-func only(t *testing.T, names ...string) string {
-	t.Helper()
+// check is one check of a scenario's layout, given the scenario's name.
+type check struct {
+	name string
+	fn   func(t *testing.T, scenario string)
+}
+
+// checks lists, per scenario, the checks of its layout. TestScenario runs
+// those of the booted scenario as its subtests, so that no check skips in
+// the scenarios it is not about (the VM harness fails a scenario on a skip
+// it does not allow).
+var checks = map[string][]check{
+	"v2-6.1":               {{"PureV2Root", checkPureV2Root}, {"CgroupKill", checkCgroupKill}},
+	"v2-5.10":              {{"PureV2Root", checkPureV2Root}, {"CgroupKill", checkCgroupKill}},
+	"v2-rootless":          {{"RootlessDelegation", checkRootlessDelegation}},
+	"hybrid":               {{"Hybrid", checkHybrid}, {"CgroupKill", checkCgroupKill}},
+	"none":                 {{"NoCgroupFS", checkNoCgroupFS}},
+	vmtest.SystemdRootless: {{"SystemdRootlessHost", checkSystemdRootlessHost}},
+}
+
+// TestScenario runs the checks of the booted scenario's layout.
+func TestScenario(t *testing.T) {
 	s := scenario(t)
-	for _, n := range names {
-		if s == n {
-			return s
+	cs, ok := checks[s]
+	if !ok {
+		t.Fatalf("scenario %s has no checks of its layout", s)
+	}
+	for _, c := range cs {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, s) })
+	}
+}
+
+// TestEveryScenarioIsChecked runs on the host too: a scenario added to
+// vmtest.Scenarios without checks of its layout fails here.
+func TestEveryScenarioIsChecked(t *testing.T) {
+	for _, sc := range vmtest.Scenarios {
+		if len(checks[sc.Name]) == 0 {
+			t.Errorf("scenario %s has no checks in guest_test.go", sc.Name)
 		}
 	}
-	t.Skipf("not a check of scenario %s", s)
-	return ""
+	for name := range checks {
+		if _, err := vmtest.LookupScenario(name); err != nil {
+			t.Errorf("checks: %v", err)
+		}
+	}
 }
 
 func fsMagic(t *testing.T, path string) int64 {
@@ -300,8 +334,7 @@ func wantFiles(t *testing.T, dir string, want, absent []string) {
 var v2Common = []string{"cgroup.procs", "cgroup.events", "cpu.stat", "cpu.max", "memory.current",
 	"memory.max", "memory.events", "memory.stat", "pids.current", "pids.max", "io.stat", "cgroup.freeze"}
 
-func TestPureV2Root(t *testing.T) {
-	s := only(t, "v2-6.1", "v2-5.10")
+func checkPureV2Root(t *testing.T, s string) {
 	if m := fsMagic(t, cgroupRoot); m != cgroup2Magic {
 		t.Fatalf("%s is fs type %#x, want cgroup2", cgroupRoot, m)
 	}
@@ -342,8 +375,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func TestCgroupKill(t *testing.T) {
-	s := only(t, "v2-6.1", "v2-5.10", "hybrid")
+func checkCgroupKill(t *testing.T, s string) {
 	base := cgroupRoot
 	if s == "hybrid" {
 		base = cgroupRoot + "/unified"
@@ -380,8 +412,7 @@ func TestCgroupKill(t *testing.T) {
 	}
 }
 
-func TestRootlessDelegation(t *testing.T) {
-	only(t, "v2-rootless")
+func checkRootlessDelegation(t *testing.T, _ string) {
 	if os.Getuid() != 1000 || os.Getgid() != 1000 {
 		t.Fatalf("running as %d:%d, want 1000:1000", os.Getuid(), os.Getgid())
 	}
@@ -444,12 +475,11 @@ func TestRootlessDelegation(t *testing.T) {
 	}
 }
 
-// TestSystemdRootlessHost checks the systemd scenario is what a rootless
+// checkSystemdRootlessHost checks the systemd scenario is what a rootless
 // CI runner sees: the tests run unprivileged in a cgroup that is not
 // theirs (no pre-made delegation), the user's manager is up on its bus
 // and Debian delegates cpu, memory and pids to it, not io.
-func TestSystemdRootlessHost(t *testing.T) {
-	only(t, vmtest.SystemdRootless)
+func checkSystemdRootlessHost(t *testing.T, _ string) {
 	if os.Getuid() != vmtest.RunnerUID {
 		t.Fatalf("running as uid %d, want %d", os.Getuid(), vmtest.RunnerUID)
 	}
@@ -489,8 +519,7 @@ func TestSystemdRootlessHost(t *testing.T) {
 	}
 }
 
-func TestHybrid(t *testing.T) {
-	only(t, "hybrid")
+func checkHybrid(t *testing.T, _ string) {
 	if m := fsMagic(t, cgroupRoot); m != tmpfsMagic {
 		t.Errorf("%s is fs type %#x, want tmpfs", cgroupRoot, m)
 	}
@@ -518,8 +547,7 @@ func TestHybrid(t *testing.T) {
 	runTouch(t, dir)
 }
 
-func TestNoCgroupFS(t *testing.T) {
-	only(t, "none")
+func checkNoCgroupFS(t *testing.T, _ string) {
 	b := readFile(t, "/proc/self/mountinfo")
 	for _, l := range strings.Split(b, "\n") {
 		if _, after, ok := strings.Cut(l, " - "); ok {

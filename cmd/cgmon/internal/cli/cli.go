@@ -59,6 +59,7 @@ Usage:
   cgmon doctor [--format json]            show what this host offers and what cgmon will do
   cgmon summary [flags] FILE...           merge result files and print the batch summary
   cgmon compare [flags] BASE HEAD         compare two result files; fail on a regression
+  cgmon version                           show cgmon's version and the commit it was built from
   cgmon help [COMMAND]                    show a command's flags
 
 Run 'cgmon COMMAND -h' for a command's flags.
@@ -105,6 +106,8 @@ func Main(args []string, stdio IO) int {
 		if err == nil {
 			return code
 		}
+	case "version", "-version", "--version":
+		err = versionMain(rest, stdio)
 	case "help", "-h", "-help", "--help":
 		if len(rest) == 1 && rest[0] != "help" {
 			return Main([]string{rest[0], "-h"}, IO{In: stdio.In, Out: stdio.Out, Err: stdio.Out})

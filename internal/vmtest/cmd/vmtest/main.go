@@ -46,7 +46,7 @@ func modRoot() (string, error) {
 
 func run() int {
 	scenarios := flag.String("scenario", strings.Join(vmtest.ScenarioNames(), ","), "comma-separated scenarios to boot")
-	pkgs := flag.String("pkgs", "./cgroupmon,./procfallback,./internal/proctree,./cmd/cgmon/internal/cli,./internal/vmtest/guest", "comma-separated packages whose tests run in each guest")
+	pkgs := flag.String("pkgs", strings.Join(vmtest.DefaultPkgs, ","), "comma-separated packages whose tests run in each guest (default: vmtest.DefaultPkgs)")
 	timeout := flag.Duration("timeout", 5*time.Minute, "timeout per boot, from qemu start to power-off")
 	testTimeout := flag.Duration("test-timeout", 3*time.Minute, "-test.timeout of each test binary in the guest")
 	testRun := flag.String("run", "", "-test.run `regexp` of each test binary in the guest (no spaces); default all tests")
