@@ -22,7 +22,7 @@ const (
 	// StatusOOM: the execution's own oom_kill count rose (never guessed from
 	// exit status 137).
 	StatusOOM Status = "oom"
-	// StatusCanceled: the caller cancelled the execution (e.g. Ctrl-C).
+	// StatusCanceled: the caller canceled the execution (e.g. Ctrl-C).
 	StatusCanceled Status = "canceled"
 	// StatusFailedToStart: the command could not be executed.
 	StatusFailedToStart Status = "failed_to_start"
