@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -42,18 +43,24 @@ func parseLimits(r io.Reader) (*specs.LinuxResources, error) {
 	if len(b) > maxLimitsFile {
 		return nil, fmt.Errorf("larger than %d bytes", maxLimitsFile)
 	}
-	return decodeLimits(b)
+	return decodeLimits(b, "")
 }
 
-func decodeLimits(b []byte) (*specs.LinuxResources, error) {
+// decodeLimits decodes an OCI LinuxResources object strictly; prefix is
+// where it sits in the user's JSON ("limits" in a batch line), for the
+// field names of errors.
+func decodeLimits(b []byte, prefix string) (*specs.LinuxResources, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var l specs.LinuxResources
 	if err := dec.Decode(&l); err != nil {
-		return nil, fmt.Errorf("not an OCI LinuxResources object: %w", err)
+		if jsonFieldError(err) || prefix != "" {
+			return nil, errors.New(jsonError(err, l, prefix))
+		}
+		return nil, fmt.Errorf("not an OCI LinuxResources object: %s", jsonError(err, l, prefix))
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("trailing data after the LinuxResources object")
+		return nil, errors.New("trailing data after the LinuxResources object")
 	}
 	return &l, nil
 }
