@@ -24,7 +24,7 @@ type reportFlags struct {
 
 // register adds the output flags to c.
 func (f *reportFlags) register(c *command) {
-	c.StringVar(&f.Format, "format", "human", "report format: human or json")
+	c.StringVar(&f.Format, "format", "human", "report `FORMAT`: human or json")
 	c.StringVar(&f.Output, "output", "", "write the report to `FILE` (default: standard error)")
 	c.StringVar(&f.Output, "o", "", "shorthand for --output")
 	c.StringVar(&f.Samples, "samples", "", "write the timeline to `FILE` (.csv or .ndjson)")
@@ -160,7 +160,7 @@ func catchSignals(cancel func()) *signalCatcher {
 	return s
 }
 
-// stop stops cancelling and returns the signal received, if any. Later
+// stop stops canceling and returns the signal received, if any. Later
 // signals are still caught (and ignored) until release, so that the report
 // is written whole.
 func (s *signalCatcher) stop() os.Signal {
