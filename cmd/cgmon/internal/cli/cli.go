@@ -183,8 +183,8 @@ func (c *command) flagError(err error) string {
 	}
 	if m := flagBad.FindStringSubmatch(msg); m != nil {
 		why := m[3]
-		if f := c.Lookup(m[2]); f != nil && (why == "parse error" || why == "value out of range") {
-			switch f.Value.(flag.Getter).Get().(type) {
+		if g, ok := c.getter(m[2]); ok && (why == "parse error" || why == "value out of range") {
+			switch g.Get().(type) {
 			case time.Duration:
 				why = "not a duration such as 100ms, 5s or 1m30s"
 			case int, int64, uint, uint64:
@@ -196,6 +196,16 @@ func (c *command) flagError(err error) string {
 		return fmt.Sprintf("%s %s: %s", flagName(m[2]), m[1], why)
 	}
 	return msg
+}
+
+// getter returns the value of flag name when it can say its type.
+func (c *command) getter(name string) (flag.Getter, bool) {
+	f := c.Lookup(name)
+	if f == nil {
+		return nil, false
+	}
+	g, ok := f.Value.(flag.Getter)
+	return g, ok
 }
 
 // flagName returns a flag's name as the README and -h write it: "--name",
