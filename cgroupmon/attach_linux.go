@@ -21,7 +21,7 @@ import (
 // e.g. a container's scope) or a process (Target.PID: its cgroup when that
 // cgroup is its own, else its process tree through /proc). It samples on
 // the shared ticker until the cgroup is unpopulated, the process ends,
-// Target.Duration passes or ctx is cancelled, and returns the same record
+// Target.Duration passes or ctx is canceled, and returns the same record
 // as Start. An attached target is not cgmon's child: its exit status is
 // not known, and the status is ended (it ended) or canceled (watching
 // stopped first). CPU and memory totals of a cgroup are its whole life's,
@@ -60,7 +60,7 @@ func (m *Monitor) checkTarget(t *Target) error {
 		return fmt.Errorf("%w: negative pid or duration", ErrInvalidSpec)
 	}
 	if t.ID == "" {
-		t.ID = "attach-" + strconv.FormatUint(m.seq.Add(1), 10)
+		t.ID = defaultID("attach", time.Now())
 	}
 	return validateID(t.ID)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/cgmon/cgmon/metrics"
 )
 
-// watch kills the execution on timeout or when ctx is cancelled.
+// watch kills the execution on timeout or when ctx is canceled.
 func (r *run) watch(ctx context.Context) {
 	var timeout <-chan time.Time
 	if r.spec.Timeout > 0 {

@@ -64,3 +64,11 @@ func (e *limitError) Unwrap() []error {
 	}
 	return []error{e.kind, e.cause}
 }
+
+// notDelegatedError is ErrNotDelegated with the probe's reason as its
+// whole message: the reason already says which root and why, and the
+// sentinel's own words would repeat it.
+type notDelegatedError struct{ reason string }
+
+func (e *notDelegatedError) Error() string        { return e.reason }
+func (e *notDelegatedError) Is(target error) bool { return target == ErrNotDelegated }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -89,6 +90,9 @@ func createLeaf(root, name string, plan *limitPlan, caps leafCaps) (_ *leaf, err
 // created or written; the controllers are those whose files it has.
 func openLeaf(path string) (*leaf, error) {
 	if _, err := os.Stat(filepath.Join(path, "cgroup.procs")); err != nil {
+		if pe, ok := err.(*fs.PathError); ok {
+			err = pe.Err // the path is said once
+		}
 		return nil, fmt.Errorf("%s is not a cgroup v2 directory: %w", path, err)
 	}
 	l := &leaf{path: path, dir: -1, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1}

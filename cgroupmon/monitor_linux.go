@@ -102,11 +102,11 @@ func delegatedScope(opts Options, p *Probe) *Probe {
 
 // checkOptions validates opts and fills in the defaults.
 func checkOptions(opts Options) (Options, error) {
-	if opts.Interval < 0 {
-		return opts, fmt.Errorf("%w: negative interval %v", ErrInvalidSpec, opts.Interval)
-	}
 	if opts.Interval == 0 {
 		opts.Interval = DefaultInterval
+	}
+	if opts.Interval < MinInterval {
+		return opts, fmt.Errorf("%w: interval %v is shorter than the minimum of %v", ErrInvalidSpec, opts.Interval, MinInterval)
 	}
 	switch opts.Backend {
 	case "":
@@ -128,9 +128,9 @@ func requireRoot(opts Options, p *Probe) error {
 	case p.Root != "":
 		return nil
 	case opts.Backend == BackendCgroup2:
-		return fmt.Errorf("backend cgroup2: %w: %s", ErrNotDelegated, p.RootReason)
+		return &notDelegatedError{"backend cgroup2: " + p.RootReason}
 	case opts.CgroupRoot != "" && opts.Backend != BackendProcfs:
-		return fmt.Errorf("%w: %s", ErrNotDelegated, p.RootReason)
+		return &notDelegatedError{p.RootReason}
 	}
 	return nil
 }

@@ -12,6 +12,11 @@ import (
 // DefaultInterval is the sampler's default tick.
 const DefaultInterval = 100 * time.Millisecond
 
+// MinInterval is the shortest tick Options.Interval may ask for: a
+// shorter one would keep a CPU busy sampling (each tick reads every live
+// execution's files) and measure cgmon more than the executions.
+const MinInterval = time.Millisecond
+
 // BackendChoice is what Options.Backend asks for.
 type BackendChoice string
 
@@ -34,7 +39,8 @@ type Sink interface {
 
 // Options configure a Monitor. The zero value is usable.
 type Options struct {
-	// Interval is the sampler's tick; default 100 ms.
+	// Interval is the sampler's tick; 0 means DefaultInterval (100 ms).
+	// Below MinInterval (1 ms) it is ErrInvalidSpec.
 	Interval time.Duration
 	// Backend is auto (default), cgroup2 or procfs.
 	Backend BackendChoice
@@ -58,8 +64,12 @@ type Options struct {
 
 // Spec describes one execution.
 type Spec struct {
-	// ID identifies the execution; it must not contain '/', NUL or "..",
-	// nor exceed 200 bytes. Empty: one is generated.
+	// ID identifies the execution; it must be valid UTF-8 without '/',
+	// "..", control characters (newline, escape, ...) or bidirectional
+	// formatting characters, and at most 200 bytes. Empty: one is
+	// generated that is unique across processes and sorts in time order
+	// as a string, e.g. "exec-20261202T140921.290761Z-5f3a9c1e-1" (the
+	// time in UTC, a random tag of this process and a number it counts).
 	ID string
 	// Language labels the record, e.g. "python".
 	Language string
@@ -106,7 +116,9 @@ type Target struct {
 	CgroupPath string
 	// PID is a process to watch.
 	PID int
-	// ID and Language label the record.
+	// ID and Language label the record. ID follows the rules of Spec.ID;
+	// empty, one is generated as for Spec.ID, e.g.
+	// "attach-20261202T140921.290761Z-5f3a9c1e-2".
 	ID       string
 	Language string
 	// Duration stops watching after this long; 0 watches until the end.

@@ -90,7 +90,7 @@ func TestProbeFixtures(t *testing.T) {
 			name: "hybrid-like-dev-machine", mountinfo: hybridMountinfo, release: "6.18.44",
 			own: "/", ctrl: "hugetlb", subtree: "",
 			mode: ModeHybrid, backend: metrics.BackendHybrid,
-			memory: metrics.SourceRusageMaxRSS, pids: metrics.SourceSampledProcTree, gaps: 4,
+			memory: metrics.SourceRusageMaxRSS, pids: metrics.SourceSampledProcTree, gaps: 3,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

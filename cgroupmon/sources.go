@@ -111,9 +111,9 @@ func sourcesFor(k hostKind) sourceTable {
 // procfsSources fills the table of the procfs backend: no cgroup at all.
 func procfsSources(set func(metrics.Metric, string, ...metrics.Source)) {
 	const cpuReason = "no cgroup: rusage of the reaped processes, plus the last /proc/PID/stat of any that cgmon could not reap (then labelled sampled, a lower bound)"
-	for _, m := range []metrics.Metric{metrics.MetricCPUUser, metrics.MetricCPUSystem, metrics.MetricCPUTotal} {
-		set(m, cpuReason, metrics.SourceRusage, metrics.SourceSampledProcCPU)
-	}
+	set(metrics.MetricCPUUser, cpuReason, metrics.SourceRusageUTime, metrics.SourceSampledProcCPU)
+	set(metrics.MetricCPUSystem, cpuReason, metrics.SourceRusageSTime, metrics.SourceSampledProcCPU)
+	set(metrics.MetricCPUTotal, cpuReason, metrics.SourceRusage, metrics.SourceSampledProcCPU)
 	set(metrics.MetricCPUAveragePercent, "CPU time (rusage, or sampled /proc) over the wall time", metrics.SourceRusage, metrics.SourceSampledProcCPU)
 	procMemorySources(set, "no cgroup")
 	set(metrics.MetricPidsPeak, "no cgroup: the sampled process tree, a lower bound", metrics.SourceSampledProcTree)

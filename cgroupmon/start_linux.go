@@ -100,7 +100,7 @@ var errCgmon = errors.New("cgmon")
 // limits.
 func (m *Monitor) checkSpec(s Spec) (Spec, *limitPlan, error) {
 	if s.ID == "" {
-		s.ID = "exec-" + strconv.FormatUint(m.seq.Add(1), 10)
+		s.ID = defaultID("exec", time.Now())
 	}
 	if err := validateID(s.ID); err != nil {
 		return s, nil, err

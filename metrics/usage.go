@@ -21,6 +21,8 @@ const (
 	SourceSampledCgroupProcs   Source = "sampled:cgroup.procs"
 	SourceCgroupIOStat         Source = "cgroup2:io.stat"
 	SourceRusage               Source = "rusage:utime+stime"
+	SourceRusageUTime          Source = "rusage:utime"
+	SourceRusageSTime          Source = "rusage:stime"
 	SourceRusageMaxRSS         Source = "rusage:maxrss"
 	SourceProcVmHWM            Source = "procfs:VmHWM"
 	SourceSampledProcRSS       Source = "sampled:procfs:rss"

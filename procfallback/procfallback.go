@@ -138,8 +138,9 @@ func (t *Tree) Exited(ps *os.ProcessState) error {
 // source, or absent with the reason.
 type Totals struct {
 	// CPUUser, CPUSystem and CPUTotal are CPU times: rusage of the reaped
-	// main process plus the last reading of the others; the source is
-	// metrics.SourceRusage when rusage covers everything, else
+	// main process plus the last reading of the others; the sources are
+	// metrics.SourceRusageUTime, SourceRusageSTime and SourceRusage (their
+	// sum) when rusage covers everything, else
 	// metrics.SourceSampledProcCPU (a lower bound).
 	CPUUser, CPUSystem, CPUTotal metrics.Measure[time.Duration]
 	// MaxRSS is the highest peak resident set size of any single process,

@@ -355,3 +355,76 @@ func TestWatchRefuses(t *testing.T) {
 		t.Error("the sleep named by --pid was killed")
 	}
 }
+
+// TestWatchCgroupAsREADMEShowsIt runs the README's
+// `cgmon watch --cgroup /system.slice/docker-3f2a.scope` as printed: a
+// path as /proc/PID/cgroup prints it, relative to the cgroup v2 mount
+// though it begins with a slash. The test makes that cgroup (and
+// system.slice when this host has none, removing only what it made),
+// starts a workload in it, and checks that the path the workload's
+// /proc/PID/cgroup shows is the README's.
+func TestWatchCgroupAsREADMEShowsIt(t *testing.T) {
+	const asPrinted = "/system.slice/docker-3f2a.scope"
+	mount := unifiedMount(t)
+	slice := filepath.Join(mount, "system.slice")
+	if err := os.Mkdir(slice, 0o755); err == nil {
+		t.Cleanup(func() {
+			if err := syscall.Rmdir(slice); err != nil {
+				t.Errorf("removing %s: %v", slice, err)
+			}
+		})
+	} else if !errors.Is(err, os.ErrExist) {
+		t.Fatalf("making %s: %v", slice, err)
+	}
+	dir := filepath.Join(mount, asPrinted)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatalf("making %s (left by an earlier run?): %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Rmdir(dir); err != nil {
+			t.Errorf("removing %s: %v", dir, err)
+		}
+	})
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	burn := exec.Command(wl(t, "burn"), "1", "300")
+	burn.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(d.Fd())}
+	if err := burn.Start(); err != nil {
+		t.Fatalf("starting the workload in %s: %v", dir, err)
+	}
+	defer burn.Process.Kill()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(burn.Process.Pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "0::"+asPrinted+"\n") {
+		t.Fatalf("/proc/PID/cgroup of the workload is %q, not the README's path", b)
+	}
+
+	watch := exec.Command(cgmonBin, "watch", "--cgroup", asPrinted)
+	r := cgmonCmd(t, watch, "")
+	if err := burn.Wait(); err != nil {
+		t.Fatalf("workload: %v", err)
+	}
+	if r.code != 0 {
+		t.Fatalf("cgmon watch --cgroup %s: exit %d, stderr %q", asPrinted, r.code, r.stderr)
+	}
+	for label, want := range map[string]string{
+		"Status":         "ended",
+		"Command":        "cgroup:" + dir,
+		"Total CPU time": "[cgroup2:cpu.stat]",
+	} {
+		var line string
+		for _, l := range strings.Split(r.stderr, "\n") {
+			if strings.HasPrefix(l, label+":") {
+				line = l
+			}
+		}
+		if !strings.HasSuffix(line, want) {
+			t.Errorf("%s line %q, want it to end in %q; report:\n%s", label, line, want, r.stderr)
+		}
+	}
+}

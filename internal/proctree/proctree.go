@@ -94,8 +94,9 @@ type TreeSample struct {
 type Totals struct {
 	// CPUUser, CPUSystem and CPUTotal are CPU times: the rusage of
 	// processes reaped by this process (which includes what they reaped
-	// themselves) plus the last reading of the others. The source is
-	// metrics.SourceRusage when rusage covers everything, else
+	// themselves) plus the last reading of the others. The sources are
+	// metrics.SourceRusageUTime, SourceRusageSTime and SourceRusage (their
+	// sum) when rusage covers everything, else
 	// metrics.SourceSampledProcCPU.
 	CPUUser   metrics.Measure[time.Duration]
 	CPUSystem metrics.Measure[time.Duration]

@@ -674,12 +674,12 @@ func (t *Tree) Totals() Totals {
 	var any bool
 	t.each(func(p *proc) { any = true })
 	if any {
-		src := metrics.SourceRusage
+		srcUser, srcSys, src := metrics.SourceRusageUTime, metrics.SourceRusageSTime, metrics.SourceRusage
 		if !exact {
-			src = metrics.SourceSampledProcCPU
+			srcUser, srcSys, src = metrics.SourceSampledProcCPU, metrics.SourceSampledProcCPU, metrics.SourceSampledProcCPU
 		}
-		out.CPUUser = metrics.Measured(user, src)
-		out.CPUSystem = metrics.Measured(sys, src)
+		out.CPUUser = metrics.Measured(user, srcUser)
+		out.CPUSystem = metrics.Measured(sys, srcSys)
 		out.CPUTotal = metrics.Measured(user+sys, src)
 	} else {
 		why := "the main process could not be read in /proc and none of the tree was reaped"

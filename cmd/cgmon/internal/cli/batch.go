@@ -57,6 +57,10 @@ type BatchResult struct {
 	Languages     map[string]metrics.LanguageStats `json:"languages"`
 	// BadLines are input lines that were rejected: not run.
 	BadLines []BadLine `json:"bad_lines"`
+	// DuplicateIDs counts the input lines that had the id of an earlier
+	// line (they ran all the same; without --shard or --resume, which
+	// refuse them).
+	DuplicateIDs int `json:"duplicate_ids"`
 	// Interrupted is true when SIGINT or SIGTERM stopped the batch;
 	// InterruptedBy names the signal.
 	Interrupted   bool   `json:"interrupted"`
@@ -86,16 +90,16 @@ type BatchResult struct {
 func parseBatchFlags(args []string, help io.Writer) (*batchOptions, error) {
 	o := &batchOptions{}
 	c := newCommand("batch", "cgmon batch [flags] FILE|-")
-	c.IntVar(&o.Parallel, "parallel", runtime.NumCPU(), "executions to run at once")
-	c.StringVar(&o.Output, "output", "-", "append each result as an NDJSON line to `FILE` (- is standard output)")
+	c.IntVar(&o.Parallel, "parallel", runtime.NumCPU(), "run `N` executions at once (default: the number of CPUs)")
+	c.StringVar(&o.Output, "output", "-", "append each result as an NDJSON line to `FILE` (default -: standard output)")
 	c.StringVar(&o.Output, "o", "-", "shorthand for --output")
 	c.StringVar(&o.Summary, "summary", "", "write the summary to `FILE` (default: standard error)")
-	c.StringVar(&o.Format, "format", "human", "summary format: human, json or markdown")
+	c.StringVar(&o.Format, "format", "human", "summary `FORMAT`: human, json or markdown")
 	c.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on `HOST:PORT` while the batch runs, e.g. 127.0.0.1:9464 (:0 picks a port and prints it)")
 	c.StringVar(&o.PromTextfile, "prom-textfile", "", "add the statistics to the node_exporter textfile-collector `FILE` (DIR/cgmon.prom) every 15 s and at the end")
-	c.DurationVar(&o.Interval, "interval", defaultInterval, "sampling `interval`")
-	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), "backend: auto, cgroup2 or procfs")
-	c.StringVar(&o.CgroupRoot, "cgroup-root", "", "cgroup under which executions' cgroups are made (default: as `cgmon doctor` shows)")
+	c.DurationVar(&o.Interval, "interval", defaultInterval, intervalUsage)
+	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), backendUsage)
+	c.StringVar(&o.CgroupRoot, "cgroup-root", "", cgroupRootUsage)
 	c.Func("shard", "run only the lines of shard `K/N` (K from 0 to N-1), chosen by a hash of their id", func(v string) error {
 		s, err := parseShard(v)
 		o.Shard = s
@@ -121,8 +125,8 @@ func parseBatchFlags(args []string, help io.Writer) (*batchOptions, error) {
 	if err := checkTextfilePath(o.PromTextfile); err != nil {
 		return nil, fail("batch: --prom-textfile: %v", err)
 	}
-	if o.Interval <= 0 {
-		return nil, fail("batch: --interval %v: must be positive", o.Interval)
+	if err := checkInterval("batch", o.Interval); err != nil {
+		return nil, err
 	}
 	switch cgroupmon.BackendChoice(o.Backend) {
 	case cgroupmon.BackendAuto, cgroupmon.BackendCgroup2, cgroupmon.BackendProcfs:
@@ -265,6 +269,7 @@ func batchMain(args []string, stdio IO) (int, error) {
 		Summary:       coll.Summary(),
 		Languages:     coll.LanguageStats(),
 		BadLines:      b.badLines(),
+		DuplicateIDs:  b.duplicateIDs(),
 		ResultsLost:   b.resultsLost(),
 		Resumed:       o.Resume,
 	}
@@ -433,6 +438,13 @@ func (r *BatchResult) WriteHuman(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "Rejected input lines (not run): %d (line %s)\n", len(r.BadLines), strings.Join(ls, ", "))
 	}
+	if r.DuplicateIDs > 0 {
+		lines := "lines"
+		if r.DuplicateIDs == 1 {
+			lines = "line"
+		}
+		fmt.Fprintf(w, "Duplicate ids: %d %s had the id of an earlier line (each is named on standard error; results are told apart by input_line)\n", r.DuplicateIDs, lines)
+	}
 	if r.Shard != "" {
 		fmt.Fprintf(w, "Shard %s: %d input lines left to other shards\n", r.Shard, r.OtherShards)
 	}
@@ -477,7 +489,7 @@ func (r *BatchResult) WriteHuman(w io.Writer) error {
 		if l.TotalCPUSeconds != nil {
 			cpu = fmt.Sprintf("%.3f", *l.TotalCPUSeconds)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f%%\t%s\t%s\t%s\t%s\t%s\t%s\t\n", n, l.Count, l.SuccessCount, l.ErrorCount, l.SuccessRate*100,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f%%\t%s\t%s\t%s\t%s\t%s\t%s\t\n", printable(n), l.Count, l.SuccessCount, l.ErrorCount, l.SuccessRate*100,
 			optSeconds(l.P50ExecutionTime), optSeconds(l.P95ExecutionTime), optSeconds(l.MaxExecutionTime),
 			optBytes(l.AverageMemoryPeakBytes), optBytes(maxMem), cpu)
 	}

@@ -129,7 +129,10 @@ func parseBatchLine(b []byte) (cgroupmon.Spec, int, error) {
 	dec.DisallowUnknownFields()
 	var l BatchLine
 	if err := dec.Decode(&l); err != nil {
-		return cgroupmon.Spec{}, 0, fmt.Errorf("not a JSON execution object: %v", err)
+		if jsonFieldError(err) {
+			return cgroupmon.Spec{}, 0, errors.New(jsonError(err, l, ""))
+		}
+		return cgroupmon.Spec{}, 0, fmt.Errorf("not a JSON execution object: %s", jsonError(err, l, ""))
 	}
 	if dec.More() {
 		return cgroupmon.Spec{}, 0, errors.New("more than one JSON value on the line")
@@ -181,9 +184,9 @@ func lineSpec(l *BatchLine) (cgroupmon.Spec, error) {
 		s.Timeout = d
 	}
 	if len(l.Limits) > 0 && string(l.Limits) != "null" {
-		lim, err := decodeLimits(l.Limits)
+		lim, err := decodeLimits(l.Limits, "limits")
 		if err != nil {
-			return cgroupmon.Spec{}, fmt.Errorf(`"limits": %v`, err)
+			return cgroupmon.Spec{}, err
 		}
 		s.Limits = lim
 	}

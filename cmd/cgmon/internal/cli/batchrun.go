@@ -94,17 +94,21 @@ type batch struct {
 	// keys picks the runs of each line when ids key the work (--shard,
 	// --resume); nil otherwise.
 	keys *batchKeys
+	// ids finds the lines that reuse an earlier line's id when ids do
+	// not key the work; only the goroutine that reads the input uses it.
+	ids idSet
 
 	// outFailed is closed at the first result that cannot be written.
 	outFailed chan struct{}
 
-	mu       sync.Mutex
-	bads     []BadLine
-	writeErr error
-	lost     int // results not written because the output had failed
-	total    int
-	done     int
-	barShown bool
+	mu         sync.Mutex
+	bads       []BadLine
+	duplicates int // lines whose id an earlier line has
+	writeErr   error
+	lost       int // results not written because the output had failed
+	total      int
+	done       int
+	barShown   bool
 }
 
 // newBatch returns the state of a batch that writes results to out and
@@ -270,9 +274,23 @@ func (b *batch) accept(n int, line []byte, tooLong bool) (batchJob, []int) {
 		b.reject(n, id, nil, err)
 		return batchJob{}, nil
 	}
+	if spec.ID == "" {
+		// Stable across runs of one file, so that its results can be
+		// matched with those of an earlier run.
+		spec.ID = lineDefaultID(n)
+	}
 	j := batchJob{line: n, spec: spec}
 	if b.keys != nil {
 		return j, b.keys.todo(id, repeat)
+	}
+	switch first, state := b.ids.add(spec.ID, n); state {
+	case idRepeated:
+		b.mu.Lock()
+		b.duplicates++
+		b.mu.Unlock()
+		b.note(n, fmt.Sprintf("warning: id %q is also on line %d; it runs all the same, and its results are told apart by input_line", spec.ID, first))
+	case idSetFull:
+		b.note(n, fmt.Sprintf("warning: %d ids seen; the ids of this line and the next are not checked for duplicates", maxCheckedIDs))
 	}
 	runs := make([]int, repeat)
 	for r := range runs {
@@ -394,6 +412,13 @@ func (b *batch) finished() {
 	b.mu.Lock()
 	b.done++
 	b.mu.Unlock()
+}
+
+// duplicateIDs returns how many lines had the id of an earlier line.
+func (b *batch) duplicateIDs() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.duplicates
 }
 
 // badLines returns the rejected lines in input order.

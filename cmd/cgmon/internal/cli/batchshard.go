@@ -33,13 +33,13 @@ func parseShard(s string) (shard, error) {
 	k, kerr := strconv.Atoi(ks)
 	n, nerr := strconv.Atoi(ns)
 	if !ok || kerr != nil || nerr != nil {
-		return shard{}, fmt.Errorf("%q: want K/N, such as 0/3", s)
+		return shard{}, errors.New("want K/N, such as 0/3")
 	}
 	if n < 1 || n > maxShards {
-		return shard{}, fmt.Errorf("%q: N must be from 1 to %d", s, maxShards)
+		return shard{}, fmt.Errorf("N must be from 1 to %d", maxShards)
 	}
 	if k < 0 || k >= n {
-		return shard{}, fmt.Errorf("%q: K must be from 0 to N-1 = %d", s, n-1)
+		return shard{}, fmt.Errorf("K must be from 0 to N-1 = %d", n-1)
 	}
 	return shard{k: k, n: n}, nil
 }

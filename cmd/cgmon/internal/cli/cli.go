@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
+	"time"
 )
 
 // Exit statuses of cgmon's own, as `timeout` and shells use them.
@@ -133,9 +135,12 @@ func Main(args []string, stdio IO) int {
 	return code
 }
 
-// oneLine folds an error message onto one line.
+// oneLine folds a message onto one line and escapes the control
+// characters left (an escape sequence, say, in text that came from the
+// user), so that a diagnostic can neither start a line nor drive the
+// terminal.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return escapeControls(strings.Join(strings.Fields(s), " "))
 }
 
 // command is one subcommand's flag set with its synopsis.
@@ -153,17 +158,114 @@ func newCommand(name, synopsis string) *command {
 }
 
 // parse parses args; -h prints the usage to help, and a flag error becomes a
-// cgmon failure (125).
+// cgmon failure (125), as does a flag given an empty value: no flag of
+// cgmon means something by "" (`--memory-max ""` is not "no limit").
 func (c *command) parse(args []string, help io.Writer) error {
 	err := c.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(help, "Usage: %s\n\nFlags:\n", c.synopsis)
-		c.SetOutput(help)
-		c.PrintDefaults()
+		c.printFlags(help)
 		return err
 	}
 	if err != nil {
-		return fail("%s: %v", c.Name(), err)
+		return fail("%s: %s", c.Name(), c.flagError(err))
 	}
-	return nil
+	c.Visit(func(f *flag.Flag) {
+		if g, ok := f.Value.(flag.Getter); ok && err == nil {
+			if v, ok := g.Get().(string); ok && v == "" {
+				err = fail("%s: %s \"\": empty; give a value, or leave the flag out for its default", c.Name(), flagName(f.Name))
+			}
+		}
+	})
+	return err
+}
+
+// Messages of the flag package, which names flags with one dash and
+// says "parse error" for a value it cannot read.
+var (
+	flagUnknown = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+	flagNoValue = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
+	flagBad     = regexp.MustCompile(`^invalid (?:boolean )?value ("(?:[^"\\]|\\.)*") for (?:flag )?-+([^:]*): (.*)$`)
+)
+
+// flagError rewrites an error of the flag package the way cgmon names
+// flags (--name) and says what a value must be.
+func (c *command) flagError(err error) string {
+	msg := err.Error()
+	if m := flagUnknown.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("unknown flag %s (cgmon %s -h lists them)", flagName(m[1]), c.Name())
+	}
+	if m := flagNoValue.FindStringSubmatch(msg); m != nil {
+		return flagName(m[1]) + " needs a value"
+	}
+	if m := flagBad.FindStringSubmatch(msg); m != nil {
+		why := m[3]
+		if g, ok := c.getter(m[2]); ok && (why == "parse error" || why == "value out of range") {
+			switch g.Get().(type) {
+			case time.Duration:
+				why = "not a duration such as 100ms, 5s or 1m30s"
+			case int, int64, uint, uint64:
+				why = "not a whole number in range"
+			case bool:
+				why = "not true or false"
+			}
+		}
+		return fmt.Sprintf("%s %s: %s", flagName(m[2]), m[1], why)
+	}
+	return msg
+}
+
+// getter returns the value of flag name when it can say its type.
+func (c *command) getter(name string) (flag.Getter, bool) {
+	f := c.Lookup(name)
+	if f == nil {
+		return nil, false
+	}
+	g, ok := f.Value.(flag.Getter)
+	return g, ok
+}
+
+// flagName returns a flag's name as the README and -h write it: "--name",
+// "-o" for a one-letter one.
+func flagName(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// shorthandFor begins the usage of a one-letter alias of a long flag.
+const shorthandFor = "shorthand for --"
+
+// printFlags writes c's flags as -h shows them: "--name VALUE" (a
+// one-letter alias beside its long form), then the usage and the default
+// where it is not the zero value and the usage does not say it.
+func (c *command) printFlags(w io.Writer) {
+	alias := map[string]string{}
+	c.VisitAll(func(f *flag.Flag) {
+		if long, ok := strings.CutPrefix(f.Usage, shorthandFor); ok {
+			alias[long] = f.Name
+		}
+	})
+	c.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, shorthandFor) {
+			return
+		}
+		value, usage := flag.UnquoteUsage(f)
+		head := flagName(f.Name)
+		if a, ok := alias[f.Name]; ok {
+			head = flagName(a) + ", " + head
+		}
+		if value != "" {
+			head += " " + value
+		}
+		switch f.DefValue {
+		case "", "0", "0s", "false":
+		default:
+			if !strings.Contains(usage, "(default") {
+				usage += " (default " + f.DefValue + ")"
+			}
+		}
+		fmt.Fprintf(w, "  %s\n      %s\n", head, usage)
+	})
 }

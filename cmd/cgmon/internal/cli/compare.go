@@ -671,8 +671,8 @@ func (r *CompareResult) legend() string {
 // WriteHuman writes the comparison as aligned tables, one per metric.
 func (r *CompareResult) WriteHuman(w io.Writer) error {
 	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "Base: %s: %d results (%d ids)\n", printable(r.Base.File), r.Base.Results, r.Base.IDs)
-	fmt.Fprintf(&buf, "Head: %s: %d results (%d ids)\n", printable(r.Head.File), r.Head.Results, r.Head.IDs)
+	fmt.Fprintf(&buf, "Base: %s: %d results (%d ids)\n", escapeControls(r.Base.File), r.Base.Results, r.Base.IDs)
+	fmt.Fprintf(&buf, "Head: %s: %d results (%d ids)\n", escapeControls(r.Head.File), r.Head.Results, r.Head.IDs)
 	fmt.Fprintf(&buf, "%s\n", wrap(r.legend(), 78))
 	for _, m := range r.Metrics {
 		fmt.Fprintln(&buf)
@@ -687,9 +687,9 @@ func (r *CompareResult) WriteHuman(w io.Writer) error {
 		for i := range m.Rows {
 			row := &m.Rows[i]
 			b, h, ch, p, n := row.cells(m.Unit)
-			name := printable(row.Language)
+			name := escapeControls(row.Language)
 			if row.ID != "" {
-				name = "  " + printable(row.ID)
+				name = "  " + escapeControls(row.ID)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, b, h, ch, p, n, row.Note)
 		}
@@ -698,7 +698,7 @@ func (r *CompareResult) WriteHuman(w io.Writer) error {
 	if len(r.StatusChanges) > 0 {
 		fmt.Fprintf(&buf, "\nStatus changes:\n")
 		for _, s := range r.StatusChanges {
-			fmt.Fprintf(&buf, "  %s (%s): %s -> %s\n", printable(s.ID), printable(s.Language), s.Base, s.Head)
+			fmt.Fprintf(&buf, "  %s (%s): %s -> %s\n", escapeControls(s.ID), escapeControls(s.Language), s.Base, s.Head)
 		}
 	}
 	if len(r.Conditions) > 0 {

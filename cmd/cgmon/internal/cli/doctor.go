@@ -163,11 +163,11 @@ func NewDoctor(p *cgroupmon.Probe, choice cgroupmon.BackendChoice) *Doctor {
 func doctorMain(args []string, stdio IO) error {
 	o := &doctorOptions{}
 	c := newCommand("doctor", "cgmon doctor [--format json]")
-	c.StringVar(&o.Format, "format", "human", "output format: human or json")
-	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), "backend to diagnose: auto, cgroup2 or procfs")
-	c.StringVar(&o.CgroupRoot, "cgroup-root", "", "diagnose this cgroup root instead of the default")
-	c.StringVar(&o.CgroupMount, "cgroup-mount", "", "cgroup v2 mount `point` (default: from mountinfo; for tests and containers)")
-	c.StringVar(&o.ProcRoot, "proc-root", "", "proc filesystem `root` (default /proc; for tests and containers)")
+	c.StringVar(&o.Format, "format", "human", "output `FORMAT`: human or json")
+	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), "`BACKEND` to diagnose: auto, cgroup2 or procfs")
+	c.StringVar(&o.CgroupRoot, "cgroup-root", "", "diagnose the cgroup root at `PATH` instead of the default")
+	c.StringVar(&o.CgroupMount, "cgroup-mount", "", "the cgroup v2 mount is at `PATH` (default: from mountinfo; for tests and containers)")
+	c.StringVar(&o.ProcRoot, "proc-root", "", "the proc filesystem is at `PATH` (default /proc; for tests and containers)")
 	if err := c.parse(args, stdio.Out); err != nil {
 		return err
 	}

@@ -3,12 +3,12 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -45,18 +45,24 @@ func parseLimits(r io.Reader) (*specs.LinuxResources, error) {
 	if len(b) > maxLimitsFile {
 		return nil, fmt.Errorf("larger than %d bytes", maxLimitsFile)
 	}
-	return decodeLimits(b)
+	return decodeLimits(b, "")
 }
 
-func decodeLimits(b []byte) (*specs.LinuxResources, error) {
+// decodeLimits decodes an OCI LinuxResources object strictly; prefix is
+// where it sits in the user's JSON ("limits" in a batch line), for the
+// field names of errors.
+func decodeLimits(b []byte, prefix string) (*specs.LinuxResources, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var l specs.LinuxResources
 	if err := dec.Decode(&l); err != nil {
-		return nil, fmt.Errorf("not an OCI LinuxResources object: %w", err)
+		if jsonFieldError(err) || prefix != "" {
+			return nil, errors.New(jsonError(err, l, prefix))
+		}
+		return nil, fmt.Errorf("not an OCI LinuxResources object: %s", jsonError(err, l, prefix))
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("trailing data after the LinuxResources object")
+		return nil, errors.New("trailing data after the LinuxResources object")
 	}
 	return &l, nil
 }
@@ -211,7 +217,7 @@ func describeLimits(l *specs.LinuxResources) string {
 			}
 			return fmt.Sprint(*p)
 		}
-		add("rdma.max %s hca_handle=%s hca_object=%s", quotedIfControl(dev), v(r.HcaHandles), v(r.HcaObjects))
+		add("rdma.max %s hca_handle=%s hca_object=%s", printable(dev), v(r.HcaHandles), v(r.HcaObjects))
 	}
 	if len(l.Devices) > 0 {
 		rules := make([]string, len(l.Devices))
@@ -226,12 +232,12 @@ func describeLimits(l *specs.LinuxResources) string {
 				}
 				return fmt.Sprint(*p)
 			}
-			rules[i] = fmt.Sprintf("%s %s %s:%s %s", verb, quotedIfControl(d.Type), num(d.Major), num(d.Minor), quotedIfControl(d.Access))
+			rules[i] = fmt.Sprintf("%s %s %s:%s %s", verb, printable(d.Type), num(d.Major), num(d.Minor), printable(d.Access))
 		}
 		add("devices [%s]", strings.Join(rules, ", "))
 	}
 	for k, v := range l.Unified {
-		add("%s %s", quotedIfControl(k), quotedIfControl(strings.ReplaceAll(v, "\n", ", ")))
+		add("%s %s", printable(k), printable(strings.ReplaceAll(v, "\n", ", ")))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -264,14 +270,4 @@ func exactSize(b uint64) string {
 		s += fmt.Sprintf(" (%d bytes)", b)
 	}
 	return s
-}
-
-// quotedIfControl quotes s when it holds a control character, so that a
-// value read from a file cannot break the report's lines and reads as one
-// value.
-func quotedIfControl(s string) string {
-	if printable(s) == s {
-		return s
-	}
-	return strconv.Quote(s)
 }

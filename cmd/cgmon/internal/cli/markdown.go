@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/cgmon/cgmon/metrics"
@@ -39,20 +38,10 @@ func statusIcon(s metrics.Status) string {
 	return "❔"
 }
 
-// printable returns s with control characters escaped as in Go string
-// literals (without the quotes), so that it stays on one line.
-func printable(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0 {
-		return s
-	}
-	q := strconv.Quote(s)
-	return q[1 : len(q)-1]
-}
-
 // mdCode renders s as a Markdown code span. In a table cell (inTable) a
 // '|' is escaped as "\|", which GitHub removes again inside code spans.
 func mdCode(s string, inTable bool) string {
-	s = printable(s)
+	s = escapeControls(s)
 	if inTable {
 		s = strings.ReplaceAll(s, "|", `\|`)
 	}
@@ -77,7 +66,7 @@ func mdCode(s string, inTable bool) string {
 // character that could start markup is backslash-escaped and '&' becomes
 // an entity.
 func mdText(s string) string {
-	s = oneLine(printable(s))
+	s = oneLine(escapeControls(s))
 	var b strings.Builder
 	for _, r := range s {
 		switch {

@@ -28,7 +28,7 @@ type reportFlags struct {
 
 // register adds the output flags to c.
 func (f *reportFlags) register(c *command) {
-	c.StringVar(&f.Format, "format", "human", "report format: human, json or markdown")
+	c.StringVar(&f.Format, "format", "human", "report `FORMAT`: human, json or markdown")
 	c.StringVar(&f.Output, "output", "", "write the report to `FILE` (default: standard error)")
 	c.StringVar(&f.Output, "o", "", "shorthand for --output")
 	c.StringVar(&f.Append, "append", "", "append the report to `FILE`, e.g. \"$GITHUB_STEP_SUMMARY\"")
@@ -186,7 +186,7 @@ func catchSignals(cancel func()) *signalCatcher {
 	return s
 }
 
-// stop stops cancelling and returns the signal received, if any. Later
+// stop stops canceling and returns the signal received, if any. Later
 // signals are still caught (and ignored) until release, so that the report
 // is written whole.
 func (s *signalCatcher) stop() os.Signal {

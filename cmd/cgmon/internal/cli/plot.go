@@ -55,7 +55,7 @@ func writePlot(w io.Writer, ex *metrics.Execution) error {
 		}
 	}
 
-	title := fmt.Sprintf("%s (%s): %s, %.2f s", ex.ID, ex.Language, ex.Status, ex.Duration().Seconds())
+	title := fmt.Sprintf("%s (%s): %s, %.2f s", printable(ex.ID), printable(ex.Language), ex.Status, ex.Duration().Seconds())
 	top, err := panel(title, "CPU (% of one CPU)", cpu, cpuColor, fmt.Sprintf("cpu.max (%.4g %%)", cpuLimit), cpuLimit, xmax)
 	if err != nil {
 		return err

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -242,7 +245,7 @@ func (r *Report) WriteHuman(w io.Writer) error {
 		if reason == "" {
 			reason = "not measured"
 		}
-		line(label, "n/a", "("+reason+")")
+		line(label, "n/a", "("+printable(reason)+")")
 	}
 	status := string(r.Status)
 	switch {
@@ -253,7 +256,7 @@ func (r *Report) WriteHuman(w io.Writer) error {
 	}
 	line("Status", status, "")
 	if r.Reason != "" {
-		line("Reason", r.Reason, "")
+		line("Reason", printable(r.Reason), "")
 	}
 	exit := fmt.Sprint(r.ExitCode)
 	switch {
@@ -270,8 +273,8 @@ func (r *Report) WriteHuman(w io.Writer) error {
 		line("Signal", fmt.Sprintf("%d (%s)", r.Signal, r.SignalName), "")
 	}
 	line("Command", shellQuote(r.Command), "")
-	line("ID", r.ID, "")
-	line("Language", r.Language, "")
+	line("ID", printable(r.ID), "")
+	line("Language", printable(r.Language), "")
 	line("Code length", fmt.Sprintf("%d bytes", r.CodeLength), "")
 	line("Backend", string(r.Backend), "")
 	line("Started", r.StartedAt.Format(time.RFC3339Nano), "")
@@ -350,27 +353,83 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// ansiCQuote quotes s as bash's $'...', so that control characters stay on
-// one line.
+// unprintable reports whether r must not be printed as it is on a line
+// of a report: a control character (C0, DEL, C1), a bidirectional
+// formatting character, or anything else that is not a graphic character
+// or the ASCII space.
+func unprintable(r rune) bool {
+	return !unicode.IsPrint(r) || unicode.Is(unicode.Bidi_Control, r)
+}
+
+// controlChar reports whether r is a control character or a
+// bidirectional formatting character: what escapeControls escapes.
+func controlChar(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
+}
+
+// printable returns s for a line of a human report: s itself when every
+// character is printable, else s quoted as a Go string ("x\nStatus:
+// success"), so that text that came from the user (an id, a language, a
+// path in a reason) can neither start a line of its own nor send an
+// escape sequence to the terminal.
+func printable(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, unprintable) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// escapeControls returns s with each control character, bidirectional
+// formatting character and byte that is not UTF-8 written as Go writes it
+// in a string literal (\n, \x1b, \u202e, \xff); the rest is left as it
+// is. Diagnostics go through it (oneLine).
+func escapeControls(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, controlChar) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case controlChar(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// ansiCQuote quotes s as bash's $'...', so that control characters stay
+// on one line and reach no terminal: they, and bytes that are not UTF-8,
+// are written as escapes that bash reads back.
 func ansiCQuote(s string) string {
 	var b strings.Builder
 	b.WriteString("$'")
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\', '\'':
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == '\\' || r == '\'':
 			b.WriteByte('\\')
-			b.WriteByte(c)
-		case '\n':
+			b.WriteRune(r)
+		case r == '\n':
 			b.WriteString(`\n`)
-		case '\t':
+		case r == '\t':
 			b.WriteString(`\t`)
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case r < 0x80 && unprintable(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unprintable(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
-			if c < 0x20 || c == 0x7f {
-				fmt.Fprintf(&b, `\x%02x`, c)
-			} else {
-				b.WriteByte(c)
-			}
+			b.WriteString(s[:n])
 		}
+		s = s[n:]
 	}
 	b.WriteByte('\'')
 	return b.String()
@@ -386,7 +445,7 @@ func shellQuote(argv []string) string {
 			out[i] = a
 			continue
 		}
-		if strings.IndexFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		if !utf8.ValidString(a) || strings.IndexFunc(a, unprintable) >= 0 {
 			out[i] = ansiCQuote(a)
 			continue
 		}

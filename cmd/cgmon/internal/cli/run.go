@@ -20,6 +20,22 @@ import (
 // (cgroupmon's default).
 const defaultInterval = 100 * time.Millisecond
 
+// Usage strings of the flags that several commands share.
+const (
+	intervalUsage   = "sampling interval, a `DURATION` of at least 1ms"
+	backendUsage    = "`BACKEND` to run executions with: auto, cgroup2 or procfs"
+	cgroupRootUsage = "make executions' cgroups under the cgroup at `PATH` (default: the root cgmon doctor shows)"
+)
+
+// checkInterval refuses an --interval of command cmd that is below the
+// library's floor: a shorter tick would keep a CPU busy sampling.
+func checkInterval(cmd string, d time.Duration) error {
+	if d < cgroupmon.MinInterval {
+		return fail("%s: --interval %v: must be at least %v (a shorter tick keeps a CPU busy sampling)", cmd, d, cgroupmon.MinInterval)
+	}
+	return nil
+}
+
 // runOptions are the flags of `cgmon run`.
 type runOptions struct {
 	ID         string
@@ -42,31 +58,31 @@ const runSynopsis = "cgmon run [flags] -- COMMAND [ARG...]"
 func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	o := &runOptions{}
 	c := newCommand("run", runSynopsis)
-	c.StringVar(&o.ID, "id", "", "execution `ID` (default: generated)")
-	c.StringVar(&o.Language, "language", "unknown", "language `label` of the program")
-	c.IntVar(&o.CodeLength, "code-length", 0, "length of the program's source, in `bytes`")
-	c.DurationVar(&o.Interval, "interval", defaultInterval, "sampling `interval`")
-	c.DurationVar(&o.Timeout, "timeout", 0, "wall-clock limit; 0 means none (exit status 124 when it ends the command)")
-	c.StringVar(&o.Limits.MemoryMax, "memory-max", "", "memory limit (memory.max), e.g. 512K, 256M, 1G or `bytes`")
-	c.Func("cpus", "CPU limit in `CPUs` (cpu.max quota per 100 ms period), e.g. 0.5", func(s string) error {
+	c.StringVar(&o.ID, "id", "", "execution `ID` (default: one unique across processes, in time order, e.g. exec-20261202T140921.290761Z-5f3a9c1e-1)")
+	c.StringVar(&o.Language, "language", "unknown", "language `LABEL` of the program")
+	c.IntVar(&o.CodeLength, "code-length", 0, "length of the program's source, `N` bytes")
+	c.DurationVar(&o.Interval, "interval", defaultInterval, intervalUsage)
+	c.DurationVar(&o.Timeout, "timeout", 0, "wall-clock limit, a `DURATION` such as 5s or 1m30s; 0 means none (exit status 124 when it ends the command)")
+	c.StringVar(&o.Limits.MemoryMax, "memory-max", "", "memory limit (memory.max), a `SIZE` such as 512K, 256M or 1G (binary multiples), or a number of bytes")
+	c.Func("cpus", "CPU limit, `N` CPUs (cpu.max quota per 100 ms period), e.g. 0.5", func(s string) error {
 		_, err := fmt.Sscan(s, &o.Limits.CPUs)
 		if err != nil {
-			return fmt.Errorf("not a number: %q", s)
+			return errors.New("not a number of CPUs, such as 0.5")
 		}
 		o.Limits.cpusSet = true
 		return nil
 	})
-	c.Func("pids-max", "limit on the number of processes (pids.max)", func(s string) error {
+	c.Func("pids-max", "limit of `N` processes (pids.max), at least 1", func(s string) error {
 		_, err := fmt.Sscan(s, &o.Limits.PidsMax)
 		if err != nil || strings.TrimSpace(s) != fmt.Sprint(o.Limits.PidsMax) {
-			return fmt.Errorf("not an integer: %q", s)
+			return errors.New("not a whole number")
 		}
 		o.Limits.pidsSet = true
 		return nil
 	})
-	c.StringVar(&o.Limits.File, "limits", "", "OCI LinuxResources JSON `file`; the limit flags override it")
-	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), "backend: auto, cgroup2 or procfs")
-	c.StringVar(&o.CgroupRoot, "cgroup-root", "", "cgroup under which executions' cgroups are made (default: as `cgmon doctor` shows)")
+	c.StringVar(&o.Limits.File, "limits", "", "OCI LinuxResources JSON `FILE`; the limit flags override it")
+	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), backendUsage)
+	c.StringVar(&o.CgroupRoot, "cgroup-root", "", cgroupRootUsage)
 	c.BoolVar(&o.WaitAll, "wait-all", false, "wait for every process of the command to exit instead of killing what is left")
 	o.reportFlags.register(c)
 	if err := c.parse(args, help); err != nil {
@@ -84,8 +100,8 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	default:
 		return nil, fail("run: --backend %q: want auto, cgroup2 or procfs", o.Backend)
 	}
-	if o.Interval <= 0 {
-		return nil, fail("run: --interval %v: must be positive", o.Interval)
+	if err := checkInterval("run", o.Interval); err != nil {
+		return nil, err
 	}
 	if o.Timeout < 0 {
 		return nil, fail("run: --timeout %v: must not be negative", o.Timeout)

@@ -332,7 +332,7 @@ func (r *SummaryResult) bad(diag io.Writer, file string, line int, err error) {
 	msg := oneLine(err.Error())
 	if len(r.BadLines) < maxBadLinesKept {
 		r.BadLines = append(r.BadLines, FileLine{File: file, Line: line, Error: msg})
-		fmt.Fprintf(diag, "cgmon: summary: %s:%d: %s\n", printable(file), line, msg)
+		fmt.Fprintf(diag, "cgmon: summary: %s:%d: %s\n", escapeControls(file), line, msg)
 	} else if len(r.BadLines) == maxBadLinesKept && r.BadLineCount == maxBadLinesKept+1 {
 		fmt.Fprintf(diag, "cgmon: summary: more bad lines; only the first %d are listed\n", maxBadLinesKept)
 	}

@@ -17,19 +17,19 @@ type watchOptions struct {
 	reportFlags
 }
 
-const watchSynopsis = "cgmon watch (--cgroup PATH | --pid PID) [--duration D] [flags]"
+const watchSynopsis = "cgmon watch (--cgroup PATH | --pid PID) [--duration DURATION] [flags]"
 
 // parseWatchFlags fills watchOptions from args and checks them; nothing is
 // attached to or created.
 func parseWatchFlags(args []string, help io.Writer) (*watchOptions, error) {
 	o := &watchOptions{}
 	c := newCommand("watch", watchSynopsis)
-	c.StringVar(&o.Cgroup, "cgroup", "", "watch this cgroup v2 `directory` (absolute, or relative to the cgroup v2 mount)")
-	c.IntVar(&o.PID, "pid", 0, "watch this process (its own cgroup, else its process tree)")
-	c.DurationVar(&o.Duration, "duration", 0, "stop watching after this long; 0 watches until the target ends")
-	c.StringVar(&o.ID, "id", "", "record `ID` (default: generated)")
-	c.StringVar(&o.Language, "language", "unknown", "language `label` of the target")
-	c.DurationVar(&o.Interval, "interval", defaultInterval, "sampling `interval`")
+	c.StringVar(&o.Cgroup, "cgroup", "", "watch the cgroup v2 directory at `PATH`: absolute, or relative to the cgroup v2 mount as /proc/PID/cgroup shows it (/system.slice/docker-3f2a.scope)")
+	c.IntVar(&o.PID, "pid", 0, "watch the process `PID` (its own cgroup, else its process tree)")
+	c.DurationVar(&o.Duration, "duration", 0, "stop watching after this `DURATION`; 0 watches until the target ends")
+	c.StringVar(&o.ID, "id", "", "record `ID` (default: one unique across processes, in time order, e.g. attach-20261202T140921.290761Z-5f3a9c1e-1)")
+	c.StringVar(&o.Language, "language", "unknown", "language `LABEL` of the target")
+	c.DurationVar(&o.Interval, "interval", defaultInterval, intervalUsage)
 	o.reportFlags.register(c)
 	if err := c.parse(args, help); err != nil {
 		return nil, err
@@ -54,8 +54,8 @@ func parseWatchFlags(args []string, help io.Writer) (*watchOptions, error) {
 	if o.Duration < 0 {
 		return nil, fail("watch: --duration %v: must not be negative", o.Duration)
 	}
-	if o.Interval <= 0 {
-		return nil, fail("watch: --interval %v: must be positive", o.Interval)
+	if err := checkInterval("watch", o.Interval); err != nil {
+		return nil, err
 	}
 	if err := o.reportFlags.check("watch"); err != nil {
 		return nil, err
