@@ -3,7 +3,6 @@
 package proctree
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -440,18 +439,7 @@ func (t *Tree) belongs(p *proc) bool {
 	if err != nil {
 		return false
 	}
-	m := t.marker[:len(t.marker)-1]
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, 0)
-		if i < 0 {
-			return bytes.Equal(b, m)
-		}
-		if bytes.Equal(b[:i], m) {
-			return true
-		}
-		b = b[i+1:]
-	}
-	return false
+	return environHas(b, t.marker[:len(t.marker)-1])
 }
 
 // Sample refreshes the member set (descendants found via
