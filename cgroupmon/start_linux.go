@@ -57,6 +57,7 @@ func (m *Monitor) start(ctx context.Context, s Spec) (r *run, running bool, err 
 		return nil, false, err
 	}
 	r = newRun(s, m.probe.Sources, m.probe.Backend)
+	r.procRoot = m.opts.ProcRoot
 	if err := m.track(r); err != nil {
 		return nil, false, err
 	}
@@ -114,36 +115,51 @@ func (m *Monitor) checkSpec(s Spec) (Spec, *cgroup2.Resources, error) {
 }
 
 // makeLeaf makes the execution's cgroup with its limits; nil for the
-// procfs backend.
+// procfs backend. Its name is "<id>-<pid>-<sequence>"; a monitor in
+// another pid namespace may have the same pid, so a name already taken is
+// skipped for the next one.
 func (m *Monitor) makeLeaf(id string, res *cgroup2.Resources) (*leaf, error) {
 	root := m.root
 	if root == nil {
 		return nil, nil
 	}
-	name := fmt.Sprintf("%s-%d-%d", leafName(id), os.Getpid(), m.seq.Add(1))
 	caps := leafCaps{memory: root.has("memory"), pidsCtl: root.has("pids"), io: root.has("io"), cgroupKill: m.probe.Features.CgroupKill}
-	l, err := createLeaf(root.path, name, res, caps)
-	if errors.Is(err, fs.ErrNotExist) && (root.created || root.shared) {
-		// Another monitor sharing the root closed and removed it, empty,
-		// between New and now (cgmon run started in parallel).
-		if err = root.remake(); err == nil {
-			l, err = createLeaf(root.path, name, res, caps)
+	remade := false
+	for taken := 0; ; {
+		name := fmt.Sprintf("%s-%d-%d", leafName(id), os.Getpid(), m.seq.Add(1))
+		l, err := createLeaf(root.path, name, res, caps)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && (root.owned || root.shared) && !remade:
+			// Another monitor sharing the root closed and removed it,
+			// empty, between New and now (cgmon run started in parallel).
+			if err := root.remake(); err != nil {
+				return nil, err
+			}
+			remade = true
+		case errors.Is(err, fs.ErrExist) && taken < 100:
+			taken++
+		default:
+			return l, err
 		}
 	}
-	return l, err
 }
 
-// command makes the exec.Cmd of the run. Without a cgroup, a process
-// group and an environment marker are how the tree is found and killed
-// (see proctree); the marker is returned.
+// command makes the exec.Cmd of the run. The main process gets SIGKILL
+// when the monitor dies (see starter). Without a cgroup, a process group
+// and an environment marker are how the tree is found and killed (see
+// proctree); with one and a subreaper, the marker is how a process that
+// moved itself out of the cgroup is told apart (Reaper.Sweep). The marker
+// is returned.
 func (m *Monitor) command(r *run) (marker string) {
 	s := r.spec
 	cmd := exec.Command(s.Command[0], s.Command[1:]...)
 	cmd.Env, cmd.Dir = s.Env, s.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.Stdin, s.Stdout, s.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if r.leaf == nil {
 		cmd.SysProcAttr.Setpgid = true
+	}
+	if r.leaf == nil || m.reaper != nil {
 		marker = proctree.NewMarker()
 		env := s.Env
 		if env == nil {
@@ -151,21 +167,22 @@ func (m *Monitor) command(r *run) (marker string) {
 		}
 		cmd.Env = append(env[:len(env):len(env)], marker)
 	}
-	r.cmd = cmd
+	r.cmd, r.marker = cmd, marker
 	return marker
 }
 
 // launch starts the command inside the leaf: directly with
 // CLONE_INTO_CGROUP, or gated (stopped at exec under ptrace, moved, then
-// released) where the kernel refuses that. The reaper, when there is one,
-// protects the new pid before it can see it exit.
+// released) where the kernel refuses that. The fork happens on the
+// Monitor's starter thread. The reaper, when there is one, protects the
+// new pid before it can see it exit.
 func (m *Monitor) launch(r *run) error {
 	if m.reaper != nil {
 		done := m.reaper.Starting()
 		defer done()
 	}
 	r.bootTicks = proctree.BootTicks() // before the fork: see TreeOptions.StartTicks
-	err := m.fork(r)
+	err := m.starter().fork(r)
 	if err == nil {
 		r.pipes.started()
 		if m.reaper != nil {
@@ -175,6 +192,75 @@ func (m *Monitor) launch(r *run) error {
 		r.pipes.abort()
 	}
 	return err
+}
+
+// starter is the goroutine that forks every execution of a Monitor, locked
+// to one OS thread for the Monitor's life. The kernel sends an execution's
+// main process its parent-death signal (Pdeathsig, SIGKILL) when the
+// *thread* that forked it exits, not the process, and Go ends a thread
+// when a goroutine locked to it exits: forking from any goroutine could
+// kill an execution when some unrelated locked goroutine ends on that
+// thread. From the starter's thread, an execution dies when the monitor's
+// process dies (or Close ends the starter, once every execution has
+// ended). The gated start's ptrace requests must come from the thread
+// that forked, which is this one too.
+type starter struct {
+	m    *Monitor
+	reqs chan *run     // a run to fork; the answer goes to run.forked
+	quit chan struct{} // closed by stop
+	done chan struct{} // closed when the goroutine has returned
+}
+
+// starter returns the Monitor's starter, starting its goroutine on first
+// use (a Monitor that only watches never starts one).
+func (m *Monitor) starter() *starter {
+	m.startOnce.Do(func() {
+		st := &starter{m: m, reqs: make(chan *run), quit: make(chan struct{}), done: make(chan struct{})}
+		go st.loop()
+		m.st.Store(st)
+	})
+	return m.st.Load()
+}
+
+func (st *starter) loop() {
+	runtime.LockOSThread()
+	defer close(st.done)
+	// Unlocked before returning, the thread goes back to Go's pool instead
+	// of ending: nothing it started is alive by then (Monitor.Close).
+	defer runtime.UnlockOSThread()
+	for {
+		select {
+		case r := <-st.reqs:
+			r.forked <- st.m.fork(r)
+		case <-st.quit:
+			return
+		}
+	}
+}
+
+// fork hands r to the starter's goroutine, which is already waiting for
+// it, and waits for the fork's result.
+func (st *starter) fork(r *run) error {
+	if st == nil { // Close stopped it before it was ever started
+		return fmt.Errorf("%w: the monitor is %w", errCgmon, ErrClosed)
+	}
+	r.forked = make(chan error, 1)
+	select {
+	case st.reqs <- r:
+	case <-st.quit:
+		return fmt.Errorf("%w: the monitor is %w", errCgmon, ErrClosed)
+	}
+	return <-r.forked
+}
+
+// stopStarter ends the starter's goroutine, if it was started, and waits
+// for it. Call it once no execution is live.
+func (m *Monitor) stopStarter() {
+	m.startOnce.Do(func() {}) // none may start after this
+	if st := m.st.Load(); st != nil {
+		close(st.quit)
+		<-st.done
+	}
 }
 
 // fork starts the command, with CLONE_INTO_CGROUP when there is a leaf,
@@ -225,10 +311,9 @@ func cloneCmd(c *exec.Cmd) *exec.Cmd {
 
 // startGated starts the command traced, so that it stops right after exec
 // before running any instruction of its own, moves it into the leaf and
-// detaches. ptrace requests must come from the thread that started it.
+// detaches. ptrace requests must come from the thread that started it:
+// it runs on the starter's locked thread.
 func (r *run) startGated() error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	r.gated = true
 	r.cmd.SysProcAttr.Ptrace = true
 	r.start = time.Now()
