@@ -201,6 +201,7 @@ func batchMain(args []string, stdio IO) (int, error) {
 		return 0, fail("batch: %v", err)
 	}
 	defer mon.Close()
+	reportReaped(stdio.Err, mon)
 
 	b := newBatch(mon, files.out, stdio.Err, isTerminal(stdio.Err))
 	end := b.runAll(files.in, o.Parallel)

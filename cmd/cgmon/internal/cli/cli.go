@@ -57,6 +57,7 @@ Usage:
   cgmon watch (--cgroup PATH | --pid PID) [flags]
                                           watch a cgroup or process that already runs, and report
   cgmon doctor [--format json]            show what this host offers and what cgmon will do
+  cgmon reap [--cgroup-root PATH]         remove the cgroups of cgmon processes that died
   cgmon help [COMMAND]                    show a command's flags
 
 Run 'cgmon COMMAND -h' for a command's flags.
@@ -91,6 +92,8 @@ func Main(args []string, stdio IO) int {
 		}
 	case "doctor":
 		err = doctorMain(rest, stdio)
+	case "reap":
+		err = reapMain(rest, stdio)
 	case "help", "-h", "-help", "--help":
 		if len(rest) == 1 && rest[0] != "help" {
 			return Main([]string{rest[0], "-h"}, IO{In: stdio.In, Out: stdio.Out, Err: stdio.Out})
