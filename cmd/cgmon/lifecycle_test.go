@@ -395,3 +395,22 @@ func readReportMap(t *testing.T, path string) (map[string]any, error) {
 	}
 	return rep, nil
 }
+
+// TestReapAsPrinted runs `cgmon reap` as the README prints it, on this
+// host's default root: it says what it reaped, or that there was nothing.
+func TestReapAsPrinted(t *testing.T) {
+	p, err := cgroupmon.ProbeHost(cgroupmon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cgmon(t, "", "reap")
+	if p.Root == "" {
+		if r.code != 125 || !strings.HasPrefix(r.stderr, "cgmon: reap: cgroup root not delegated: ") {
+			t.Errorf("reap without a root: exit %d, stderr %q", r.code, r.stderr)
+		}
+		return
+	}
+	if r.code != 0 || !(strings.HasPrefix(r.stdout, "nothing to reap under "+p.Root+"\n") || strings.HasPrefix(r.stdout, "reaped ")) {
+		t.Errorf("reap: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
