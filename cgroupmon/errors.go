@@ -35,3 +35,6 @@ var (
 	// ErrClosed is returned by a Monitor's methods after Close.
 	ErrClosed = errdefs.ErrClosed
 )
+
+// errCgmon marks a start failure that is cgmon's, not the command's.
+var errCgmon = errors.New("cgmon")

@@ -178,6 +178,9 @@ func (m *Monitor) prepareRoot() error {
 	return nil
 }
 
+// Reaped returns what New reaped under the execution root.
+func (m *Monitor) Reaped() Reaped { return m.reaped }
+
 // Probe returns what the Monitor found and chose. The caller must not
 // modify it.
 func (m *Monitor) Probe() *Probe { return m.probe }
@@ -230,6 +233,23 @@ func (m *Monitor) Close() error {
 	}
 	m.undo()
 	return err
+}
+
+// starter returns the Monitor's starter (starter_linux.go), starting it
+// on first use (a Monitor that only watches never starts one); nil once
+// Close has stopped it.
+func (m *Monitor) starter() *starter {
+	m.startOnce.Do(func() { m.st.Store(newStarter()) })
+	return m.st.Load()
+}
+
+// stopStarter ends the starter, if it was started, and waits for it. Call
+// it once no execution is live.
+func (m *Monitor) stopStarter() {
+	m.startOnce.Do(func() {}) // none may start after this
+	if st := m.st.Load(); st != nil {
+		st.stop()
+	}
 }
 
 // undo releases what New set up.

@@ -26,9 +26,6 @@ import (
 // before leaving it for a later reaping.
 const reapWait = 2 * time.Second
 
-// Reaped returns what New reaped under the execution root.
-func (m *Monitor) Reaped() Reaped { return m.reaped }
-
 // Reap reaps the stale leaves under the execution root that New would
 // choose with opts (as `cgmon reap` does from a timer or at boot), and
 // then removes the root itself when cgmon made it and it is empty. It
@@ -36,10 +33,6 @@ func (m *Monitor) Reaped() Reaped { return m.reaped }
 // error wraps ErrNotDelegated when there is no root this user may write
 // to, or names the leaves that could not be reaped.
 func Reap(opts Options) (Reaped, error) {
-	opts, err := checkOptions(opts)
-	if err != nil {
-		return Reaped{}, err
-	}
 	p, err := ProbeHost(opts)
 	if err != nil {
 		return Reaped{}, err

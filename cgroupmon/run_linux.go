@@ -34,7 +34,6 @@ type run struct {
 	gated     bool          // started stopped and moved, not with CLONE_INTO_CGROUP
 	marker    string        // the environment entry that tells its processes apart, or ""
 	procRoot  string        // the proc filesystem (Options.ProcRoot)
-	forked    chan error    // the starter's answer to this run's fork
 	attached  bool          // Attach: not cgmon's process, never written to or killed
 	targetPID int           // the pid an attached watch follows, 0 for a cgroup
 	cpuBase   time.Duration // CPU already used when an attached watch began

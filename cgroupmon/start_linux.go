@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -88,9 +87,6 @@ func (m *Monitor) start(ctx context.Context, s Spec) (r *run, running bool, err 
 	m.follow(ctx, r, marker)
 	return r, true, nil
 }
-
-// errCgmon marks a start failure that is cgmon's, not the command's.
-var errCgmon = errors.New("cgmon")
 
 // checkSpec validates s, gives it an id when it has none, and converts its
 // limits.
@@ -182,7 +178,7 @@ func (m *Monitor) launch(r *run) error {
 		defer done()
 	}
 	r.bootTicks = proctree.BootTicks() // before the fork: see TreeOptions.StartTicks
-	err := m.starter().fork(r)
+	err := m.starter().do(func() error { return m.fork(r) })
 	if err == nil {
 		r.pipes.started()
 		if m.reaper != nil {
@@ -192,75 +188,6 @@ func (m *Monitor) launch(r *run) error {
 		r.pipes.abort()
 	}
 	return err
-}
-
-// starter is the goroutine that forks every execution of a Monitor, locked
-// to one OS thread for the Monitor's life. The kernel sends an execution's
-// main process its parent-death signal (Pdeathsig, SIGKILL) when the
-// *thread* that forked it exits, not the process, and Go ends a thread
-// when a goroutine locked to it exits: forking from any goroutine could
-// kill an execution when some unrelated locked goroutine ends on that
-// thread. From the starter's thread, an execution dies when the monitor's
-// process dies (or Close ends the starter, once every execution has
-// ended). The gated start's ptrace requests must come from the thread
-// that forked, which is this one too.
-type starter struct {
-	m    *Monitor
-	reqs chan *run     // a run to fork; the answer goes to run.forked
-	quit chan struct{} // closed by stop
-	done chan struct{} // closed when the goroutine has returned
-}
-
-// starter returns the Monitor's starter, starting its goroutine on first
-// use (a Monitor that only watches never starts one).
-func (m *Monitor) starter() *starter {
-	m.startOnce.Do(func() {
-		st := &starter{m: m, reqs: make(chan *run), quit: make(chan struct{}), done: make(chan struct{})}
-		go st.loop()
-		m.st.Store(st)
-	})
-	return m.st.Load()
-}
-
-func (st *starter) loop() {
-	runtime.LockOSThread()
-	defer close(st.done)
-	// Unlocked before returning, the thread goes back to Go's pool instead
-	// of ending: nothing it started is alive by then (Monitor.Close).
-	defer runtime.UnlockOSThread()
-	for {
-		select {
-		case r := <-st.reqs:
-			r.forked <- st.m.fork(r)
-		case <-st.quit:
-			return
-		}
-	}
-}
-
-// fork hands r to the starter's goroutine, which is already waiting for
-// it, and waits for the fork's result.
-func (st *starter) fork(r *run) error {
-	if st == nil { // Close stopped it before it was ever started
-		return fmt.Errorf("%w: the monitor is %w", errCgmon, ErrClosed)
-	}
-	r.forked = make(chan error, 1)
-	select {
-	case st.reqs <- r:
-	case <-st.quit:
-		return fmt.Errorf("%w: the monitor is %w", errCgmon, ErrClosed)
-	}
-	return <-r.forked
-}
-
-// stopStarter ends the starter's goroutine, if it was started, and waits
-// for it. Call it once no execution is live.
-func (m *Monitor) stopStarter() {
-	m.startOnce.Do(func() {}) // none may start after this
-	if st := m.st.Load(); st != nil {
-		close(st.quit)
-		<-st.done
-	}
 }
 
 // fork starts the command, with CLONE_INTO_CGROUP when there is a leaf,
