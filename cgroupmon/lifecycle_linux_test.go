@@ -239,6 +239,44 @@ func TestMonitorDeathIsReaped(t *testing.T) {
 	}
 }
 
+// TestReap: Reap (what `cgmon reap` runs) removes a dead monitor's leaf
+// and what is in it, leaves a live monitor's alone, and removes the root
+// cgmon made once it is empty.
+func TestReap(t *testing.T) {
+	root := testRoot(t)
+	dead := startHelper(t, root, 1, nil, "/bin/sh", "-c", "sleep 300 & exec sleep 301")
+	live := startHelper(t, root, 1, nil, "sleep", "300")
+	require.Eventually(t, func() bool { return len(leafPids(t, dead.leafs[0])) == 2 }, 5*time.Second, 10*time.Millisecond)
+	dead.kill()
+	assertGone(t, dead.pids[0])
+	left := leafPids(t, dead.leafs[0])
+	defer reapOwn(append(left, dead.pids...))
+
+	r, err := Reap(Options{CgroupRoot: root})
+	require.NoError(t, err)
+	assert.Equal(t, root, r.Root)
+	require.Len(t, r.Leaves, 1)
+	assert.Equal(t, dead.leafs[0], r.Leaves[0].Path)
+	assert.Equal(t, 1, r.ProcessesKilled)
+	for _, p := range left {
+		assertGone(t, p)
+	}
+	assert.DirExists(t, live.leafs[0], "a live monitor's leaf")
+	assert.DirExists(t, root, "the root holds a live monitor's leaf")
+
+	live.kill()
+	assertGone(t, live.pids[0])
+	reapOwn(live.pids)
+	r, err = Reap(Options{CgroupRoot: root})
+	require.NoError(t, err)
+	require.Len(t, r.Leaves, 1)
+	assert.NoDirExists(t, root, "the root cgmon made, empty")
+
+	r, err = Reap(Options{CgroupRoot: root})
+	require.NoError(t, err, "a root that does not exist has nothing to reap")
+	assert.Empty(t, r.Leaves)
+}
+
 // TestLiveLeafIsNotReaped: two monitors side by side on one root, in one
 // process and in different pid namespaces: neither touches the other's
 // live leaf; once the other dies, its leaf is reaped.
