@@ -21,6 +21,9 @@ import (
 // execution, and nothing needs it done before the record is handed over.
 type sampler struct {
 	interval time.Duration
+	// maxPending is how many emptied cgroups may wait for a tick
+	// (defaultMaxPending; tests lower it).
+	maxPending int
 
 	mu      sync.Mutex
 	runs    []*run
@@ -49,7 +52,7 @@ type pendingLeaf struct {
 const reclaimTries = 10
 
 func newSampler(interval time.Duration) *sampler {
-	return &sampler{interval: interval, quit: make(chan struct{})}
+	return &sampler{interval: interval, maxPending: defaultMaxPending, quit: make(chan struct{})}
 }
 
 func (s *sampler) add(r *run) {
@@ -71,7 +74,7 @@ func (s *sampler) startLocked() {
 // and its file descriptors closed, for removal after the next tick (or by
 // stop). It reports false, queueing nothing, once the sampler is stopped:
 // the caller then removes it itself. With a long interval the queue would
-// grow without bound, so beyond maxPending the caller removes the oldest.
+// grow without bound, so beyond s.maxPending the caller removes the oldest.
 func (s *sampler) reclaim(l *leaf) bool {
 	s.mu.Lock()
 	if s.closed {
@@ -79,7 +82,7 @@ func (s *sampler) reclaim(l *leaf) bool {
 		return false
 	}
 	var oldest pendingLeaf
-	if len(s.pending) >= maxPending {
+	if len(s.pending) >= s.maxPending {
 		oldest = s.pending[0]
 		s.pending = append(s.pending[:0], s.pending[1:]...)
 	}
@@ -99,8 +102,8 @@ func (s *sampler) reclaim(l *leaf) bool {
 	return true
 }
 
-// maxPending is how many emptied cgroups may wait for a tick.
-const maxPending = 1024
+// defaultMaxPending is how many emptied cgroups may wait for a tick.
+const defaultMaxPending = 1024
 
 // tryRemove tries once to remove p's directory, and the cgroups the
 // workload made below it. retry says the kernel still reports it busy and
