@@ -195,8 +195,10 @@ func (r *run) killTreeLocked() error {
 	if r.leaf != nil {
 		pids, err = r.leaf.kill()
 	} else {
-		pids = r.tree.Pids(nil)
+		// Kill walks the tree again first: what it signalled is what it
+		// tracks as live right after.
 		_, err = r.tree.Kill(unix.SIGKILL)
+		pids = r.tree.Pids(nil)
 	}
 	if r.killed == nil {
 		r.killed = map[int]bool{}
