@@ -3,6 +3,7 @@ package cgroupmon
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,18 +45,23 @@ func prepareRoot(p *Probe, given bool) (_ *execRoot, err error) {
 			r.undo()
 		}
 	}()
-	if err := r.makeOrAdopt(); err != nil {
-		return nil, err
-	}
-	if p.SelfMove {
+	if p.SelfMove { // the own cgroup: no other monitor removes it
 		if err := r.moveSelfIntoLeaf(); err != nil {
 			return nil, err
 		}
+		return r, r.enableControllers()
 	}
-	if err := r.enableControllers(); err != nil {
-		return nil, err
+	for try := 1; ; try++ {
+		err = r.makeOrAdopt()
+		if err == nil {
+			err = r.enableControllers()
+		}
+		// Another monitor sharing the root may remove it, empty, between
+		// two of these steps (monitors started and closed at once).
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || try == 5 {
+			return r, err
+		}
 	}
-	return r, nil
 }
 
 // makeOrAdopt makes the root directory when it does not exist, marked as

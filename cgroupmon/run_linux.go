@@ -195,10 +195,10 @@ func (r *run) killTreeLocked() error {
 	if r.leaf != nil {
 		pids, err = r.leaf.kill()
 	} else {
-		// Kill walks the tree again first: what it signalled is what it
-		// tracks as live right after.
+		// Kill walks the tree again first, so it finds a child the
+		// last sample had not seen.
 		_, err = r.tree.Kill(unix.SIGKILL)
-		pids = r.tree.Pids(nil)
+		pids = r.tree.Killed(nil)
 	}
 	if r.killed == nil {
 		r.killed = map[int]bool{}

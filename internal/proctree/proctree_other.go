@@ -46,6 +46,9 @@ func (t *Tree) Totals() Totals {
 // Kill returns ErrNotSupported.
 func (t *Tree) Kill(sig unix.Signal) (int, error) { return 0, ErrNotSupported }
 
+// Killed returns dst.
+func (t *Tree) Killed(dst []int) []int { return dst }
+
 // Sweep describes what one execution may have left; see the Linux
 // documentation.
 type Sweep struct {

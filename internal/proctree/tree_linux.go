@@ -73,6 +73,8 @@ type Tree struct {
 	retired []*proc // records of pids reused by another process
 	gen     uint64
 	killGen uint64
+	// killed holds the pids the last Kill signalled.
+	killed []int
 	// rejected holds children of this process checked and found not to
 	// belong to the tree: pid -> start time.
 	rejected map[int]uint64
@@ -763,6 +765,7 @@ func (t *Tree) Kill(sig unix.Signal) (int, error) {
 		}
 	}
 	n := 0
+	t.killed = t.killed[:0]
 	for _, p := range t.procs {
 		if p.state != stLive || p.signalled == t.killGen {
 			continue
@@ -771,12 +774,20 @@ func (t *Tree) Kill(sig unix.Signal) (int, error) {
 		switch err := t.signal(p, sig); {
 		case err == nil:
 			n++
+			t.killed = append(t.killed, p.pid)
 		case gone(err):
 		default:
 			errs = errors.Join(errs, err)
 		}
 	}
 	return n, errs
+}
+
+// Killed appends to dst the pids that the last Kill signalled.
+func (t *Tree) Killed(dst []int) []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append(dst, t.killed...)
 }
 
 // signal sends sig to p through a pidfd, after checking that the pid still
