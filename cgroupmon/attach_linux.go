@@ -101,7 +101,7 @@ func (m *Monitor) attachRun(t Target) (_ *run, pidfd int, err error) {
 		opts := proctree.TreeOptions{}
 		pid := t.PID
 		if l != nil {
-			opts.Members, pid = l.pids, 0
+			opts.Members, pid = l.allPids, 0
 		}
 		r.useTree(m.procfs.NewTree(pid, opts))
 	}

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,15 +34,16 @@ func (r *run) watch(ctx context.Context) {
 	}
 }
 
-// wait waits for the main process, ends what is left of the execution,
-// reads the final counters and publishes the record. The emptied cgroup
-// is left to the sampler to remove.
+// wait waits for the main process, ends what is left of the execution
+// (in its cgroup, and with a subreaper outside it), reads the final
+// counters and publishes the record. The emptied cgroup is left to the
+// sampler to remove.
 func (m *Monitor) wait(r *run) {
 	selfPeak := m.whileRunning(r)
 	ps, mainEnd, err := m.waitMain(r, selfPeak)
 	errs := []error{err}
 	leftovers, err := r.endLeftovers()
-	errs = append(errs, err, r.pipes.finish(time.Second))
+	errs = append(errs, err, m.endEscaped(r), r.pipes.finish(time.Second))
 	end := mainEnd
 	if r.spec.WaitAll {
 		end = time.Now()
@@ -73,13 +77,12 @@ func (m *Monitor) finish(r *run, rec metrics.Execution, err error) {
 func (m *Monitor) whileRunning(r *run) (selfPeak uint64) {
 	if l := r.leaf; l != nil {
 		r.mu.Lock()
-		l.closeDir() // only clone3 needed it
 		// An error here is met again, and reported, where the file is read.
 		_, _ = l.fd(&l.events, "cgroup.events")
 		_, _ = l.fd(&l.cpuStat, "cpu.stat")
 		r.mu.Unlock()
 		if !l.memory {
-			t := m.procfs.NewTree(r.cmd.Process.Pid, proctree.TreeOptions{Members: l.pids, StartTicks: r.bootTicks})
+			t := m.procfs.NewTree(r.cmd.Process.Pid, proctree.TreeOptions{Members: l.allPids, StartTicks: r.bootTicks})
 			r.useTree(t)
 			if m.reaper != nil {
 				m.reaper.Register(t)
@@ -123,26 +126,33 @@ func (m *Monitor) waitMain(r *run, selfPeak uint64) (*os.ProcessState, time.Time
 	return ps, end, nil
 }
 
-// endLeftovers deals with the processes left after the main one exited:
-// kills them (the default), or waits for them (WaitAll); it returns how
-// many it killed once every process is gone.
+// endLeftovers deals with the processes left after the main one exited,
+// in the leaf and in any cgroup the workload made below it: kills them
+// (the default), or waits for them (WaitAll). It returns how many
+// processes other than the main one cgmon's kills ended (a timeout's
+// included) once every process is gone.
 func (r *run) endLeftovers() (killed int, err error) {
 	var errs []error
 	if !r.spec.WaitAll {
 		r.mu.Lock()
 		n, err := r.leftoverCountLocked()
 		errs = append(errs, err)
-		if n > 0 {
-			killed = n
-			if r.tree != nil {
-				_ = r.tree.Snapshot() // their VmHWM, before they go
-			}
-			_, err := r.killTreeLocked()
-			errs = append(errs, err)
+		if n > 0 && r.tree != nil {
+			_ = r.tree.Snapshot() // their VmHWM, before they go
 		}
 		r.mu.Unlock()
+		if n > 0 {
+			errs = append(errs, r.killUntilEmpty())
+		} else {
+			errs = append(errs, r.waitEmpty())
+		}
+	} else {
+		errs = append(errs, r.waitEmpty())
 	}
-	return killed, errors.Join(append(errs, r.waitEmpty())...)
+	r.mu.Lock()
+	killed = r.leftoversLocked()
+	r.mu.Unlock()
+	return killed, errors.Join(errs...)
 }
 
 // leftoverCountLocked counts processes other than the (exited) main one.
@@ -151,12 +161,32 @@ func (r *run) leftoverCountLocked() (int, error) {
 		if pop, err := r.leaf.populated(); err == nil && !pop {
 			return 0, nil // the common case: one read, no cgroup.procs
 		}
-		pids, err := r.leaf.pids(nil)
+		pids, err := r.leaf.allPids(nil)
 		return len(pids), err
 	}
 	// Refresh the tree first: an orphan appears only once re-parented.
 	_, err := r.tree.Sample()
 	return len(r.tree.Pids(nil)), err
+}
+
+// killUntilEmpty kills every process of the execution and waits until
+// none is left, killing again while one is (without cgroup.kill, a
+// process can fork between the freeze and the kill).
+func (r *run) killUntilEmpty() error {
+	for {
+		r.mu.Lock()
+		kerr := r.killTreeLocked()
+		r.mu.Unlock()
+		if r.leaf == nil {
+			return errors.Join(kerr, r.waitEmpty())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		err := r.leaf.waitEmpty(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return errors.Join(kerr, err)
+		}
+	}
 }
 
 // waitEmpty waits until no process of the execution is left.
@@ -178,6 +208,64 @@ func (r *run) waitEmpty() error {
 	}
 }
 
+// endEscaped ends, as the subreaper, what the execution left outside its
+// cgroup once the cgroup is empty (proctree.Reaper.Sweep): processes that
+// moved themselves out of it, with their children, are killed and
+// counted as escaped, and zombies of the cgroup that came back to cgmon
+// are reaped. Without a subreaper, such processes are re-parented to
+// PID 1 and out of cgmon's sight.
+func (m *Monitor) endEscaped(r *run) error {
+	if m.reaper == nil || r.leaf == nil {
+		return nil
+	}
+	sw := proctree.Sweep{
+		Cgroup: m.cgroupPath(r.leaf.path), Marker: r.marker, Tree: r.tree,
+		Elsewhere: func(cg string) bool { return m.inOtherLeaf(r, cg) },
+	}
+	got, err := m.reaper.Sweep(sw)
+	r.mu.Lock()
+	killedAny := len(r.killed) > 0
+	r.mu.Unlock()
+	if killedAny && err == nil {
+		// A process the kill ended is out of the cgroup (the leaf reads
+		// empty) a moment before its children are re-parented here.
+		time.Sleep(5 * time.Millisecond)
+		more, err2 := m.reaper.Sweep(sw)
+		got.Escaped, got.Reaped, err = got.Escaped+more.Escaped, got.Reaped+more.Reaped, err2
+		got.Cgroups = append(got.Cgroups, more.Cgroups...)
+	}
+	if got.Escaped > 0 {
+		r.escapedFound(got.Escaped, got.Cgroups)
+	}
+	return err
+}
+
+// cgroupPath is a cgroup directory's path as /proc/PID/cgroup shows it:
+// relative to the cgroup v2 mount.
+func (m *Monitor) cgroupPath(dir string) string {
+	rel, err := filepath.Rel(m.probe.Mount, dir)
+	if err != nil || rel == "." {
+		return "/"
+	}
+	return "/" + rel
+}
+
+// inOtherLeaf reports whether the cgroup path cg is in the leaf of a live
+// execution other than r.
+func (m *Monitor) inOtherLeaf(r *run, cg string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for o := range m.live {
+		if o != r && o.leaf != nil {
+			p := m.cgroupPath(o.leaf.path)
+			if cg == p || strings.HasPrefix(cg, p+"/") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // release closes what the run holds. A started run's emptied leaf goes to
 // the sampler, which removes it at its next tick, off the path between the
 // exit and the record (Close waits for that); an attached target's cgroup
@@ -194,13 +282,13 @@ func (m *Monitor) release(r *run) error {
 		l.closeFDs()
 	}
 	r.mu.Unlock()
-	if l == nil {
+	if l == nil || r.attached || m.sampler.reclaim(l) {
 		return err
 	}
-	if r.attached || m.sampler.reclaim(l.path) {
-		return err
+	if rerr := l.remove(); rerr != nil {
+		err = errors.Join(err, leftToReap(rerr))
 	}
-	return errors.Join(err, removeDir(l.path))
+	return err
 }
 
 // finalRecord makes the record from the kernel's counters, read as the
@@ -214,11 +302,48 @@ func (r *run) finalRecord(ps *os.ProcessState, end time.Time, leftovers int) (me
 	rec.LeftoverProcessesKilled = leftovers
 	u, oomKills, err := r.finalUsageLocked(end.Sub(r.start), leftovers)
 	rec.Usage = u
+	rec.EscapedProcessesKilled = r.escaped
+	r.lowerBoundsLocked(&rec, ps)
 	if r.spec.KeepSamples {
 		rec.Samples = r.seen.timeline
 	}
 	r.setStatus(&rec, ps, oomKills)
 	return rec, err
+}
+
+// escapeSlack is how much more CPU time the main process's rusage may
+// show than its cgroup's cpu.stat before cgmon takes it that work ran
+// outside the cgroup: the gated start's exec runs before the move.
+const escapeSlack = 20 * time.Millisecond
+
+// lowerBoundsLocked marks the CPU times of rec as lower bounds when a
+// process of the execution ran outside its cgroup: one cgmon found and
+// killed, or work that the main process's rusage (its own CPU time and
+// that of the children it waited for) shows and the cgroup's cpu.stat
+// does not.
+func (r *run) lowerBoundsLocked(rec *metrics.Execution, ps *os.ProcessState) {
+	why := slices.Clone(r.outside)
+	if cg, ok := rec.Usage.CPUTotal.Get(); ok && r.leaf != nil && !r.attached && ps != nil {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			own := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			if own > cg+max(escapeSlack, cg/20) {
+				why = append(why, fmt.Sprintf("the main process's rusage shows %.3f s of CPU time, more than its cgroup's %.3f s: it, or a process it waited for, ran outside the cgroup", own.Seconds(), cg.Seconds()))
+			}
+		}
+	}
+	if len(why) == 0 {
+		return
+	}
+	reason := strings.Join(why, "; ") + "; CPU time spent outside the cgroup is not counted"
+	rec.LowerBounds = map[metrics.Metric]string{}
+	for _, m := range []metrics.Metric{metrics.MetricCPUUser, metrics.MetricCPUSystem, metrics.MetricCPUTotal, metrics.MetricCPUAveragePercent} {
+		if f := r.sources[m]; len(f.Sources) > 0 && f.Sources[0] == metrics.SourceCgroupCPUStat {
+			rec.LowerBounds[m] = reason
+		}
+	}
+	if len(rec.LowerBounds) == 0 {
+		rec.LowerBounds = nil
+	}
 }
 
 // finalUsageLocked reads every metric from where the source table says.

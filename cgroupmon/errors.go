@@ -72,3 +72,6 @@ type notDelegatedError struct{ reason string }
 
 func (e *notDelegatedError) Error() string        { return e.reason }
 func (e *notDelegatedError) Is(target error) bool { return target == ErrNotDelegated }
+
+// errCgmon marks a start failure that is cgmon's, not the command's.
+var errCgmon = errors.New("cgmon")

@@ -124,6 +124,14 @@ func FuzzParseCgroupEvents(f *testing.F) {
 	})
 }
 
+func FuzzParseNrDescendants(f *testing.F) {
+	seedKernel(f, "cgroup.stat")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		_, err := parseNrDescendants(in)
+		checkFuzzErr(t, in, err)
+	})
+}
+
 func FuzzParsePSI(f *testing.F) {
 	seedKernel(f, "cpu.pressure", "memory.pressure", "io.pressure")
 	f.Fuzz(func(t *testing.T, in []byte) {

@@ -18,7 +18,11 @@ import (
 // sampler reads held open, so that a tick is a pread and a parse.
 type leaf struct {
 	path string
-	dir  int // O_RDONLY directory: the CgroupFD for CLONE_INTO_CGROUP; -1 if none
+	// dir is the directory's descriptor, held from the leaf's creation to
+	// its removal: it carries the owner's lock (owner_linux.go), and it is
+	// the CgroupFD of CLONE_INTO_CGROUP. -1 for an attached cgroup, which
+	// is not cgmon's.
+	dir int
 
 	// Descriptors held open once used, -1 until then.
 	cpuStat    int // cpu.stat
@@ -26,6 +30,7 @@ type leaf struct {
 	pidsCurr   int // pids.current (only with the pids controller)
 	events     int // cgroup.events
 	procs      int // cgroup.procs
+	stat       int // cgroup.stat (nr_descendants: cgroups the workload made)
 
 	leafCaps
 
@@ -40,8 +45,9 @@ type leaf struct {
 	// limitPlan.moveIn).
 	moveIn bool
 
-	buf      [512]byte // for the sampler's reads, under the run's lock
-	evBuf    [128]byte // for cgroup.events, read by the waiting goroutine
+	buf      [512]byte  // for the sampler's reads, under the run's lock
+	evBuf    [128]byte  // for cgroup.events, read by the waiting goroutine
+	statBuf  [1024]byte // for cgroup.stat
 	procsBuf []byte
 	pidsBuf  []int // for counting cgroup.procs without allocating
 }
@@ -54,9 +60,15 @@ type leafCaps struct {
 	cgroupKill bool // cgroup.kill exists (Linux 5.14)
 }
 
-// createLeaf makes root/name (which must not exist yet), applies plan and
-// reads back what is in force (limits), and opens the files the sampler
-// reads. On error nothing is left behind.
+// newLeaf returns a leaf of path with no descriptor open.
+func newLeaf(path string) *leaf {
+	return &leaf{path: path, dir: -1, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1, stat: -1}
+}
+
+// createLeaf makes root/name (which must not exist yet), locks and marks
+// it as this monitor's (owner_linux.go), applies plan and reads back what
+// is in force (limits), and keeps its descriptor for CLONE_INTO_CGROUP. On
+// error nothing is left behind.
 func createLeaf(root, name string, plan *limitPlan, caps leafCaps) (_ *leaf, err error) {
 	path := filepath.Join(root, name)
 	if filepath.Dir(path) != filepath.Clean(root) {
@@ -65,16 +77,25 @@ func createLeaf(root, name string, plan *limitPlan, caps leafCaps) (_ *leaf, err
 	if err := os.Mkdir(path, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cgroup %s: %w", path, err)
 	}
-	l := &leaf{path: path, dir: -1, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1}
+	l := newLeaf(path)
 	defer func() {
 		if err != nil {
 			l.closeFDs()
 			_ = os.Remove(path)
+			l.unlock()
 		}
 	}()
-	if l.dir, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+	if l.dir, err = openDir(path); err != nil {
 		l.dir = -1
 		return nil, fmt.Errorf("opening cgroup %s: %w", path, err)
+	}
+	// The lock before the mark: a reaper looks only at marked leaves, and
+	// finds every marked leaf of a live monitor locked.
+	if held, err := lockFD(l.dir); err != nil || held {
+		return nil, fmt.Errorf("locking cgroup %s: %w", path, lockErr(err, held))
+	}
+	if err := markFD(l.dir, markLeaf); err != nil && !errors.Is(err, errNoXattr) {
+		return nil, fmt.Errorf("marking cgroup %s as cgmon's: %w", path, err)
 	}
 	if !plan.empty() {
 		if l.limits, l.devices, err = plan.apply(path, l.dir); err != nil {
@@ -86,6 +107,14 @@ func createLeaf(root, name string, plan *limitPlan, caps leafCaps) (_ *leaf, err
 	return l, nil
 }
 
+// lockErr is err, or for a lock found held, that.
+func lockErr(err error, held bool) error {
+	if held {
+		return errors.New("another process holds its lock")
+	}
+	return err
+}
+
 // openLeaf opens an existing cgroup for reading only (Attach): nothing is
 // created or written; the controllers are those whose files it has.
 func openLeaf(path string) (*leaf, error) {
@@ -95,7 +124,7 @@ func openLeaf(path string) (*leaf, error) {
 		}
 		return nil, fmt.Errorf("%s is not a cgroup v2 directory: %w", path, err)
 	}
-	l := &leaf{path: path, dir: -1, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1}
+	l := newLeaf(path)
 	has := func(f string) bool {
 		_, err := os.Stat(filepath.Join(path, f))
 		return err == nil
@@ -178,7 +207,8 @@ func (l *leaf) populated() (bool, error) {
 	return ev.Populated, err
 }
 
-// pids appends the pids in cgroup.procs to dst, reusing l.procsBuf.
+// pids appends the pids in the leaf's own cgroup.procs to dst, reusing
+// l.procsBuf; see allPids for the cgroups below it.
 func (l *leaf) pids(dst []int) ([]int, error) {
 	if l.procsBuf == nil {
 		l.procsBuf = make([]byte, 4096)
@@ -202,8 +232,14 @@ func (l *leaf) pids(dst []int) ([]int, error) {
 		}
 		l.procsBuf = append(l.procsBuf, make([]byte, len(l.procsBuf))...)
 	}
+	return appendPids(dst, l.procsBuf[:n])
+}
+
+// appendPids parses a cgroup.procs file (one decimal pid a line) and
+// appends its pids to dst.
+func appendPids(dst []int, b []byte) ([]int, error) {
 	v, digits := 0, 0
-	for _, c := range l.procsBuf[:n] {
+	for _, c := range b {
 		switch {
 		case c >= '0' && c <= '9':
 			v = v*10 + int(c-'0')
@@ -226,38 +262,133 @@ func (l *leaf) pids(dst []int) ([]int, error) {
 	return dst, nil
 }
 
+// descendants returns how many cgroups live below the leaf (cgroup.stat's
+// nr_descendants): cgroups the workload made inside its own.
+func (l *leaf) descendants() (uint64, error) {
+	fd, err := l.fd(&l.stat, "cgroup.stat")
+	if err != nil {
+		return 0, err
+	}
+	n, err := unix.Pread(fd, l.statBuf[:], 0)
+	if err != nil {
+		return 0, fmt.Errorf("cgroup.stat: %w", err)
+	}
+	if n == len(l.statBuf) {
+		return 0, fmt.Errorf("cgroup.stat larger than %d bytes: %w", len(l.statBuf), errMalformed)
+	}
+	return parseNrDescendants(l.statBuf[:n])
+}
+
+// allPids appends to dst the pids of the leaf and of every cgroup below
+// it. With no cgroup below (the common case) it costs two preads on held
+// descriptors.
+func (l *leaf) allPids(dst []int) ([]int, error) {
+	dst, err := l.pids(dst)
+	if err != nil {
+		return dst, err
+	}
+	n, err := l.descendants()
+	if err != nil || n == 0 {
+		return dst, err
+	}
+	return subtreePids(l.path, dst, false)
+}
+
+// subtreePids appends the pids of every cgroup below dir (and of dir
+// itself when self is true), walking the tree with plain reads: it serves
+// the rare leaf the workload divided, and the reaping of stale ones. A
+// cgroup the workload made unreadable (chmod 000) is made readable again
+// first: cgmon or root owns it.
+func subtreePids(dir string, dst []int, self bool) ([]int, error) {
+	var errs []error
+	if self {
+		b, err := readOwned(filepath.Join(dir, "cgroup.procs"))
+		if err == nil {
+			dst, err = appendPids(dst, b)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	ents, err := readDirOwned(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			dst, err = subtreePids(filepath.Join(dir, e.Name()), dst, true)
+			errs = append(errs, err)
+		}
+	}
+	return dst, errors.Join(errs...)
+}
+
+// readOwned reads a kernel file, first giving its owner read permission
+// back when it was taken away.
+func readOwned(path string) ([]byte, error) {
+	b, err := readCapped(path)
+	if errors.Is(err, fs.ErrPermission) && os.Chmod(path, 0o644) == nil {
+		b, err = readCapped(path)
+	}
+	return b, err
+}
+
+// readDirOwned lists a directory, first giving its owner access back when
+// it was taken away.
+func readDirOwned(dir string) ([]os.DirEntry, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrPermission) && os.Chmod(dir, 0o755) == nil {
+		ents, err = os.ReadDir(dir)
+	}
+	return ents, err
+}
+
 // readFile reads one file of the leaf (for the final, not-per-tick reads).
 func (l *leaf) readFile(name string) ([]byte, error) {
 	return readCapped(filepath.Join(l.path, name))
 }
 
-// countProcs counts the processes in cgroup.procs, without allocating
-// once warm.
+// countProcs counts the processes in the leaf and the cgroups below it,
+// without allocating once warm.
 func (l *leaf) countProcs() (uint64, error) {
-	pids, err := l.pids(l.pidsBuf[:0])
+	pids, err := l.allPids(l.pidsBuf[:0])
 	l.pidsBuf = pids
 	return uint64(len(pids)), err
 }
 
-// kill kills every process in the leaf: with cgroup.kill where the kernel
-// has it (5.14), else by freezing the cgroup, sending SIGKILL to each
-// process and thawing it. It never waits for a process (exec.Cmd does).
-func (l *leaf) kill() error {
+// kill kills every process in the leaf and in the cgroups below it
+// (frozen ones too): with cgroup.kill where the kernel has it (5.14), else
+// by freezing the leaf, sending SIGKILL to each process and thawing it. It
+// returns the pids it found to kill, and never waits for one.
+func (l *leaf) kill() ([]int, error) {
 	if l.cgroupKill {
+		pids, _ := l.allPids(nil)
 		err := os.WriteFile(filepath.Join(l.path, "cgroup.kill"), []byte("1"), 0)
 		if err == nil || !errors.Is(err, os.ErrNotExist) {
-			return err
+			return pids, err
 		}
 	}
-	freeze := filepath.Join(l.path, "cgroup.freeze")
+	return freezeKill(l.path)
+}
+
+// freezeKill kills every process in the cgroup dir and below it without
+// cgroup.kill: it freezes dir (which freezes the cgroups below it), sends
+// SIGKILL to each process (a fatal signal ends even a frozen task of
+// cgroup v2), and thaws dir. It returns the pids it signalled.
+func freezeKill(dir string) ([]int, error) {
+	freeze := filepath.Join(dir, "cgroup.freeze")
 	frozen := os.WriteFile(freeze, []byte("1"), 0) == nil
 	var errs []error
-	pids, err := l.pids(nil)
+	pids, err := subtreePids(dir, nil, true)
 	if err != nil {
 		errs = append(errs, err)
 	}
+	killed := pids[:0]
 	for _, pid := range pids {
-		if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		switch err := unix.Kill(pid, unix.SIGKILL); {
+		case err == nil:
+			killed = append(killed, pid)
+		case !errors.Is(err, unix.ESRCH):
 			errs = append(errs, fmt.Errorf("kill %d: %w", pid, err))
 		}
 	}
@@ -266,7 +397,30 @@ func (l *leaf) kill() error {
 			errs = append(errs, fmt.Errorf("thaw: %w", err))
 		}
 	}
-	return errors.Join(errs...)
+	return killed, errors.Join(errs...)
+}
+
+// killAndWait kills every process of the leaf and waits until it is
+// empty, killing again while it is not (without cgroup.kill a process may
+// fork between the freeze and the kill), until ctx ends. It returns how
+// many distinct processes it killed.
+func (l *leaf) killAndWait(ctx context.Context) (killed int, err error) {
+	seen := map[int]bool{}
+	for {
+		pids, kerr := l.kill()
+		for _, p := range pids {
+			if !seen[p] {
+				seen[p] = true
+				killed++
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		err = l.waitEmpty(wctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return killed, errors.Join(kerr, err)
+		}
+	}
 }
 
 // waitEmpty waits until cgroup.events says "populated 0", polling the
@@ -291,22 +445,24 @@ func (l *leaf) waitEmpty(ctx context.Context) error {
 	}
 }
 
-// closeDir closes the directory descriptor, which only the start needs.
-func (l *leaf) closeDir() {
+// unlock closes the directory's descriptor, and so drops the owner's lock.
+func (l *leaf) unlock() {
 	if l.dir >= 0 {
 		unix.Close(l.dir)
 		l.dir = -1
 	}
 }
 
+// closeFDs closes the descriptors of the files the sampler and the end
+// of the run read, and cgmon's reference to the device program; the
+// directory's (the lock) stays open until removal.
 func (l *leaf) closeFDs() {
-	for _, fd := range []*int{&l.cpuStat, &l.memCurrent, &l.pidsCurr, &l.events, &l.procs} {
+	for _, fd := range []*int{&l.cpuStat, &l.memCurrent, &l.pidsCurr, &l.events, &l.procs, &l.stat} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
 		}
 	}
-	l.closeDir()
 	if l.devices != nil {
 		// The attachment holds the program while the cgroup exists; this
 		// descriptor is cgmon's own reference.
@@ -315,26 +471,43 @@ func (l *leaf) closeFDs() {
 	}
 }
 
-// remove closes every descriptor and removes the directory, retrying while
-// the kernel still reports it busy (a killed process may take a moment).
+// remove closes every descriptor and removes the directory and whatever
+// cgroups the workload made below it, bottom-up, once: a leaf that cannot
+// be removed now (a process that does not die) is left, unlocked, to the
+// next monitor's reaping, and the error names it.
 func (l *leaf) remove() error {
 	l.closeFDs()
-	return removeDir(l.path)
+	err := removeTree(l.path)
+	l.unlock()
+	return err
 }
 
-// removeDir removes a cgroup directory, retrying for a while as long as
-// the kernel reports it busy.
-func removeDir(path string) error {
-	var err error
-	for i := 0; i < 100; i++ {
-		err = unix.Rmdir(path)
-		if err == nil || errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if !errors.Is(err, unix.EBUSY) {
-			break
-		}
-		time.Sleep(time.Duration(i+1) * time.Millisecond)
+// removeTree removes the cgroup dir and every cgroup below it, bottom-up,
+// with one rmdir each: no retry loop. A cgroup still holding a process
+// stays, and the error names it.
+func removeTree(dir string) error {
+	err := unix.Rmdir(dir)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
 	}
-	return fmt.Errorf("removing cgroup %s: %w", path, err)
+	if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.ENOTEMPTY) {
+		ents, _ := readDirOwned(dir)
+		var errs []error
+		sub := false
+		for _, e := range ents {
+			if e.IsDir() {
+				sub = true
+				errs = append(errs, removeTree(filepath.Join(dir, e.Name())))
+			}
+		}
+		if sub {
+			if err = unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+				return nil
+			}
+		}
+		if e := errors.Join(errs...); e != nil {
+			return e
+		}
+	}
+	return fmt.Errorf("removing cgroup %s: %w", dir, err)
 }

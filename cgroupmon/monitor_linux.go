@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,10 @@ type Monitor struct {
 	sampler *sampler
 	self    *selfPeak
 	seq     atomic.Uint64
+	reaped  Reaped // what New reaped under the root
+
+	startOnce sync.Once
+	st        atomic.Pointer[starter] // forks every execution (start_linux.go)
 
 	mu     sync.Mutex
 	closed bool
@@ -38,6 +43,8 @@ type Monitor struct {
 // New probes the host and prepares a Monitor as opts ask. With the default
 // root and a delegated own cgroup it moves this process into a leaf
 // (cgmon-monitor) and enables the available controllers for its children.
+// It then reaps the root's stale leaves, those of monitors that died
+// (see Reaped); when none is stale that costs one readdir of the root.
 func New(opts Options) (*Monitor, error) {
 	opts, err := checkOptions(opts)
 	if err != nil {
@@ -65,6 +72,9 @@ func New(opts Options) (*Monitor, error) {
 	}
 	if err := m.prepareRoot(); err != nil {
 		return nil, err
+	}
+	if m.root != nil {
+		m.reaped = reapRoot(m.root.path, p.Features.CgroupKill)
 	}
 	if opts.Subreaper {
 		if m.reaper, err = proctree.EnableReaper(fsys); err != nil {
@@ -127,6 +137,8 @@ func requireRoot(opts Options, p *Probe) error {
 	switch {
 	case p.Root != "":
 		return nil
+	case p.rootMissing && opts.Backend != BackendProcfs:
+		return &missingRootError{p.RootReason}
 	case opts.Backend == BackendCgroup2:
 		return &notDelegatedError{"backend cgroup2: " + p.RootReason}
 	case opts.CgroupRoot != "" && opts.Backend != BackendProcfs:
@@ -134,6 +146,13 @@ func requireRoot(opts Options, p *Probe) error {
 	}
 	return nil
 }
+
+// missingRootError is a given cgroup root that does not exist and cannot
+// be made; errors.Is(err, fs.ErrNotExist) holds for it.
+type missingRootError struct{ reason string }
+
+func (e *missingRootError) Error() string { return e.reason }
+func (e *missingRootError) Unwrap() error { return fs.ErrNotExist }
 
 // prepareRoot prepares the root the probe chose. With the auto backend
 // and the default root, a root that cannot be prepared is a gap, and the
@@ -157,6 +176,9 @@ func (m *Monitor) prepareRoot() error {
 		Gap{What: "cgroup root " + p.Root + " could not be prepared: " + err.Error(), Remedy: "see the gaps above; cgmon uses the procfs fallback"})
 	return nil
 }
+
+// Reaped returns what New reaped under the execution root.
+func (m *Monitor) Reaped() Reaped { return m.reaped }
 
 // Probe returns what the Monitor found and chose. The caller must not
 // modify it.
@@ -191,8 +213,9 @@ func (m *Monitor) limitHost() limitHost {
 // Close kills every live execution, waits for them, removes the cgroups of
 // ended executions that the sampler has not removed yet, and releases what
 // New set up (the leaf it moved itself into, a root it created). Its error
-// names any cgroup that could not be removed. The process stays a
-// subreaper if Options.Subreaper made it one.
+// names any cgroup that could not be removed; such a cgroup is left to the
+// next monitor's reaping. The process stays a subreaper if
+// Options.Subreaper made it one.
 func (m *Monitor) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -209,12 +232,30 @@ func (m *Monitor) Close() error {
 		r.kill(metrics.StatusCanceled)
 		<-r.done
 	}
+	m.stopStarter()
 	err := m.sampler.stop()
 	if m.reaper != nil {
 		err = errors.Join(err, m.reaper.Close())
 	}
 	m.undo()
 	return err
+}
+
+// starter returns the Monitor's starter (starter_linux.go), starting it
+// on first use (a Monitor that only watches never starts one); nil once
+// Close has stopped it.
+func (m *Monitor) starter() *starter {
+	m.startOnce.Do(func() { m.st.Store(newStarter()) })
+	return m.st.Load()
+}
+
+// stopStarter ends the starter, if it was started, and waits for it. Call
+// it once no execution is live.
+func (m *Monitor) stopStarter() {
+	m.startOnce.Do(func() {}) // none may start after this
+	if st := m.st.Load(); st != nil {
+		st.stop()
+	}
 }
 
 // undo releases what New set up.

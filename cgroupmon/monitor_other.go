@@ -68,3 +68,12 @@ func (h *Handle) Kill() error { return ErrNotSupported }
 func (m *Monitor) Attach(context.Context, Target) (*Handle, error) { return nil, ErrNotSupported }
 
 func (h *Handle) sampleNow() {}
+
+// Reaped returns nothing outside Linux.
+func (m *Monitor) Reaped() Reaped { return Reaped{} }
+
+// Reap returns ErrNotSupported outside Linux.
+func Reap(Options) (Reaped, error) { return Reaped{}, ErrNotSupported }
+
+// FindStale returns ErrNotSupported outside Linux.
+func FindStale(string) ([]StaleLeaf, error) { return nil, ErrNotSupported }

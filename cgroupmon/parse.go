@@ -329,6 +329,24 @@ func parseCgroupEvents(b []byte) (cgroupEvents, error) {
 	return cgroupEvents{Populated: populated == 1, Frozen: frozen == 1}, nil
 }
 
+var cgroupStatKeys = [...]string{"nr_descendants"}
+
+// parseNrDescendants parses cgroup.stat and returns nr_descendants, the
+// number of live cgroups below this one (the key is required; the others,
+// which vary by kernel, are ignored).
+func parseNrDescendants(b []byte) (uint64, error) {
+	const file = "cgroup.stat"
+	var n uint64
+	seen, err := kparse.KeyedUints(file, b, " ", cgroupStatKeys[:], []*uint64{&n})
+	if err != nil {
+		return 0, err
+	}
+	if seen&1 == 0 {
+		return 0, kparse.Malformed(file, "nr_descendants missing")
+	}
+	return n, nil
+}
+
 // psiLine is one line of a pressure file: the share of wall time stalled,
 // in percent, averaged over 10, 60 and 300 seconds, and the total stall
 // time in microseconds.

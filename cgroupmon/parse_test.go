@@ -262,6 +262,29 @@ func TestParseCgroupEvents(t *testing.T) {
 	}
 }
 
+func TestParseNrDescendants(t *testing.T) {
+	tests := []struct {
+		file    string
+		want    uint64
+		wantErr bool
+	}{
+		{file: "linux-6.1/cgroup.stat", want: 0},
+		{file: "linux-5.10/cgroup.stat", want: 0},
+		{file: "hybrid-6.18/cgroup.stat", want: 6}, // with nr_subsys_* keys
+		{file: "malformed/cgroup.stat-no-nr-descendants", wantErr: true},
+		{file: "malformed/cgroup.stat-negative", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			got, err := parseNrDescendants(kernelFixture(t, tt.file))
+			checkErr(t, err, tt.wantErr)
+			if got != tt.want {
+				t.Fatalf("got %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestParsePSI(t *testing.T) {
 	cpu61 := psiLine{Avg10: 3.98, Avg60: 0.71, Avg300: 0.15, Total: 463077}
 	tests := []struct {
@@ -398,6 +421,7 @@ func TestMalformedFixturesRejected(t *testing.T) {
 		"io.stat":            func(b []byte) error { _, err := parseIOStat(b); return err },
 		"cpu.pressure":       func(b []byte) error { _, err := parsePSI(b); return err },
 		"cgroup.events":      func(b []byte) error { _, err := parseCgroupEvents(b); return err },
+		"cgroup.stat":        func(b []byte) error { _, err := parseNrDescendants(b); return err },
 		"cpu.max":            func(b []byte) error { _, _, err := parseCPUMax(b); return err },
 		"memory.max":         func(b []byte) error { _, _, err := parseLimit(b); return err },
 		"memory.current":     func(b []byte) error { _, err := parseUint(b); return err },
@@ -465,15 +489,17 @@ func TestHotParsersDoNotAllocate(t *testing.T) {
 	pr := kernelFixture(t, "linux-6.1/cpu.pressure")
 	lim := kernelFixture(t, "linux-6.1/memory.high")
 	cmax := kernelFixture(t, "linux-6.1/cpu.max")
+	cst := kernelFixture(t, "hybrid-6.18/cgroup.stat")
 	for name, f := range map[string]func() error{
-		"parseCPUStat":      func() error { return errOf(parseCPUStat(cpu)) },
-		"parseUint":         func() error { return errOf(parseUint(cur)) },
-		"parseCgroupEvents": func() error { return errOf(parseCgroupEvents(ev)) },
-		"parseMemoryEvents": func() error { return errOf(parseMemoryEvents(me)) },
-		"parseIOStat":       func() error { return errOf(parseIOStat(io)) },
-		"parsePSI":          func() error { return errOf(parsePSI(pr)) },
-		"parseLimit":        func() error { _, _, err := parseLimit(lim); return err },
-		"parseCPUMax":       func() error { _, _, err := parseCPUMax(cmax); return err },
+		"parseNrDescendants": func() error { return errOf(parseNrDescendants(cst)) },
+		"parseCPUStat":       func() error { return errOf(parseCPUStat(cpu)) },
+		"parseUint":          func() error { return errOf(parseUint(cur)) },
+		"parseCgroupEvents":  func() error { return errOf(parseCgroupEvents(ev)) },
+		"parseMemoryEvents":  func() error { return errOf(parseMemoryEvents(me)) },
+		"parseIOStat":        func() error { return errOf(parseIOStat(io)) },
+		"parsePSI":           func() error { return errOf(parsePSI(pr)) },
+		"parseLimit":         func() error { _, _, err := parseLimit(lim); return err },
+		"parseCPUMax":        func() error { _, _, err := parseCPUMax(cmax); return err },
 	} {
 		var err error
 		if n := testing.AllocsPerRun(100, func() { err = f() }); n != 0 {

@@ -97,6 +97,8 @@ type Probe struct {
 	Gaps []Gap `json:"gaps,omitempty"`
 
 	procRoot string
+	// rootMissing: the given root does not exist and cannot be made.
+	rootMissing bool
 	// The kernel's version, read once (kernelRead) by readFeatures.
 	kernelMajor, kernelMinor int
 	kernelRead               bool
@@ -225,7 +227,21 @@ func (p *Probe) chooseRoot(opts Options) {
 			p.RootReason = fmt.Sprintf("cgroup root %s is not inside the cgroup v2 mount %s", root, p.Mount)
 			return
 		}
-		if err := writableDir(root); err != nil {
+		if err := writableDir(root); errors.Is(err, fs.ErrNotExist) {
+			// New makes it (marked as cgmon's) where its parent allows.
+			parent := filepath.Dir(root)
+			if perr := writableDir(parent); perr != nil {
+				p.RootReason = fmt.Sprintf("cgroup root %s does not exist, and this user cannot make it in %s: %v", root, parent, perr)
+				if errors.Is(perr, fs.ErrNotExist) {
+					p.RootReason = fmt.Sprintf("cgroup root %s does not exist, nor does its parent %s", root, parent)
+				}
+				p.rootMissing = true
+				p.Gaps = append(p.Gaps, Gap{What: "the given cgroup root does not exist", Remedy: "pass an existing --cgroup-root, or one whose parent this user may write to"})
+				return
+			}
+			p.Root, p.RootReason, p.Path = root, "given as the cgroup root; it does not exist yet, and New makes it in "+parent, PathGiven
+			return
+		} else if err != nil {
 			p.RootReason = fmt.Sprintf("cgroup root %s is not usable: %v", root, err)
 			p.Gaps = append(p.Gaps, Gap{What: "the given cgroup root is not writable", Remedy: "pass a --cgroup-root that this user owns, or run under systemd-run --user -p Delegate=yes --scope"})
 			return

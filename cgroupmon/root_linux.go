@@ -3,6 +3,7 @@ package cgroupmon
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,18 +23,21 @@ type execRoot struct {
 	path string
 	// controllers are enabled for the leaves (the root's subtree_control).
 	controllers []string
-	// created: New made the directory, and Close removes it when empty.
-	created bool
-	// shared: the root is the default <mount>/cgmon, which the last
-	// monitor out removes.
+	// owned: cgmon made the directory (its mark says so, or, where the
+	// kernel has no user xattrs, this monitor made it), and Close removes
+	// it when empty. A root that existed before cgmon, an operator's with
+	// its settings, is never removed.
+	owned bool
+	// shared: the root is the default <mount>/cgmon, which monitors share:
+	// one whose neighbour removed it makes it again.
 	shared bool
 	// movedFrom is the cgroup this process was moved out of (SelfMove).
 	movedFrom string
 }
 
-// prepareRoot makes the root p chose if needed, moves this process out of
-// it when it is the own cgroup, and enables the controllers it offers for
-// the leaves. On error it undoes what it did.
+// prepareRoot makes the root p chose if needed (and marks it as cgmon's),
+// moves this process out of it when it is the own cgroup, and enables the
+// controllers it offers for the leaves. On error it undoes what it did.
 func prepareRoot(p *Probe, given bool) (_ *execRoot, err error) {
 	r := &execRoot{path: p.Root, shared: !given && !p.SelfMove}
 	defer func() {
@@ -41,21 +45,46 @@ func prepareRoot(p *Probe, given bool) (_ *execRoot, err error) {
 			r.undo()
 		}
 	}()
-	if _, err := os.Stat(r.path); errors.Is(err, os.ErrNotExist) {
-		if err := os.Mkdir(r.path, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("creating cgroup root %s: %w", r.path, err)
-		}
-		r.created = true
-	}
-	if p.SelfMove {
+	if p.SelfMove { // the own cgroup: no other monitor removes it
 		if err := r.moveSelfIntoLeaf(); err != nil {
 			return nil, err
 		}
+		return r, r.enableControllers()
 	}
-	if err := r.enableControllers(); err != nil {
-		return nil, err
+	for try := 1; ; try++ {
+		err = r.makeOrAdopt()
+		if err == nil {
+			err = r.enableControllers()
+		}
+		// Another monitor sharing the root may remove it, empty, between
+		// two of these steps (monitors started and closed at once).
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || try == 5 {
+			return r, err
+		}
 	}
-	return r, nil
+}
+
+// makeOrAdopt makes the root directory when it does not exist, marked as
+// cgmon's; an existing one is cgmon's only when its mark says so.
+func (r *execRoot) makeOrAdopt() error {
+	err := os.Mkdir(r.path, 0o755)
+	switch {
+	case err == nil:
+		if err := markPath(r.path, markRoot); err != nil && !errors.Is(err, errNoXattr) {
+			_ = unix.Rmdir(r.path)
+			return fmt.Errorf("marking cgroup root %s as cgmon's: %w", r.path, err)
+		}
+		r.owned = true
+	case errors.Is(err, os.ErrExist):
+		k, err := readMark(r.path)
+		if err != nil {
+			return err
+		}
+		r.owned = k.kind == markRoot
+	default:
+		return fmt.Errorf("creating cgroup root %s: %w", r.path, err)
+	}
+	return nil
 }
 
 // moveSelfIntoLeaf moves this process into <root>/cgmon-monitor, so that
@@ -109,7 +138,7 @@ func (r *execRoot) has(c string) bool { return r != nil && slices.Contains(r.con
 // monitor sharing it removed it: the directory and the controllers enabled
 // for its children.
 func (r *execRoot) remake() error {
-	if err := os.Mkdir(r.path, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := r.makeOrAdopt(); err != nil {
 		return fmt.Errorf("making cgroup root %s again: %w", r.path, err)
 	}
 	if len(r.controllers) == 0 {
@@ -136,9 +165,13 @@ func (r *execRoot) undo() {
 		}
 		r.movedFrom = ""
 	}
-	if r.created || r.shared {
-		// The last monitor out removes the shared root; while another
+	if r.owned {
+		// The last monitor out removes a root cgmon made; while another
 		// monitor's leaves exist the kernel refuses (EBUSY), harmlessly.
-		_ = unix.Rmdir(r.path)
+		// It is removed only if its mark still says it is cgmon's: an
+		// operator may have made a directory of that name in between.
+		if k, err := readMark(r.path); err == nil && (k.kind == markRoot || k.noXattr) {
+			_ = unix.Rmdir(r.path)
+		}
 	}
 }

@@ -1,9 +1,16 @@
 package cgroupmon
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -26,6 +33,8 @@ type run struct {
 	start     time.Time     // the fork, or the start of the watch
 	bootTicks uint64        // clock ticks since boot just before the fork
 	gated     bool          // started stopped and moved, not with CLONE_INTO_CGROUP
+	marker    string        // the environment entry that tells its processes apart, or ""
+	procRoot  string        // the proc filesystem (Options.ProcRoot)
 	attached  bool          // Attach: not cgmon's process, never written to or killed
 	targetPID int           // the pid an attached watch follows, 0 for a cgroup
 	cpuBase   time.Duration // CPU already used when an attached watch began
@@ -37,6 +46,9 @@ type run struct {
 	mu       sync.Mutex     // guards what follows, and the reads of leaf and tree
 	tree     *proctree.Tree // the procfs backend, or a hybrid leaf's memory source
 	killedAs metrics.Status // timeout or canceled, when cgmon killed it
+	killed   map[int]bool   // the pids cgmon's kills were sent to, nil until one is
+	escaped  int            // processes found outside the leaf and killed
+	outside  []string       // why a metric is a lower bound: what ran outside the leaf
 	ended    bool           // no process is left: the sampler skips the run
 	finished bool           // the record is final
 	seen     sampled        // what the sampler has seen
@@ -169,7 +181,7 @@ func (r *run) kill(why metrics.Status) {
 			return
 		}
 		r.killedAs = why
-		_, _ = r.killTreeLocked()
+		_ = r.killTreeLocked()
 	})
 }
 
@@ -181,14 +193,71 @@ func (r *run) stoppedWatching() {
 	r.mu.Unlock()
 }
 
-// killTreeLocked sends SIGKILL to every process and returns how many there
-// were.
-func (r *run) killTreeLocked() (int, error) {
+// killTreeLocked sends SIGKILL to every process of the execution, and
+// notes which. A main process found alive outside the leaf (it moved
+// itself out) is killed too, through exec.Cmd's pidfd, and counted as
+// escaped.
+func (r *run) killTreeLocked() error {
+	var pids []int
+	var err error
 	if r.leaf != nil {
-		pids, _ := r.leaf.pids(nil)
-		return len(pids), r.leaf.kill()
+		pids, err = r.leaf.kill()
+	} else {
+		// Kill walks the tree again first, so it finds a child the
+		// last sample had not seen.
+		_, err = r.tree.Kill(unix.SIGKILL)
+		pids = r.tree.Killed(nil)
 	}
-	return r.tree.Kill(unix.SIGKILL)
+	if r.killed == nil {
+		r.killed = map[int]bool{}
+	}
+	for _, p := range pids {
+		r.killed[p] = true
+	}
+	if r.leaf != nil && r.cmd != nil && r.cmd.Process != nil && !slices.Contains(pids, r.cmd.Process.Pid) {
+		r.killMainOutsideLocked()
+	}
+	return err
+}
+
+// killMainOutsideLocked kills the main process when it lives outside the
+// leaf. exec.Cmd has not waited for it (Signal(0) succeeds), so its pid
+// still names it.
+func (r *run) killMainOutsideLocked() {
+	p := r.cmd.Process
+	if p.Signal(syscall.Signal(0)) != nil {
+		return // waited for: it ended by itself
+	}
+	b, err := os.ReadFile(filepath.Join(r.procRoot, strconv.Itoa(p.Pid), "stat"))
+	if err != nil {
+		return
+	}
+	if i := bytes.LastIndexByte(b, ')'); i < 0 || len(b) < i+3 || b[i+2] == 'Z' {
+		return // exited; exec.Cmd is about to wait for it
+	}
+	if p.Signal(syscall.SIGKILL) == nil {
+		r.escaped++
+		r.outside = append(r.outside, "the main process had moved itself out of the execution's cgroup")
+	}
+}
+
+// leftoversLocked is how many processes other than the main one cgmon's
+// kills were sent to.
+func (r *run) leftoversLocked() int {
+	n := len(r.killed)
+	if r.cmd != nil && r.cmd.Process != nil && r.killed[r.cmd.Process.Pid] {
+		n--
+	}
+	return n
+}
+
+// escapedFound records processes found outside the leaf and killed, in
+// the cgroups named.
+func (r *run) escapedFound(n int, cgroups []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.escaped += n
+	r.outside = append(r.outside, fmt.Sprintf("%d process(es) had moved out of the execution's cgroup (into %s)", n, strings.Join(cgroups, ", ")))
 }
 
 // dropMaxRSS records that the main process's maxrss (KiB) was not used, as

@@ -21,6 +21,9 @@ import (
 // execution, and nothing needs it done before the record is handed over.
 type sampler struct {
 	interval time.Duration
+	// maxPending is how many emptied cgroups may wait for a tick
+	// (defaultMaxPending; tests lower it).
+	maxPending int
 
 	mu      sync.Mutex
 	runs    []*run
@@ -36,18 +39,20 @@ type sampler struct {
 }
 
 // pendingLeaf is an ended execution's cgroup, empty, its descriptors
-// closed, waiting for the next tick to be removed.
+// closed but the directory's (the owner's lock), waiting for the next tick
+// to be removed.
 type pendingLeaf struct {
-	path  string
+	l     *leaf
 	tries int
 }
 
 // reclaimTries is how many ticks an emptied cgroup that the kernel still
-// reports busy is retried before the failure is reported (Monitor.Close).
-const reclaimTries = 50
+// reports busy is retried before it is given up: reported (Monitor.Close)
+// and left, unlocked, to the next monitor's reaping.
+const reclaimTries = 10
 
 func newSampler(interval time.Duration) *sampler {
-	return &sampler{interval: interval, quit: make(chan struct{})}
+	return &sampler{interval: interval, maxPending: defaultMaxPending, quit: make(chan struct{})}
 }
 
 func (s *sampler) add(r *run) {
@@ -65,26 +70,26 @@ func (s *sampler) startLocked() {
 	}
 }
 
-// reclaim queues the cgroup directory of an ended execution, which must be
-// empty and its descriptors closed, for removal after the next tick (or by
+// reclaim queues the cgroup of an ended execution, which must be empty
+// and its file descriptors closed, for removal after the next tick (or by
 // stop). It reports false, queueing nothing, once the sampler is stopped:
 // the caller then removes it itself. With a long interval the queue would
-// grow without bound, so beyond maxPending the caller removes the oldest.
-func (s *sampler) reclaim(path string) bool {
+// grow without bound, so beyond s.maxPending the caller removes the oldest.
+func (s *sampler) reclaim(l *leaf) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return false
 	}
 	var oldest pendingLeaf
-	if len(s.pending) >= maxPending {
+	if len(s.pending) >= s.maxPending {
 		oldest = s.pending[0]
 		s.pending = append(s.pending[:0], s.pending[1:]...)
 	}
-	s.pending = append(s.pending, pendingLeaf{path: path})
+	s.pending = append(s.pending, pendingLeaf{l: l})
 	s.startLocked()
 	s.mu.Unlock()
-	if oldest.path != "" {
+	if oldest.l != nil {
 		retry, err := tryRemove(&oldest)
 		s.mu.Lock()
 		if retry {
@@ -97,22 +102,31 @@ func (s *sampler) reclaim(path string) bool {
 	return true
 }
 
-// maxPending is how many emptied cgroups may wait for a tick.
-const maxPending = 1024
+// defaultMaxPending is how many emptied cgroups may wait for a tick.
+const defaultMaxPending = 1024
 
-// tryRemove tries once to remove p's directory. retry says the kernel
-// still reports it busy and it has tries left (counted in p); err says it
-// was given up.
+// tryRemove tries once to remove p's directory, and the cgroups the
+// workload made below it. retry says the kernel still reports it busy and
+// it has tries left (counted in p); err says it was given up, and left to
+// the next monitor's reaping.
 func tryRemove(p *pendingLeaf) (retry bool, err error) {
-	err = unix.Rmdir(p.path)
+	err = removeTree(p.l.path)
 	switch {
-	case err == nil || errors.Is(err, unix.ENOENT):
+	case err == nil:
+		p.l.unlock()
 		return false, nil
 	case errors.Is(err, unix.EBUSY) && p.tries+1 < reclaimTries:
 		p.tries++
 		return true, nil
 	}
-	return false, fmt.Errorf("removing cgroup %s: %w", p.path, err)
+	p.l.unlock()
+	return false, leftToReap(err)
+}
+
+// leftToReap says that a cgroup that could not be removed is left to the
+// next monitor's reaping.
+func leftToReap(err error) error {
+	return fmt.Errorf("%w; it is left for the next cgmon to reap", err)
 }
 
 // removePending tries to remove each queued cgroup once. The rmdirs run
@@ -185,10 +199,10 @@ func (s *sampler) loop() {
 	}
 }
 
-// stop ends the loop now and waits for it, then removes the queued
-// cgroups, waiting while the kernel reports them busy; nothing starts it
-// again. Call it once no execution is live (Monitor.Close). It returns the
-// cgroups that could not be removed.
+// stop ends the loop now and waits for it, then tries once more to remove
+// each queued cgroup; nothing starts it again. Call it once no execution
+// is live (Monitor.Close). It returns the cgroups that could not be
+// removed, which are left to the next monitor's reaping.
 func (s *sampler) stop() error {
 	s.mu.Lock()
 	if !s.closed {
@@ -201,8 +215,11 @@ func (s *sampler) stop() error {
 	pending, errs := s.pending, s.errs
 	s.pending, s.errs = nil, nil
 	s.mu.Unlock()
-	for _, p := range pending {
-		errs = append(errs, removeDir(p.path))
+	for i := range pending {
+		p := &pending[i]
+		p.tries = reclaimTries // the last try
+		_, err := tryRemove(p)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -57,6 +56,7 @@ func (m *Monitor) start(ctx context.Context, s Spec) (r *run, running bool, err 
 	}
 	defer plan.close() // the device program, unless a leaf took it
 	r = newRun(s, m.probe.Sources, m.probe.Backend)
+	r.procRoot = m.opts.ProcRoot
 	if err := m.track(r); err != nil {
 		return nil, false, err
 	}
@@ -93,9 +93,6 @@ func (m *Monitor) start(ctx context.Context, s Spec) (r *run, running bool, err 
 	return r, true, nil
 }
 
-// errCgmon marks a start failure that is cgmon's, not the command's.
-var errCgmon = errors.New("cgmon")
-
 // checkSpec validates s, gives it an id when it has none, and plans its
 // limits.
 func (m *Monitor) checkSpec(s Spec) (Spec, *limitPlan, error) {
@@ -116,36 +113,51 @@ func (m *Monitor) checkSpec(s Spec) (Spec, *limitPlan, error) {
 }
 
 // makeLeaf makes the execution's cgroup with its limits; nil for the
-// procfs backend.
+// procfs backend. Its name is "<id>-<pid>-<sequence>"; a monitor in
+// another pid namespace may have the same pid, so a name already taken is
+// skipped for the next one.
 func (m *Monitor) makeLeaf(id string, plan *limitPlan) (*leaf, error) {
 	root := m.root
 	if root == nil {
 		return nil, nil
 	}
-	name := fmt.Sprintf("%s-%d-%d", leafName(id), os.Getpid(), m.seq.Add(1))
 	caps := leafCaps{memory: root.has("memory"), pidsCtl: root.has("pids"), io: root.has("io"), cgroupKill: m.probe.Features.CgroupKill}
-	l, err := createLeaf(root.path, name, plan, caps)
-	if errors.Is(err, fs.ErrNotExist) && (root.created || root.shared) {
-		// Another monitor sharing the root closed and removed it, empty,
-		// between New and now (cgmon run started in parallel).
-		if err = root.remake(); err == nil {
-			l, err = createLeaf(root.path, name, plan, caps)
+	remade := false
+	for taken := 0; ; {
+		name := fmt.Sprintf("%s-%d-%d", leafName(id), os.Getpid(), m.seq.Add(1))
+		l, err := createLeaf(root.path, name, plan, caps)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && (root.owned || root.shared) && !remade:
+			// Another monitor sharing the root closed and removed it,
+			// empty, between New and now (cgmon run started in parallel).
+			if err := root.remake(); err != nil {
+				return nil, err
+			}
+			remade = true
+		case errors.Is(err, fs.ErrExist) && taken < 100:
+			taken++
+		default:
+			return l, err
 		}
 	}
-	return l, err
 }
 
-// command makes the exec.Cmd of the run. Without a cgroup, a process
-// group and an environment marker are how the tree is found and killed
-// (see proctree); the marker is returned.
+// command makes the exec.Cmd of the run. The main process gets SIGKILL
+// when the monitor dies (see starter). Without a cgroup, a process group
+// and an environment marker are how the tree is found and killed (see
+// proctree); with one and a subreaper, the marker is how a process that
+// moved itself out of the cgroup is told apart (Reaper.Sweep). The marker
+// is returned.
 func (m *Monitor) command(r *run) (marker string) {
 	s := r.spec
 	cmd := exec.Command(s.Command[0], s.Command[1:]...)
 	cmd.Env, cmd.Dir = s.Env, s.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.Stdin, s.Stdout, s.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if r.leaf == nil {
 		cmd.SysProcAttr.Setpgid = true
+	}
+	if r.leaf == nil || m.reaper != nil {
 		marker = proctree.NewMarker()
 		env := s.Env
 		if env == nil {
@@ -153,21 +165,22 @@ func (m *Monitor) command(r *run) (marker string) {
 		}
 		cmd.Env = append(env[:len(env):len(env)], marker)
 	}
-	r.cmd = cmd
+	r.cmd, r.marker = cmd, marker
 	return marker
 }
 
 // launch starts the command inside the leaf: directly with
 // CLONE_INTO_CGROUP, or gated (stopped at exec under ptrace, moved, then
-// released) where the kernel refuses that. The reaper, when there is one,
-// protects the new pid before it can see it exit.
+// released) where the kernel refuses that. The fork happens on the
+// Monitor's starter thread. The reaper, when there is one, protects the
+// new pid before it can see it exit.
 func (m *Monitor) launch(r *run) error {
 	if m.reaper != nil {
 		done := m.reaper.Starting()
 		defer done()
 	}
 	r.bootTicks = proctree.BootTicks() // before the fork: see TreeOptions.StartTicks
-	err := m.fork(r)
+	err := m.starter().do(func() error { return m.fork(r) })
 	if err == nil {
 		r.pipes.started()
 		if m.reaper != nil {
@@ -228,10 +241,9 @@ func cloneCmd(c *exec.Cmd) *exec.Cmd {
 
 // startGated starts the command traced, so that it stops right after exec
 // before running any instruction of its own, moves it into the leaf and
-// detaches. ptrace requests must come from the thread that started it.
+// detaches. ptrace requests must come from the thread that started it:
+// it runs on the starter's locked thread.
 func (r *run) startGated() error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	r.gated = true
 	r.cmd.SysProcAttr.Ptrace = true
 	r.start = time.Now()

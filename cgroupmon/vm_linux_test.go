@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/cgmon/cgmon/metrics"
 )
@@ -171,4 +172,69 @@ func TestVMDaemonKilledWithExecution(t *testing.T) {
 	pid, err := strconv.Atoi(strings.TrimSpace(out.String()))
 	require.NoError(t, err)
 	assertGone(t, pid)
+}
+
+// TestVMOperatorSharedRootSurvives: on a pure cgroup v2 host as root, an
+// operator made the default root <mount>/cgmon and set memory.max in it;
+// default monitors use it and never remove it or its setting (issue 11:
+// one default `cgmon run` used to remove it).
+func TestVMOperatorSharedRootSurvives(t *testing.T) {
+	switch scenario {
+	case "v2-6.1", "v2-5.10":
+	default:
+		t.Skipf("needs the shared root of a pure cgroup v2 host as root (make vmtest); scenario %q", scenario)
+	}
+	p, err := ProbeHost(Options{})
+	require.NoError(t, err)
+	require.Equal(t, PathSharedRoot, p.Path, p.RootReason)
+	root := p.Root
+	_, err = os.Stat(root)
+	require.ErrorIs(t, err, os.ErrNotExist, "a monitor left the shared root behind")
+	require.NoError(t, os.Mkdir(root, 0o755)) // the operator's
+	defer os.Remove(root)
+	setting := filepath.Join(root, "memory.max")
+	require.NoError(t, os.WriteFile(setting, []byte("268435456"), 0))
+	for range 2 {
+		m, err := New(Options{})
+		require.NoError(t, err)
+		require.Equal(t, root, m.rootPath())
+		ex := mustRun(t, m, Spec{Command: []string{"/bin/true"}})
+		assert.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+		require.NoError(t, m.Close())
+		require.DirExists(t, root, "the operator's root was removed")
+		b, err := os.ReadFile(setting)
+		require.NoError(t, err)
+		assert.Equal(t, "268435456", strings.TrimSpace(string(b)), "the operator's memory.max")
+	}
+}
+
+// TestVMMarksAndLocks: every kernel of the VM scenarios (5.10, 6.1) has
+// user xattrs on cgroupfs (5.7) and honours flock on a cgroup directory:
+// a leaf carries its mark and its monitor's lock, and the lock is free
+// once the leaf's monitor has let go.
+func TestVMMarksAndLocks(t *testing.T) {
+	if scenario == "" {
+		t.Skip("the VM kernels' marks and locks (make vmtest); this host's are used by the other tests")
+	}
+	root := testRoot(t)
+	m := newMonitor(t, Options{CgroupRoot: root})
+	k, err := readMark(root)
+	require.NoError(t, err)
+	require.Equal(t, markRoot, k.kind, "user.cgmon on the root New made: %+v", k)
+	h, err := m.Start(context.Background(), Spec{Command: []string{"sleep", "30"}})
+	require.NoError(t, err)
+	leaf := h.CgroupPath()
+	k, err = readMark(leaf)
+	require.NoError(t, err)
+	require.Equal(t, markLeaf, k.kind, "user.cgmon on the leaf: %+v", k)
+	assert.Contains(t, k.owner, "pid="+strconv.Itoa(os.Getpid())+" ")
+	fd, err := openDir(leaf)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	held, err := lockFD(fd)
+	require.NoError(t, err)
+	assert.True(t, held, "the live monitor's lock on its leaf")
+	require.NoError(t, h.Kill())
+	_, err = h.Wait()
+	require.NoError(t, err)
 }

@@ -99,6 +99,17 @@ type Execution struct {
 	// LeftoverProcessesKilled counts processes still alive after the main
 	// process exited that cgmon killed.
 	LeftoverProcessesKilled int `json:"leftover_processes_killed"`
+	// EscapedProcessesKilled counts processes of the execution that cgmon
+	// found outside its cgroup, having moved themselves into another one
+	// (and the children they made there), and killed. cgmon finds them
+	// among its descendants, so only when it is a child subreaper
+	// (cgroupmon.Options.Subreaper, which the CLI sets); otherwise it is 0.
+	EscapedProcessesKilled int `json:"escaped_processes_killed"`
+	// LowerBounds names the metrics whose value is only a lower bound for
+	// this execution, each with the reason: e.g. the CPU time that a
+	// process spent after it left the execution's cgroup is not in that
+	// cgroup's cpu.stat. Absent when every value is what its source says.
+	LowerBounds map[Metric]string `json:"lower_bounds,omitempty"`
 
 	// StartedAt and EndedAt are wall-clock times (with Go's monotonic
 	// reading while in memory).

@@ -109,3 +109,17 @@ func FuzzParseChildren(f *testing.F) {
 		}
 	})
 }
+
+func FuzzCgroupV2Path(f *testing.F) {
+	parsetest.Seed(f, "kernel", "proc-self-cgroup")
+	f.Add([]byte("0::/cgmon/x-1-2\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		p, ok := CgroupV2Path(in)
+		if ok && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\n\x00")) {
+			t.Fatalf("%q gave %q", in, p)
+		}
+		if !ok && p != "" {
+			t.Fatalf("%q gave %q without ok", in, p)
+		}
+	})
+}

@@ -292,3 +292,40 @@ func parseChildren(b []byte, dst []int) ([]int, error) {
 	}
 	return dst, nil
 }
+
+// CgroupV2Path returns the cgroup v2 path of /proc/PID/cgroup: the "0::"
+// line's path (e.g. "/cgmon/job-1-4242-7"); ok is false when the file has
+// no such line or it is not an absolute path.
+func CgroupV2Path(b []byte) (path string, ok bool) {
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if rest, found := bytes.CutPrefix(line, []byte("0::")); found {
+			if len(rest) == 0 || rest[0] != '/' || bytes.IndexByte(rest, 0) >= 0 {
+				return "", false
+			}
+			return string(rest), true
+		}
+	}
+	return "", false
+}
+
+// environHas reports whether a /proc/PID/environ file (NUL-separated
+// "KEY=VALUE" entries) holds the entry e.
+func environHas(b, e []byte) bool {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			return bytes.Equal(b, e)
+		}
+		if bytes.Equal(b[:i], e) {
+			return true
+		}
+		b = b[i+1:]
+	}
+	return false
+}

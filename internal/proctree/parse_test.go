@@ -171,6 +171,47 @@ func TestParseChildren(t *testing.T) {
 
 // TestMalformedFixturesRejected runs every file under testdata/proc/malformed
 // through the parser its name starts with.
+func TestCgroupV2Path(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"0::/cgmon/job-1-4242-7\n", "/cgmon/job-1-4242-7", true},
+		{"9:name=systemd:/\n4:memory:/x\n0::/a b\n", "/a b", true}, // hybrid: v1 lines first
+		{"0::/\n", "/", true},
+		{"0::/last", "/last", true},  // no final newline
+		{"4:memory:/x\n", "", false}, // v1 only
+		{"0::\n", "", false},
+		{"0::relative\n", "", false},
+		{"0::/a\x00b\n", "", false},
+		{"", "", false},
+	} {
+		got, ok := CgroupV2Path([]byte(c.in))
+		if got != c.want || ok != c.ok {
+			t.Errorf("CgroupV2Path(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestEnvironHas(t *testing.T) {
+	env := []byte("PATH=/bin\x00CGMON_TREE=ab\x00HOME=/root\x00")
+	for _, c := range []struct {
+		e    string
+		want bool
+	}{
+		{"CGMON_TREE=ab", true}, {"PATH=/bin", true}, {"HOME=/root", true},
+		{"CGMON_TREE=a", false}, {"CGMON_TREE=abc", false}, {"", false},
+	} {
+		if got := environHas(env, []byte(c.e)); got != c.want {
+			t.Errorf("environHas(%q) = %v, want %v", c.e, got, c.want)
+		}
+	}
+	if !environHas([]byte("A=1\x00B=2"), []byte("B=2")) {
+		t.Error("the last entry without a NUL")
+	}
+}
+
 func TestMalformedFixturesRejected(t *testing.T) {
 	parsers := map[string]func([]byte) error{
 		"stat":     func(b []byte) error { _, err := ParseStat(b); return err },

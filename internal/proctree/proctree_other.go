@@ -46,6 +46,28 @@ func (t *Tree) Totals() Totals {
 // Kill returns ErrNotSupported.
 func (t *Tree) Kill(sig unix.Signal) (int, error) { return 0, ErrNotSupported }
 
+// Killed returns dst.
+func (t *Tree) Killed(dst []int) []int { return dst }
+
+// Sweep describes what one execution may have left; see the Linux
+// documentation.
+type Sweep struct {
+	Cgroup    string
+	Marker    string
+	Elsewhere func(cgroup string) bool
+	Tree      *Tree
+}
+
+// Swept is what Sweep did.
+type Swept struct {
+	Escaped int
+	Cgroups []string
+	Reaped  int
+}
+
+// Sweep returns ErrNotSupported.
+func (r *Reaper) Sweep(s Sweep) (Swept, error) { return Swept{}, ErrNotSupported }
+
 // Close does nothing.
 func (t *Tree) Close() error { return nil }
 

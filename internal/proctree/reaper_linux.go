@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -234,6 +237,158 @@ func (r *Reaper) scan(sweep *Tree) {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// Sweep describes what one execution may have left among this process's
+// children once its cgroup is empty; see Reaper.Sweep.
+type Sweep struct {
+	// Cgroup is the execution's cgroup v2 path as /proc/PID/cgroup shows
+	// it, e.g. "/cgmon/job-1-4242-7".
+	Cgroup string
+	// Marker is the entry "KEY=VALUE" in the execution's environment
+	// (NewMarker). A live child outside Cgroup is the execution's only if
+	// its environment holds it; empty, no process is taken for escaped.
+	Marker string
+	// Elsewhere, when not nil, reports whether a cgroup v2 path belongs to
+	// another live execution: a process there is that one's, left alone.
+	Elsewhere func(cgroup string) bool
+	// Tree, when not nil, gets the rusage of the zombies reaped.
+	Tree *Tree
+}
+
+// Swept is what Sweep did.
+type Swept struct {
+	// Escaped counts the live processes outside the cgroup that held the
+	// marker, which Sweep killed and reaped (with the children they had,
+	// which came back to this process one generation at a time).
+	Escaped int
+	// Cgroups are the cgroups the escaped processes were found in.
+	Cgroups []string
+	// Reaped counts the zombies of the cgroup (processes killed with it
+	// whose parent had died) that Sweep reaped, rather than leaving them
+	// to this process's exit and PID 1.
+	Reaped int
+}
+
+// sweepWait is how long Sweep waits for the processes it killed to die.
+const sweepWait = 5 * time.Second
+
+// Sweep ends what an execution left among this process's children, as
+// its subreaper: the zombies whose cgroup is s.Cgroup (or below it) are
+// reaped, and each live child outside it that holds s.Marker, a process
+// that moved itself out of the execution's cgroup, is killed and reaped,
+// then its children, which are re-parented here as it dies, and so on
+// until none is left. It looks only at the children of this process's
+// main thread, where the kernel re-parents orphans: when there is none
+// besides protected main processes, it costs one read of a proc file.
+func (r *Reaper) Sweep(s Sweep) (Swept, error) {
+	var out Swept
+	killed := map[int]bool{}
+	deadline := time.Now().Add(sweepWait)
+	marker := []byte(s.Marker)
+	for {
+		kids, err := r.sweepRound(&s, marker, killed, &out)
+		if err != nil {
+			return out, err
+		}
+		for pid := range killed {
+			if !slices.Contains(kids, pid) {
+				delete(killed, pid) // reaped (by the SIGCHLD scan, or here)
+			}
+		}
+		if len(killed) == 0 {
+			return out, nil
+		}
+		if time.Now().After(deadline) {
+			return out, fmt.Errorf("procfallback: %d killed process(es) of %s did not die within %v", len(killed), s.Cgroup, sweepWait)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// sweepRound looks once at the main thread's children for Sweep: it reaps
+// the zombies it may, kills the escaped processes it finds (adding them to
+// killed), and returns the children it listed.
+func (r *Reaper) sweepRound(s *Sweep, marker []byte, killed map[int]bool, out *Swept) ([]int, error) {
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	b, err := readPath(r.path.task(r.fs.root, r.fs.self, r.fs.self, "children"), r.buf)
+	r.buf = b
+	if err != nil {
+		return nil, fmt.Errorf("procfallback: children of this process: %w", err)
+	}
+	kids, err := parseChildren(b, r.pids[:0])
+	r.pids = kids
+	if err != nil {
+		return nil, err
+	}
+	kids = slices.Clone(kids) // r.pids is the SIGCHLD scan's once the gate is released
+	for _, pid := range kids {
+		r.mu.Lock()
+		_, prot := r.protected[pid]
+		r.mu.Unlock()
+		if prot {
+			continue
+		}
+		b, err := readPath(r.path.pid(r.fs.root, pid, "stat"), r.buf)
+		r.buf = b
+		if err != nil {
+			continue // gone
+		}
+		st, err := ParseStat(b)
+		if err != nil {
+			continue
+		}
+		b, err = readPath(r.path.pid(r.fs.root, pid, "cgroup"), r.buf)
+		r.buf = b
+		if err != nil {
+			continue
+		}
+		cg, ok := CgroupV2Path(b)
+		if !ok {
+			continue
+		}
+		inside := cg == s.Cgroup || strings.HasPrefix(cg, s.Cgroup+"/")
+		switch {
+		case st.State == 'Z':
+			if !inside && !killed[pid] {
+				continue // not the execution's to reap
+			}
+			var ws unix.WaitStatus
+			var ru unix.Rusage
+			if wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, &ru); err != nil || wpid != pid {
+				continue // someone else reaped it
+			}
+			if s.Tree != nil {
+				s.Tree.Reaped(pid, &ru)
+			}
+			if !killed[pid] {
+				out.Reaped++
+			}
+			delete(killed, pid)
+			r.mu.Lock()
+			r.reaped++
+			r.mu.Unlock()
+		case killed[pid], inside, len(marker) == 0:
+		case s.Elsewhere != nil && s.Elsewhere(cg):
+		default:
+			b, err := readPath(r.path.pid(r.fs.root, pid, "environ"), r.buf)
+			r.buf = b
+			if err != nil || !environHas(b, marker) {
+				continue
+			}
+			// A child of this process: its pid cannot be reused before
+			// it is reaped, so kill(2) is safe.
+			if err := unix.Kill(pid, unix.SIGKILL); err == nil {
+				killed[pid] = true
+				out.Escaped++
+				if !slices.Contains(out.Cgroups, cg) {
+					out.Cgroups = append(out.Cgroups, cg)
+				}
+			}
+		}
+	}
+	return kids, nil
 }
 
 // zombieChild reports whether this process has a child that has exited

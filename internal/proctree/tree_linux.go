@@ -3,7 +3,6 @@
 package proctree
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -74,6 +73,8 @@ type Tree struct {
 	retired []*proc // records of pids reused by another process
 	gen     uint64
 	killGen uint64
+	// killed holds the pids the last Kill signalled.
+	killed []int
 	// rejected holds children of this process checked and found not to
 	// belong to the tree: pid -> start time.
 	rejected map[int]uint64
@@ -440,18 +441,7 @@ func (t *Tree) belongs(p *proc) bool {
 	if err != nil {
 		return false
 	}
-	m := t.marker[:len(t.marker)-1]
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, 0)
-		if i < 0 {
-			return bytes.Equal(b, m)
-		}
-		if bytes.Equal(b[:i], m) {
-			return true
-		}
-		b = b[i+1:]
-	}
-	return false
+	return environHas(b, t.marker[:len(t.marker)-1])
 }
 
 // Sample refreshes the member set (descendants found via
@@ -775,6 +765,7 @@ func (t *Tree) Kill(sig unix.Signal) (int, error) {
 		}
 	}
 	n := 0
+	t.killed = t.killed[:0]
 	for _, p := range t.procs {
 		if p.state != stLive || p.signalled == t.killGen {
 			continue
@@ -783,12 +774,20 @@ func (t *Tree) Kill(sig unix.Signal) (int, error) {
 		switch err := t.signal(p, sig); {
 		case err == nil:
 			n++
+			t.killed = append(t.killed, p.pid)
 		case gone(err):
 		default:
 			errs = errors.Join(errs, err)
 		}
 	}
 	return n, errs
+}
+
+// Killed appends to dst the pids that the last Kill signalled.
+func (t *Tree) Killed(dst []int) []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append(dst, t.killed...)
 }
 
 // signal sends sig to p through a pidfd, after checking that the pid still

@@ -4,7 +4,8 @@
 // variable baseline RSS).
 //
 // Programs: alloc MiB HOLD_MS; burn THREADS MS; daemon MS [BURN_MS];
-// stubborn; forkbomb N. See src/*.c.
+// stubborn; forkbomb N; bomb (unbounded: only under pids.max or
+// RLIMIT_NPROC as a non-root user); leader MS. See src/*.c.
 package workload
 
 import (

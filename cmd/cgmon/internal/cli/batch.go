@@ -258,6 +258,7 @@ func batchMain(args []string, stdio IO) (int, error) {
 		return 0, fail("batch: %v", err)
 	}
 	defer mon.Close()
+	reportReaped(stdio.Err, mon)
 
 	b := newBatch(mon, files.out, stdio.Err, isTerminal(stdio.Err))
 	if o.keyed() {

@@ -62,6 +62,7 @@ Usage:
   cgmon summary [flags] FILE...           merge result files and print the batch summary
   cgmon compare [flags] BASE HEAD         compare two result files; fail on a regression
   cgmon version                           show cgmon's version and the commit it was built from
+  cgmon reap [--cgroup-root PATH]         remove the cgroups of cgmon processes that died
   cgmon help [COMMAND]                    show a command's flags
 
 Run 'cgmon COMMAND -h' for a command's flags.
@@ -110,6 +111,8 @@ func Main(args []string, stdio IO) int {
 		}
 	case "version", "-version", "--version":
 		err = versionMain(rest, stdio)
+	case "reap":
+		err = reapMain(rest, stdio)
 	case "help", "-h", "-help", "--help":
 		if len(rest) == 1 && rest[0] != "help" {
 			return Main([]string{rest[0], "-h"}, IO{In: stdio.In, Out: stdio.Out, Err: stdio.Out})

@@ -40,6 +40,9 @@ type Doctor struct {
 	// tries them, with whether it is the one used.
 	RunPath []PathStep     `json:"run_path"`
 	Limits  []LimitSupport `json:"limits"`
+	// StaleLeaves are execution cgroups under the root whose monitor is
+	// gone: `cgmon reap`, or the next run, removes them.
+	StaleLeaves []cgroupmon.StaleLeaf `json:"stale_leaves,omitempty"`
 }
 
 // PathStep is one way `cgmon run` may get a cgroup for its executions.
@@ -192,6 +195,10 @@ func doctorMain(args []string, stdio IO) error {
 		return fail("doctor: %v", err)
 	}
 	d := NewDoctor(p, cgroupmon.BackendChoice(o.Backend))
+	if p.Root != "" {
+		// Read-only: a stale leaf is one cgmon made whose lock no one holds.
+		d.StaleLeaves, _ = cgroupmon.FindStale(p.Root)
+	}
 	if o.Format == "json" {
 		return d.WriteJSON(stdio.Out)
 	}
@@ -287,6 +294,20 @@ func (d *Doctor) WriteHuman(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+
+	if len(d.StaleLeaves) > 0 {
+		fmt.Fprintln(w, "\nStale cgroups (their monitor is gone; `cgmon reap`, or the next run, removes them):")
+		for _, l := range d.StaleLeaves {
+			owner := l.Owner
+			if owner == "" {
+				owner = "owner unknown (no user xattrs here: known by its name)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d process(es)\n", l.Path, owner, l.Processes)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 
 	if len(p.Gaps) == 0 {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -46,6 +48,7 @@ type Report struct {
 	TimedOut                bool           `json:"timed_out"`
 	OOMKilled               bool           `json:"oom_killed"`
 	LeftoverProcessesKilled int            `json:"leftover_processes_killed"`
+	EscapedProcessesKilled  int            `json:"escaped_processes_killed"`
 	StartedAt               time.Time      `json:"started_at"`
 	EndedAt                 time.Time      `json:"ended_at"`
 	// ExecutionTimeSeconds is the wall time, in seconds.
@@ -68,11 +71,14 @@ type Report struct {
 	IOReadBytes  *uint64 `json:"io_read_bytes"`
 	IOWriteBytes *uint64 `json:"io_write_bytes"`
 	// CPUThrottledSeconds is the time throttled by cpu.max, in seconds.
-	CPUThrottledSeconds *float64              `json:"cpu_throttled_seconds"`
-	Backend             metrics.Backend       `json:"backend"`
-	Sources             map[string]string     `json:"sources"`
-	Unavailable         map[string]string     `json:"unavailable"`
-	Limits              *specs.LinuxResources `json:"limits"`
+	CPUThrottledSeconds *float64          `json:"cpu_throttled_seconds"`
+	Backend             metrics.Backend   `json:"backend"`
+	Sources             map[string]string `json:"sources"`
+	Unavailable         map[string]string `json:"unavailable"`
+	// LowerBounds holds, for a number that is only a lower bound, its key
+	// and the reason (e.g. a process took CPU time out of the cgroup).
+	LowerBounds map[string]string     `json:"lower_bounds,omitempty"`
+	Limits      *specs.LinuxResources `json:"limits"`
 }
 
 // reportKeys maps a metrics.Usage field name to the report keys it fills.
@@ -169,6 +175,7 @@ func NewReport(ex *metrics.Execution) *Report {
 		TimedOut:                ex.TimedOut,
 		OOMKilled:               ex.OOMKilled,
 		LeftoverProcessesKilled: ex.LeftoverProcessesKilled,
+		EscapedProcessesKilled:  ex.EscapedProcessesKilled,
 		StartedAt:               ex.StartedAt.Round(0),
 		EndedAt:                 ex.EndedAt.Round(0),
 		ExecutionTimeSeconds:    seconds(u.WallTime),
@@ -192,6 +199,14 @@ func NewReport(ex *metrics.Execution) *Report {
 	}
 	if r.Command == nil {
 		r.Command = []string{}
+	}
+	for m, why := range ex.LowerBounds {
+		if r.LowerBounds == nil {
+			r.LowerBounds = map[string]string{}
+		}
+		for _, k := range ReportKeys(m) {
+			r.LowerBounds[k] = why
+		}
 	}
 	for _, f := range u.Fields() {
 		for _, k := range ReportKeys(f.Name) {
@@ -234,10 +249,14 @@ func (r *Report) WriteHuman(w io.Writer) error {
 		fmt.Fprintf(tw, "%s:\t%s\t%s\n", label, value, note)
 	}
 	src := func(key string) string {
-		if s, ok := r.Sources[key]; ok {
-			return "[" + s + "]"
+		s, ok := r.Sources[key]
+		if !ok {
+			return ""
 		}
-		return ""
+		if _, ok := r.LowerBounds[key]; ok {
+			return "[" + s + "] (a lower bound: see below)"
+		}
+		return "[" + s + "]"
 	}
 	// An unavailable number is "n/a" with its reason in the note column.
 	unavailable := func(label, key string) {
@@ -333,6 +352,18 @@ func (r *Report) WriteHuman(w io.Writer) error {
 	line("Timed out", yesNo(r.TimedOut), "")
 	line("OOM killed", yesNo(r.OOMKilled), "")
 	line("Leftover processes killed", fmt.Sprint(r.LeftoverProcessesKilled), "")
+	if r.EscapedProcessesKilled > 0 {
+		line("Escaped processes killed", fmt.Sprint(r.EscapedProcessesKilled), "(they had moved out of the execution's cgroup)")
+	}
+	if len(r.LowerBounds) > 0 {
+		var why []string
+		for _, k := range slices.Sorted(maps.Keys(r.LowerBounds)) {
+			if w := r.LowerBounds[k]; !slices.Contains(why, w) {
+				why = append(why, w)
+			}
+		}
+		line("Lower bounds", strings.Join(why, "; "), "")
+	}
 	line("Limits", describeLimits(r.Limits), "")
 	if err := tw.Flush(); err != nil {
 		return err

@@ -135,10 +135,25 @@ func hybridTimeout() metrics.Execution {
 	}
 }
 
+// hybridEscaped is an execution whose main process moved itself out of
+// its cgroup and left a child there, which cgmon found and killed.
+func hybridEscaped() metrics.Execution {
+	ex := hybridTimeout()
+	ex.ID, ex.Status, ex.Reason, ex.ExitCode, ex.Signal, ex.TimedOut = "escape", metrics.StatusSuccess, "", 0, 0, false
+	ex.LeftoverProcessesKilled, ex.EscapedProcessesKilled = 0, 1
+	why := "1 process(es) had moved out of the execution's cgroup (into /elsewhere); CPU time spent outside the cgroup is not counted"
+	ex.LowerBounds = map[metrics.Metric]string{
+		metrics.MetricCPUUser: why, metrics.MetricCPUSystem: why,
+		metrics.MetricCPUTotal: why, metrics.MetricCPUAveragePercent: why,
+	}
+	return ex
+}
+
 func TestReportGolden(t *testing.T) {
 	for name, ex := range map[string]metrics.Execution{
 		"cgroup2-success": cgroupExecution(),
 		"hybrid-timeout":  hybridTimeout(),
+		"hybrid-escaped":  hybridEscaped(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			rep := NewReport(&ex)

@@ -133,6 +133,7 @@ func runMain(args []string, stdio IO) (int, error) {
 		return 0, fail("run: %v", err)
 	}
 	defer mon.Close()
+	reportReaped(stdio.Err, mon)
 	if err := mon.CheckLimits(limits); err != nil {
 		return 0, fail("run: %v", err)
 	}
