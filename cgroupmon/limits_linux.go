@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -510,8 +511,9 @@ func (p *planner) memory(m *specs.LinuxMemory) {
 
 // cpuShares converts cgroup v1 CPU shares [2, 262144] to a cgroup v2
 // weight [1, 10000], mapping the defaults to each other (1024 to 100):
-// the quadratic fit runc and crun use, so that a spec means the same
-// under each runtime.
+// containerd's conversion, the quadratic fit runc and crun use too, so
+// that a spec means the same under each runtime. The ends are clamped
+// here, since containerd's formula leaves the range beyond them.
 func cpuShares(shares uint64) uint64 {
 	if shares <= 2 {
 		return 1
@@ -519,8 +521,7 @@ func cpuShares(shares uint64) uint64 {
 	if shares >= 262144 {
 		return 10000
 	}
-	l := math.Log2(float64(shares))
-	return uint64(math.Ceil(math.Pow(10, (l*l+125*l)/612.0-7.0/34.0)))
+	return cgroup2.ConvertCPUSharesToCgroupV2Value(shares)
 }
 
 // The kernel's bounds of cpu.max, and its default period, in

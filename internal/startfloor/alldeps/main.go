@@ -10,6 +10,7 @@ import (
 	"os/exec"
 
 	_ "flag"
+	_ "hash/maphash"
 	_ "os/signal"
 
 	_ "github.com/DataDog/sketches-go/ddsketch"
