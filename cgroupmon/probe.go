@@ -712,9 +712,17 @@ func (p *Probe) internalProcessesGap() Gap {
 	return Gap{
 		What: fmt.Sprintf("%s is %s and holds %d processes; the kernel enables no controller for the children of a cgroup that holds processes (no internal processes), "+
 			"so executions get no %s controller: no memory.peak, no memory or pids limit, and their memory comes from procfs",
-			ip.Cgroup, where, ip.Processes, strings.Join(ip.Controllers, ", ")),
+			ip.Cgroup, where, ip.Processes, joinOr(ip.Controllers)),
 		Remedy: fmt.Sprintf("run cgmon with --move-others (Options.MoveOthers): it moves the container's processes, its own among them, into the sibling %s, "+
 			"as docker-in-docker's entrypoint does, then enables %s in %s; or make the container's entrypoint do that move",
 			ip.Sibling, strings.Join(ip.Controllers, " "), ip.Cgroup),
 	}
+}
+
+// joinOr joins words as a sentence lists them: "a", "a or b", "a, b or c".
+func joinOr(w []string) string {
+	if len(w) < 2 {
+		return strings.Join(w, "")
+	}
+	return strings.Join(w[:len(w)-1], ", ") + " or " + w[len(w)-1]
 }
