@@ -79,3 +79,43 @@ func TestWatchContainerRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestDoctorContainerGolden runs `cgmon doctor` against fixture containers:
+// Docker's default (a read-only cgroup2 at the namespace's root, and
+// /.dockerenv) and a writable Podman one whose namespace root holds three
+// processes, with and without --move-others. The same layouts run for real
+// in the VM's container scenarios (testdata/cli/doctor-vm-container-*).
+func TestDoctorContainerGolden(t *testing.T) {
+	for _, c := range []struct {
+		host, name string
+		flags      []string
+	}{
+		{"container-docker", "container-docker", nil},
+		{"container-podman", "container-podman", nil},
+		{"container-podman", "container-podman-move-others", []string{"--move-others"}},
+	} {
+		for _, format := range []string{"human", "json"} {
+			t.Run(c.name+"/"+format, func(t *testing.T) {
+				root, err := filepath.Abs(filepath.Join(goldenDir, "doctor", c.host))
+				if err != nil {
+					t.Fatal(err)
+				}
+				args := append([]string{"doctor", "--format", format, "--proc-root", filepath.Join(root, "proc"), "--cgroup-mount", filepath.Join(root, "cgroup")}, c.flags...)
+				cmd := exec.Command(cgmonBin, args...)
+				cmd.Env = cleanEnv()
+				r := cgmonCmd(t, cmd, "")
+				if r.code != 0 || r.stderr != "" {
+					t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+				}
+				if _, err := os.Stat(filepath.Join(root, "cgroup", "init")); err == nil {
+					t.Fatal("doctor made init: it must only describe")
+				}
+				ext := ".txt.golden"
+				if format == "json" {
+					ext = ".json.golden"
+				}
+				golden(t, "doctor-"+c.name+ext, strings.ReplaceAll(r.stdout, root, "$FIXTURE"))
+			})
+		}
+	}
+}
