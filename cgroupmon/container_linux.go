@@ -20,11 +20,12 @@ const moveRounds = 20
 // moveOthersIfAsked does what Options.MoveOthers asks: when the probe found
 // a namespace root whose processes keep controllers off, it moves them into
 // the sibling leaf, enables the controllers, and probes again. Nothing is
-// done without the option, nor where nothing holds controllers back; a
-// read-only cgroup mount, where nothing can be moved, is an error.
+// done without the option, with the procfs backend, nor where nothing holds
+// controllers back; a read-only cgroup mount, where nothing can be moved,
+// is an error.
 func moveOthersIfAsked(opts Options, p *Probe) (*Probe, error) {
-	if !opts.MoveOthers {
-		return p, nil
+	if !opts.MoveOthers || opts.Backend == BackendProcfs {
+		return p, nil // not asked, or no cgroup wanted
 	}
 	ip := p.InternalProcesses
 	if ip == nil {

@@ -86,6 +86,11 @@ func TestProbeUnprivilegedDocker(t *testing.T) {
 	assert.Contains(t, err.Error(), "read-only")
 	_, err = os.Stat(filepath.Join(h.mount, "init"))
 	assert.ErrorIs(t, err, fs.ErrNotExist, "nothing was made")
+
+	opts.Backend = BackendProcfs // no cgroup wanted: nothing to move, no error
+	q, err := moveOthersIfAsked(opts, p)
+	require.NoError(t, err)
+	assert.Same(t, p, q)
 }
 
 // TestProbePrivilegedPodman: a writable namespace root holding the
