@@ -515,9 +515,9 @@ type Container struct {
 	Signals []string `json:"signals"`
 }
 
-// Describe names the container in a sentence: "this Docker container",
+// describe names the container in a sentence: "this Docker container",
 // "this container".
-func (c *Container) Describe() string {
+func (c *Container) describe() string {
 	switch c.Runtime {
 	case "docker":
 		return "this Docker container"
@@ -690,7 +690,7 @@ func (p *Probe) readOnlyGap() Gap {
 	cost := "cgmon can make no cgroup, so executions are measured through procfs and rusage and no limit works"
 	if c := p.Container; c != nil && (c.Runtime != "" || c.NamespaceRoot) {
 		return Gap{
-			What: fmt.Sprintf("the cgroup v2 mount %s is read-only in %s: %s", p.Mount, c.Describe(), cost),
+			What: fmt.Sprintf("the cgroup v2 mount %s is read-only in %s: %s", p.Mount, c.describe(), cost),
 			Remedy: "start the container with a private cgroup namespace and a writable cgroup mount: " +
 				"`docker run --privileged --cgroupns=private ...` (private is Docker's default on a cgroup v2 host; " +
 				"it mounts the cgroup filesystem writable only with --privileged), or Podman's systemd mode " +
@@ -707,7 +707,7 @@ func (p *Probe) internalProcessesGap() Gap {
 	ip := p.InternalProcesses
 	where := "the root of this cgroup namespace"
 	if c := p.Container; c != nil && c.Runtime != "" {
-		where = "the root of " + c.Describe() + "'s cgroup namespace"
+		where = "the root of " + c.describe() + "'s cgroup namespace"
 	}
 	return Gap{
 		What: fmt.Sprintf("%s is %s and holds %d processes; the kernel enables no controller for the children of a cgroup that holds processes (no internal processes), "+
