@@ -183,16 +183,16 @@ func ProbeHost(opts Options) (*Probe, error) {
 	p.Container = detectContainer(procRoot, p.Mount, p.OwnCgroup, p.mountReadOnly)
 	p.chooseRoot(opts)
 	p.checkInternalProcesses(opts)
-	if p.Root == "" && p.Mount != "" && opts.Backend != BackendProcfs && opts.CgroupRoot == "" {
+	// A read-only mount has its own gap: no scope a systemd instance could
+	// hand out would be writable through it.
+	if p.Root == "" && p.Mount != "" && !p.mountReadOnly && opts.Backend != BackendProcfs && opts.CgroupRoot == "" {
 		p.UserManager = probeUserManager(p.Mount)
 		if p.UserManager.Reachable {
 			p.Path = PathScopePossible
 			p.RootReason += "; New will ask the user's systemd instance for a transient scope with Delegate=yes"
 			p.Available = nonNil(p.UserManager.Delegates)
 			p.Gaps = nil // the scope closes the gap
-		} else if !p.mountReadOnly {
-			// A read-only mount has its own gap: no systemd instance can
-			// hand out a cgroup on it.
+		} else {
 			p.Gaps = append(p.Gaps, Gap{
 				What:   "the user's systemd instance is not reachable (" + p.UserManager.Reason + ")",
 				Remedy: "on a systemd host, log in through PAM (or enable lingering: loginctl enable-linger) so that user@UID.service runs, and export XDG_RUNTIME_DIR=/run/user/UID",

@@ -329,6 +329,8 @@ func orDash(s string) string {
 func describeUserManager(p *cgroupmon.Probe) string {
 	um := p.UserManager
 	switch {
+	case p.Container != nil && p.Container.ReadOnly && p.Mount != "":
+		return "not asked: the cgroup v2 mount is read-only, so no scope it handed out could be used"
 	case um.Reachable:
 		s := "reachable at " + um.Address
 		if um.Version != "" {
