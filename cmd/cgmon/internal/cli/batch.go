@@ -97,7 +97,7 @@ func parseBatchFlags(args []string, help io.Writer) (*batchOptions, error) {
 		return err
 	})
 	c.BoolVar(&o.Resume, "resume", false, "skip the runs that already have a result in --output FILE, and add the others to it")
-	c.BoolVar(&o.MoveOthers, "move-others", false, "inside a container whose cgroup-namespace root holds its processes: move them into <mount>/init first, as docker-in-docker does, so that executions get controllers (see `cgmon doctor`)")
+	c.BoolVar(&o.MoveOthers, "move-others", false, "inside a container whose cgroup-namespace root holds its processes: move them into <mount>/init first, as docker-in-docker does, so that executions get controllers (see cgmon doctor)")
 	if err := c.parse(args, help); err != nil {
 		return nil, err
 	}

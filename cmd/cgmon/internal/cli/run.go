@@ -68,7 +68,7 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	c.StringVar(&o.Limits.File, "limits", "", "OCI LinuxResources JSON `file`; the limit flags override it")
 	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), "backend: auto, cgroup2 or procfs")
 	c.StringVar(&o.CgroupRoot, "cgroup-root", "", "cgroup under which executions' cgroups are made (default: as `cgmon doctor` shows)")
-	c.BoolVar(&o.MoveOthers, "move-others", false, "inside a container whose cgroup-namespace root holds its processes: move them into <mount>/init first, as docker-in-docker does, so that executions get controllers (see `cgmon doctor`)")
+	c.BoolVar(&o.MoveOthers, "move-others", false, "inside a container whose cgroup-namespace root holds its processes: move them into <mount>/init first, as docker-in-docker does, so that executions get controllers (see cgmon doctor)")
 	c.BoolVar(&o.WaitAll, "wait-all", false, "wait for every process of the command to exit instead of killing what is left")
 	o.reportFlags.register(c)
 	if err := c.parse(args, help); err != nil {
