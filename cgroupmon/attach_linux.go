@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,13 +53,28 @@ func (m *Monitor) Attach(ctx context.Context, t Target) (*Handle, error) {
 	return &Handle{r}, nil
 }
 
-// checkTarget validates t and gives it an id when it has none.
+// checkTarget validates t and gives it an id when it has none (a
+// container's id is known once its cgroup is found: attachRun gives it).
 func (m *Monitor) checkTarget(t *Target) error {
-	if (t.CgroupPath == "") == (t.PID == 0) {
-		return fmt.Errorf("%w: attach needs exactly one of a cgroup path or a pid", ErrInvalidSpec)
+	given := 0
+	for _, set := range []bool{t.CgroupPath != "", t.PID != 0, t.ContainerID != ""} {
+		if set {
+			given++
+		}
+	}
+	if given != 1 {
+		return fmt.Errorf("%w: attach needs exactly one of a cgroup path, a pid or a container id", ErrInvalidSpec)
 	}
 	if t.PID < 0 || t.Duration < 0 {
 		return fmt.Errorf("%w: negative pid or duration", ErrInvalidSpec)
+	}
+	if t.ContainerID != "" {
+		if _, err := containerIDPrefix(t.ContainerID); err != nil {
+			return err
+		}
+		if t.ID == "" {
+			return nil
+		}
 	}
 	if t.ID == "" {
 		t.ID = defaultID("attach", time.Now())
@@ -72,7 +89,23 @@ func (m *Monitor) attachRun(t Target) (_ *run, pidfd int, err error) {
 	pidfd = -1
 	var l *leaf
 	var command string
-	if t.CgroupPath != "" {
+	switch {
+	case t.ContainerID != "":
+		if m.probe.Mount == "" {
+			return nil, -1, fmt.Errorf("attach to container %s: %w: no cgroup v2 mount", t.ContainerID, ErrUnavailable)
+		}
+		path, id, err := findContainerCgroup(m.probe.Mount, t.ContainerID)
+		if err != nil {
+			return nil, -1, err
+		}
+		if l, err = openLeaf(path); err != nil {
+			return nil, -1, err
+		}
+		command = "container:" + id
+		if t.ID == "" {
+			t.ID = "container-" + id[:12]
+		}
+	case t.CgroupPath != "":
 		path, err := m.cgroupDir(t.CgroupPath)
 		if err != nil {
 			return nil, -1, err
@@ -81,7 +114,7 @@ func (m *Monitor) attachRun(t Target) (_ *run, pidfd int, err error) {
 			return nil, -1, err
 		}
 		command = "cgroup:" + path
-	} else {
+	default:
 		if pidfd, err = unix.PidfdOpen(t.PID, 0); err != nil {
 			return nil, -1, fmt.Errorf("attach to pid %d: %w", t.PID, err)
 		}
@@ -96,6 +129,9 @@ func (m *Monitor) attachRun(t Target) (_ *run, pidfd int, err error) {
 	}
 	r := newRun(Spec{ID: t.ID, Language: t.Language, KeepSamples: t.KeepSamples}, sourcesFor(k), k.backend)
 	r.rec.Command, r.rec.ExitCode = []string{command}, -1
+	if t.ContainerID != "" {
+		r.rec.Command = append(r.rec.Command, "cgroup:"+l.path)
+	}
 	r.leaf, r.attached, r.stop, r.targetPID = l, true, make(chan struct{}), t.PID
 	if l == nil || !l.memory {
 		opts := proctree.TreeOptions{}
@@ -250,3 +286,155 @@ func (l *leaf) kind() hostKind {
 	}
 	return k
 }
+
+// Bounds of the walk that looks for a container's cgroup: how deep below
+// the mount and how many cgroups it visits. Kubernetes nests containers
+// four levels deep (kubepods.slice/kubepods-burstable.slice/...pod.slice/
+// cri-containerd-<id>.scope); a host runs a few thousand cgroups.
+const (
+	containerWalkDepth   = 12
+	containerWalkCgroups = 100000
+)
+
+// containerLayouts names, for errors, the cgroup names a container is
+// looked for under.
+const containerLayouts = "docker-<id>.scope, docker/<id>, cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope, libpod_parent/libpod-<id>, kubepods*/.../<id>"
+
+// containerIDPrefix checks a container id or prefix given to Attach and
+// returns it without a "<runtime>://" prefix (Kubernetes prints
+// "containerd://3f2a...").
+func containerIDPrefix(id string) (string, error) {
+	if _, rest, ok := strings.Cut(id, "://"); ok {
+		id = rest
+	}
+	if len(id) > 64 || !isHexPrefix(id) {
+		return "", fmt.Errorf("%w: container id %q is not an id or a prefix of one (1 to 64 of the digits 0-9a-f)", ErrInvalidSpec, id)
+	}
+	return id, nil
+}
+
+// containerIDOf returns the id of the container whose cgroup is named
+// name, below a directory named parent (kube: below a kubepods* cgroup),
+// in the layouts of Docker (systemd and cgroupfs drivers), containerd and
+// CRI-O under Kubernetes, and Podman. The conmon cgroups Podman and CRI-O
+// make beside a container (libpod-conmon-<id>.scope, crio-conmon-<id>.scope)
+// are not the container's and do not match.
+func containerIDOf(parent, name string, kube bool) (string, bool) {
+	for _, l := range [...]struct{ prefix, suffix string }{
+		{"docker-", ".scope"},         // Docker, systemd driver
+		{"cri-containerd-", ".scope"}, // containerd under Kubernetes, systemd driver
+		{"crio-", ".scope"},           // CRI-O, systemd driver
+		{"crio-", ""},                 // CRI-O, cgroupfs driver
+		{"libpod-", ".scope"},         // Podman, systemd driver (machine.slice)
+		{"libpod-", ""},               // Podman, cgroupfs driver (libpod_parent)
+	} {
+		if rest, ok := strings.CutPrefix(name, l.prefix); ok {
+			if id, ok := strings.CutSuffix(rest, l.suffix); ok && isFullContainerID(id) {
+				return id, true
+			}
+		}
+	}
+	// Docker's cgroupfs driver (/docker/<id>) and containerd's under
+	// Kubernetes (kubepods/burstable/pod<uid>/<id>) use the bare id.
+	if isFullContainerID(name) && (parent == "docker" || kube) {
+		return name, true
+	}
+	return "", false
+}
+
+// containerMatch is a container cgroup whose id starts with the prefix.
+type containerMatch struct{ id, dir string }
+
+// findContainerCgroup walks the cgroup v2 tree at mount, breadth first and
+// bounded (containerWalkDepth, containerWalkCgroups), for the cgroup of
+// the container whose id is idOrPrefix or starts with it, and returns its
+// directory and full id. No container runtime is asked. An id that matches
+// no container is an error wrapping fs.ErrNotExist; a prefix that matches
+// more than one is an error wrapping ErrInvalidSpec that names them.
+func findContainerCgroup(mount, idOrPrefix string) (dir, id string, err error) {
+	prefix, err := containerIDPrefix(idOrPrefix)
+	if err != nil {
+		return "", "", err
+	}
+	type node struct {
+		dir   string
+		depth int
+		kube  bool
+	}
+	var found []containerMatch
+	queue := []node{{dir: filepath.Clean(mount)}}
+	seen := 0
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		ents, err := os.ReadDir(n.dir)
+		if err != nil {
+			if n.depth == 0 {
+				return "", "", fmt.Errorf("looking for container %s: %w", prefix, err)
+			}
+			continue // removed meanwhile, or not readable by this user
+		}
+		parent := filepath.Base(n.dir)
+		for _, e := range ents {
+			if !e.IsDir() {
+				continue
+			}
+			if seen++; seen > containerWalkCgroups {
+				return "", "", fmt.Errorf("%w: looking for container %s: the cgroup tree under %s has more than %d cgroups; give the container's cgroup path instead",
+					ErrUnavailable, prefix, mount, containerWalkCgroups)
+			}
+			child := filepath.Join(n.dir, e.Name())
+			if cid, ok := containerIDOf(parent, e.Name(), n.kube); ok && strings.HasPrefix(cid, prefix) {
+				found = append(found, containerMatch{id: cid, dir: child})
+			}
+			if n.depth+1 < containerWalkDepth {
+				queue = append(queue, node{dir: child, depth: n.depth + 1, kube: n.kube || strings.HasPrefix(e.Name(), "kubepods")})
+			}
+		}
+	}
+	switch {
+	case len(found) == 1:
+		return found[0].dir, found[0].id, nil
+	case len(found) == 0:
+		return "", "", &containerError{
+			msg:  fmt.Sprintf("no container with id %s under %s (looked for %s in %d cgroups)", describePrefix(prefix), mount, containerLayouts, seen),
+			kind: fs.ErrNotExist,
+		}
+	}
+	const shown = 10
+	var names []string
+	for i, f := range found {
+		if i == shown {
+			names = append(names, fmt.Sprintf("and %d more", len(found)-shown))
+			break
+		}
+		rel, _ := filepath.Rel(mount, f.dir)
+		names = append(names, f.id[:12]+" (/"+rel+")")
+	}
+	what := "is the prefix of"
+	if len(prefix) == 64 {
+		what = "names"
+	}
+	return "", "", &containerError{
+		msg:  fmt.Sprintf("container id %s %s %d container cgroups: %s; give more of the id", prefix, what, len(found), strings.Join(names, ", ")),
+		kind: ErrInvalidSpec,
+	}
+}
+
+// describePrefix says "3f2a (a prefix)" or the full id.
+func describePrefix(p string) string {
+	if len(p) == 64 {
+		return p
+	}
+	return p + " (as a prefix)"
+}
+
+// containerError is a failure to find a container's cgroup: a message of
+// its own, and errors.Is tells its kind (fs.ErrNotExist, ErrInvalidSpec).
+type containerError struct {
+	msg  string
+	kind error
+}
+
+func (e *containerError) Error() string { return e.msg }
+func (e *containerError) Unwrap() error { return e.kind }

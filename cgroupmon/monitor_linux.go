@@ -43,6 +43,8 @@ type Monitor struct {
 // New probes the host and prepares a Monitor as opts ask. With the default
 // root and a delegated own cgroup it moves this process into a leaf
 // (cgmon-monitor) and enables the available controllers for its children.
+// With Options.MoveOthers inside a container whose cgroup-namespace root
+// holds processes, it first moves them (see Options.MoveOthers).
 // It then reaps the root's stale leaves, those of monitors that died
 // (see Reaped); when none is stale that costs one readdir of the root.
 func New(opts Options) (*Monitor, error) {
@@ -56,6 +58,9 @@ func New(opts Options) (*Monitor, error) {
 	}
 	if p.Path == PathScopePossible {
 		p = delegatedScope(opts, p)
+	}
+	if p, err = moveOthersIfAsked(opts, p); err != nil {
+		return nil, err
 	}
 	if err := requireRoot(opts, p); err != nil {
 		return nil, err

@@ -60,6 +60,17 @@ type Options struct {
 	// descendants of executions are re-parented to it and can be measured
 	// and reaped. It is process-wide; the CLI turns it on.
 	Subreaper bool
+	// MoveOthers lets New rearrange the container it runs in, as
+	// docker-in-docker's entrypoint does, when the root of the container's
+	// cgroup namespace holds processes and so cannot enable controllers for
+	// its children (Probe.InternalProcesses): New moves every process of
+	// that root, its own among them, into the sibling <mount>/init, then
+	// enables the controllers cgmon uses, so that executions get limits
+	// and memory.peak. The move is not undone at Close (later monitors
+	// need no flag); <mount>/init is not cgmon's and is never removed.
+	// Where nothing holds controllers back it does nothing; where the
+	// cgroup mount is read-only New fails. Never done unless set.
+	MoveOthers bool
 }
 
 // Spec describes one execution.
@@ -109,13 +120,23 @@ type Spec struct {
 	KeepSamples bool
 }
 
-// Target is what Attach watches: exactly one of CgroupPath and PID.
+// Target is what Attach watches: exactly one of CgroupPath, PID and
+// ContainerID.
 type Target struct {
 	// CgroupPath is a cgroup v2 directory, absolute or relative to the
 	// cgroup v2 mount.
 	CgroupPath string
 	// PID is a process to watch.
 	PID int
+	// ContainerID is a container's id, or a prefix of it that only one
+	// container has; "docker://", "containerd://" and other "<runtime>://"
+	// prefixes, as Kubernetes prints them, are ignored. Its cgroup is found
+	// by walking the cgroup v2 tree for the names Docker, containerd,
+	// CRI-O and Podman give it (docker-<id>.scope, docker/<id>,
+	// cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope,
+	// libpod_parent/libpod-<id>, <id> below kubepods), without asking any
+	// runtime.
+	ContainerID string
 	// ID and Language label the record. ID follows the rules of Spec.ID;
 	// empty, one is generated as for Spec.ID, e.g.
 	// "attach-20261202T140921.290761Z-5f3a9c1e-2".

@@ -533,6 +533,10 @@ type mount struct {
 	// Root is the path within the filesystem that is mounted at MountPoint
 	// (for cgroup2, the cgroup that appears as the mount's root).
 	Root string
+	// ReadOnly is true when the mount's own options (not the superblock's)
+	// hold "ro", as Docker mounts cgroup2 into a container that is not
+	// privileged.
+	ReadOnly bool
 }
 
 // parseMountinfo parses /proc/PID/mountinfo (proc(5)): "ID PARENT MAJ:MIN
@@ -614,6 +618,13 @@ func parseMountLine(file string, line []byte) (mount, error) {
 		return mount{}, bad("empty options")
 	}
 	m.SuperOptions = string(f[sep+3])
+	for opts := f[5]; len(opts) > 0; {
+		var opt []byte
+		opt, opts, _ = bytes.Cut(opts, []byte{','})
+		if string(opt) == "ro" {
+			m.ReadOnly = true
+		}
+	}
 	return m, nil
 }
 

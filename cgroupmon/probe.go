@@ -93,12 +93,24 @@ type Probe struct {
 	UserManager UserManager `json:"user_manager"`
 	// Path says which way Root was found.
 	Path RootPath `json:"path"`
+	// Container is what was seen of a container around this process; nil
+	// when no sign of one was seen.
+	Container *Container `json:"container,omitempty"`
+	// InternalProcesses is set when the cgroup whose children would hold
+	// the executions is the root of a cgroup namespace holding processes,
+	// which keeps the kernel from enabling controllers for its children.
+	InternalProcesses *InternalProcesses `json:"internal_processes,omitempty"`
+	// MovedOthers says what New moved, with Options.MoveOthers, before it
+	// prepared Root; nil when it moved nothing.
+	MovedOthers *MovedOthers `json:"moved_others,omitempty"`
 	// Gaps lists what is missing and the remedy for each.
 	Gaps []Gap `json:"gaps,omitempty"`
 
 	procRoot string
 	// rootMissing: the given root does not exist and cannot be made.
 	rootMissing bool
+	// mountReadOnly: the cgroup v2 mount's own options hold "ro".
+	mountReadOnly bool
 	// The kernel's version, read once (kernelRead) by readFeatures.
 	kernelMajor, kernelMinor int
 	kernelRead               bool
@@ -125,12 +137,13 @@ func ProbeHost(opts Options) (*Probe, error) {
 		return nil, fmt.Errorf("probe: %w", err)
 	}
 	var v2Mount string
+	var v2 mount
 	v1 := false
 	for _, m := range mounts {
 		switch m.FSType {
 		case "cgroup2":
 			if v2Mount == "" || m.MountPoint == "/sys/fs/cgroup" {
-				v2Mount = m.MountPoint
+				v2Mount, v2 = m.MountPoint, m
 			}
 		case "cgroup":
 			v1 = true
@@ -151,8 +164,17 @@ func ProbeHost(opts Options) (*Probe, error) {
 		if p.Mode == ModeNone || p.Mode == ModeLegacy {
 			p.Mode = ModeUnified
 		}
+		// The mount's flags are those of the cgroup2 line mounted there; a
+		// directory that is no mount point (a fixture tree) keeps the line
+		// found above.
+		for _, m := range mounts {
+			if m.FSType == "cgroup2" && m.MountPoint == filepath.Clean(opts.CgroupMount) {
+				v2 = m
+			}
+		}
 	}
 	p.Mount = v2Mount
+	p.mountReadOnly = v2Mount != "" && v2.ReadOnly
 
 	if v2Mount != "" {
 		if cg, err := readCapped(filepath.Join(procRoot, "self", "cgroup")); err == nil {
@@ -161,8 +183,12 @@ func ProbeHost(opts Options) (*Probe, error) {
 			}
 		}
 	}
+	p.Container = detectContainer(procRoot, p.Mount, p.OwnCgroup, p.mountReadOnly)
 	p.chooseRoot(opts)
-	if p.Root == "" && p.Mount != "" && opts.Backend != BackendProcfs && opts.CgroupRoot == "" {
+	p.checkInternalProcesses(opts)
+	// A read-only mount has its own gap: no scope a systemd instance could
+	// hand out would be writable through it.
+	if p.Root == "" && p.Mount != "" && !p.mountReadOnly && opts.Backend != BackendProcfs && opts.CgroupRoot == "" {
 		p.UserManager = probeUserManager(p.Mount)
 		if p.UserManager.Reachable {
 			p.Path = PathScopePossible
@@ -219,6 +245,11 @@ func (p *Probe) chooseRoot(opts Options) {
 	if p.Mount == "" {
 		p.RootReason = "no cgroup v2 filesystem is mounted"
 		p.Gaps = append(p.Gaps, p.noV2Gap())
+		return
+	}
+	if p.mountReadOnly {
+		p.RootReason = fmt.Sprintf("the cgroup v2 mount %s is read-only", p.Mount)
+		p.Gaps = append(p.Gaps, p.readOnlyGap())
 		return
 	}
 	if opts.CgroupRoot != "" {
@@ -296,6 +327,11 @@ func (p *Probe) readRoot() {
 		c, _ := parseControllers(b)
 		p.Available = nonNil(c)
 	}
+	if ip := p.InternalProcesses; ip != nil && ip.Move {
+		// New moves the processes out of the root's parent first and
+		// enables these controllers there: the root gets them.
+		p.Available, p.Enabled = ip.after, ip.after
+	}
 	p.readFeatures(dir)
 }
 
@@ -331,13 +367,18 @@ func (p *Probe) chooseSources() {
 	if k.backend == metrics.BackendProcfs {
 		return
 	}
+	ip := p.InternalProcesses
+	blocked := func(c string) bool { return ip != nil && !ip.Move && slices.Contains(ip.Controllers, c) }
 	var missing []controllerUse
 	for _, c := range controllerUses {
-		if !p.HasController(c.name) {
+		if !p.HasController(c.name) && !blocked(c.name) {
 			missing = append(missing, c)
 		}
 	}
 	p.Gaps = append(p.Gaps, p.controllerGaps(missing)...)
+	if ip != nil && !ip.Move {
+		p.Gaps = append(p.Gaps, p.internalProcessesGap())
+	}
 	if k.memory && !k.memoryPeak {
 		p.Gaps = append(p.Gaps, Gap{What: "memory.peak is missing (Linux < 5.19)", Remedy: "use Linux 5.19 or newer for an exact memory peak; until then the peak is sampled every interval"})
 	}
@@ -733,4 +774,238 @@ func (p *Probe) fallBackToProcfs(why string, gap Gap) {
 	p.Available, p.Enabled = []string{}, []string{}
 	p.Gaps = append(p.Gaps, gap)
 	p.chooseSources()
+}
+
+// Container is what the probe saw of a container around this process.
+// Each field is a sign of its own; Signals says in words which were seen.
+type Container struct {
+	// Runtime names the engine whose marker file was found: "docker"
+	// (/.dockerenv) or "podman" (/run/.containerenv); empty when only
+	// the cgroup layout tells of a container.
+	Runtime string `json:"runtime,omitempty"`
+	// ID is the container's id where /run/.containerenv gives one (Podman
+	// writes it for privileged containers).
+	ID string `json:"id,omitempty"`
+	// NamespaceRoot is true when this process's cgroup is the root of a
+	// cgroup namespace: /proc/self/cgroup says "/", yet the mount's root
+	// has cgroup.type, which the hierarchy's real root never has.
+	NamespaceRoot bool `json:"cgroup_namespace_root"`
+	// ReadOnly is true when the cgroup v2 mount is read-only (mountinfo),
+	// as Docker and Podman mount it into containers that are not
+	// privileged.
+	ReadOnly bool `json:"cgroup_mount_read_only"`
+	// Signals lists, in words, each sign that was seen.
+	Signals []string `json:"signals"`
+}
+
+// describe names the container in a sentence: "this Docker container",
+// "this container".
+func (c *Container) describe() string {
+	switch c.Runtime {
+	case "docker":
+		return "this Docker container"
+	case "podman":
+		return "this Podman container"
+	}
+	return "this container"
+}
+
+// InternalProcesses describes the cgroup-namespace root that a container
+// gives its processes when it is writable: the processes sit in the root,
+// and the kernel enables a controller for a cgroup's children only while
+// the cgroup itself holds no process (the "no internal processes" rule),
+// so executions below it get neither memory.peak nor limits.
+type InternalProcesses struct {
+	// Cgroup is the directory holding the processes: the mount's root.
+	Cgroup string `json:"cgroup"`
+	// Processes is how many it holds.
+	Processes int `json:"processes"`
+	// Controllers are the ones cgmon uses that the cgroup offers but
+	// cannot enable for its children.
+	Controllers []string `json:"controllers"`
+	// Sibling is the leaf Options.MoveOthers moves the processes into
+	// (<mount>/init, as docker-in-docker's entrypoint does). It is not
+	// cgmon's: cgmon never removes it.
+	Sibling string `json:"sibling"`
+	// Move is true when Options.MoveOthers asks New to move them.
+	Move bool `json:"move"`
+
+	// after are the controllers Root gets once they are moved.
+	after []string
+}
+
+// MovedOthers is what New moved with Options.MoveOthers.
+type MovedOthers struct {
+	// From and To are the cgroup the processes left and the leaf they
+	// were moved into.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Processes is how many were moved, cgmon's own process among them.
+	Processes int `json:"processes"`
+	// Controllers were enabled in From for its children once it was empty.
+	Controllers []string `json:"controllers"`
+}
+
+// othersLeaf is the sibling that Options.MoveOthers moves a namespace
+// root's processes into, named as docker-in-docker's entrypoint names it.
+const othersLeaf = "init"
+
+// usedControllers are the controllers cgmon enables for its leaves.
+var usedControllers = []string{"cpu", "memory", "pids", "io"}
+
+// detectContainer looks for the signs of a container: the files Docker and
+// Podman put into a container's root (looked up through
+// <procRoot>/self/root, so that a fixture /proc brings its own), a cgroup
+// namespace root, and a read-only cgroup v2 mount. It returns nil when
+// none is seen.
+func detectContainer(procRoot, mnt, own string, readOnly bool) *Container {
+	c := &Container{}
+	root := filepath.Join(procRoot, "self", "root")
+	if _, err := os.Stat(filepath.Join(root, ".dockerenv")); err == nil {
+		c.Runtime = "docker"
+		c.Signals = append(c.Signals, "/.dockerenv exists (Docker makes it in every container)")
+	}
+	if b, err := readCapped(filepath.Join(root, "run", ".containerenv")); err == nil {
+		if c.Runtime == "" {
+			c.Runtime = "podman"
+		}
+		s := "/run/.containerenv exists (Podman makes it in every container)"
+		if id := containerenvID(b); id != "" {
+			c.ID = id
+			s = fmt.Sprintf("/run/.containerenv exists (Podman makes it in every container) and names container %s", id[:12])
+		}
+		c.Signals = append(c.Signals, s)
+	}
+	if mnt != "" && own == "/" {
+		if _, err := os.Stat(filepath.Join(mnt, "cgroup.type")); err == nil {
+			c.NamespaceRoot = true
+			c.Signals = append(c.Signals, fmt.Sprintf("own cgroup / is the root of a cgroup namespace (%s/cgroup.type exists, which the hierarchy's real root lacks)", mnt))
+		}
+	}
+	if readOnly {
+		c.ReadOnly = true
+		c.Signals = append(c.Signals, fmt.Sprintf("the cgroup v2 mount %s is read-only (mountinfo)", mnt))
+	}
+	if len(c.Signals) == 0 {
+		return nil
+	}
+	return c
+}
+
+// containerenvID returns the id in Podman's /run/.containerenv (lines
+// such as id="3f2a..."), empty when it names none or not a full id.
+func containerenvID(b []byte) string {
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok && k == "id" {
+			if v = strings.Trim(v, `"`); isFullContainerID(v) {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// isFullContainerID reports whether s is a full container id: 64
+// lowercase hex digits, as Docker, containerd, CRI-O and Podman make them.
+func isFullContainerID(s string) bool {
+	return len(s) == 64 && isHexPrefix(s)
+}
+
+// isHexPrefix reports whether s is a non-empty run of lowercase hex digits.
+func isHexPrefix(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkInternalProcesses sets InternalProcesses when Root is the shared
+// root <mount>/cgmon and the mount's root is a cgroup-namespace root that
+// holds processes while controllers cgmon uses are available in it but
+// not enabled for its children. The hierarchy's real root is exempt from
+// the rule (it has no cgroup.type), so it never counts.
+func (p *Probe) checkInternalProcesses(opts Options) {
+	if p.Path != PathSharedRoot || filepath.Dir(p.Root) != filepath.Clean(p.Mount) {
+		return
+	}
+	dir := filepath.Clean(p.Mount)
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.type")); err != nil {
+		return
+	}
+	b, err := readCapped(filepath.Join(dir, "cgroup.procs"))
+	n := len(strings.Fields(string(b)))
+	if err != nil || n == 0 {
+		return
+	}
+	read := func(f string) []string {
+		b, err := readCapped(filepath.Join(dir, f))
+		if err != nil {
+			return nil
+		}
+		c, _ := parseControllers(b)
+		return c
+	}
+	avail, enabled := read("cgroup.controllers"), read("cgroup.subtree_control")
+	ip := &InternalProcesses{Cgroup: dir, Processes: n, Sibling: filepath.Join(dir, othersLeaf), Move: opts.MoveOthers}
+	for _, c := range avail {
+		used := slices.Contains(usedControllers, c)
+		if used && !slices.Contains(enabled, c) {
+			ip.Controllers = append(ip.Controllers, c)
+		}
+		if used || slices.Contains(enabled, c) {
+			ip.after = append(ip.after, c)
+		}
+	}
+	if len(ip.Controllers) > 0 {
+		p.InternalProcesses = ip
+	}
+}
+
+// readOnlyGap is the gap of a read-only cgroup v2 mount, with the
+// container's remedy when a container was seen.
+func (p *Probe) readOnlyGap() Gap {
+	cost := "cgmon can make no cgroup, so executions are measured through procfs and rusage and no limit works"
+	if c := p.Container; c != nil && (c.Runtime != "" || c.NamespaceRoot) {
+		return Gap{
+			What: fmt.Sprintf("the cgroup v2 mount %s is read-only in %s: %s", p.Mount, c.describe(), cost),
+			Remedy: "start the container with a private cgroup namespace and a writable cgroup mount: " +
+				"`docker run --privileged --cgroupns=private ...` (private is Docker's default on a cgroup v2 host; " +
+				"it mounts the cgroup filesystem writable only with --privileged), or Podman's systemd mode " +
+				"(`podman run --systemd=always ...`, which mounts it writable); " +
+				"then run `cgmon run --move-others ...` so that the container's processes leave the namespace root",
+		}
+	}
+	return Gap{What: fmt.Sprintf("the cgroup v2 mount %s is read-only: %s", p.Mount, cost),
+		Remedy: "as root: mount -o remount,rw " + p.Mount}
+}
+
+// internalProcessesGap is the gap of a namespace root holding processes.
+func (p *Probe) internalProcessesGap() Gap {
+	ip := p.InternalProcesses
+	where := "the root of this cgroup namespace"
+	if c := p.Container; c != nil && c.Runtime != "" {
+		where = "the root of " + c.describe() + "'s cgroup namespace"
+	}
+	return Gap{
+		What: fmt.Sprintf("%s is %s and holds %d processes; the kernel enables no controller for the children of a cgroup that holds processes (no internal processes), "+
+			"so executions get no %s controller: no memory.peak, no memory or pids limit, and their memory comes from procfs",
+			ip.Cgroup, where, ip.Processes, joinOr(ip.Controllers)),
+		Remedy: fmt.Sprintf("run cgmon with --move-others (Options.MoveOthers): it moves the container's processes, its own among them, into the sibling %s, "+
+			"as docker-in-docker's entrypoint does, then enables %s in %s; or make the container's entrypoint do that move",
+			ip.Sibling, strings.Join(ip.Controllers, " "), ip.Cgroup),
+	}
+}
+
+// joinOr joins words as a sentence lists them: "a", "a or b", "a, b or c".
+func joinOr(w []string) string {
+	if len(w) < 2 {
+		return strings.Join(w, "")
+	}
+	return strings.Join(w[:len(w)-1], ", ") + " or " + w[len(w)-1]
 }

@@ -171,6 +171,17 @@ func TestProbeThisHost(t *testing.T) {
 		assert.False(t, p.Features.MemoryPeak)
 		assert.False(t, p.Features.CgroupKill)
 		assert.Equal(t, metrics.SourceSampledMemoryCurrent, p.Sources[metrics.MetricMemoryPeak].first())
+	case "container-unprivileged":
+		// A read-only cgroup2 at the container's namespace root.
+		assert.Equal(t, ModeUnified, p.Mode)
+		assert.Equal(t, metrics.BackendProcfs, p.Backend)
+		assert.Equal(t, metrics.SourceRusageMaxRSS, p.Sources[metrics.MetricMemoryPeak].first())
+	case "container-privileged":
+		// Writable, but the namespace root holds the container's
+		// processes: cpu.stat, and memory from procfs.
+		assert.Equal(t, ModeUnified, p.Mode)
+		assert.Equal(t, metrics.BackendHybrid, p.Backend)
+		assert.Equal(t, metrics.SourceRusageMaxRSS, p.Sources[metrics.MetricMemoryPeak].first())
 	case "systemd-rootless":
 		// The test binaries run as runner in a scope that runner's systemd
 		// delegated (systemd-run --user --scope -p Delegate=yes): path (a),

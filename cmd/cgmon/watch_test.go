@@ -317,7 +317,7 @@ func TestWatchRefuses(t *testing.T) {
 		msg  string
 	}{
 		{"neither", nil, "nothing to watch"},
-		{"both", []string{"--pid", pid, "--cgroup", "/"}, "not both"},
+		{"both", []string{"--pid", pid, "--cgroup", "/"}, "not several"},
 		{"no such pid", []string{"--pid", noPid}, "no such process"},
 		{"zero pid", []string{"--pid", "0"}, "--pid 0"},
 		{"negative pid", []string{"--pid", "-4"}, "--pid -4"},

@@ -62,6 +62,10 @@ var Scenarios = []Scenario{
 		Doc: "v1 controllers on a tmpfs at /sys/fs/cgroup plus a controller-less cgroup2 at /sys/fs/cgroup/unified"},
 	{Name: "none", Kernel: Kernel61,
 		Doc: "no cgroup filesystem mounted"},
+	{Name: ContainerUnprivileged, Kernel: Kernel61, Cmdline: []string{"cgroup_no_v1=all"},
+		Doc: "the tests inside a container as Docker makes one that is not privileged: a private cgroup and mount namespace rooted at /system.slice/docker-<id>.scope, cgroup2 mounted read-only, /.dockerenv, Docker's default capabilities, clone3 answered ENOSYS by seccomp"},
+	{Name: ContainerPrivileged, Kernel: Kernel61, Cmdline: []string{"cgroup_no_v1=all"},
+		Doc: "the tests inside a container whose cgroup2 mount is writable (Podman's systemd mode; Docker --privileged): a private cgroup and mount namespace rooted at /machine.slice/libpod-<id>.scope holding the container's processes, /run/.containerenv, every capability, clone3 answered ENOSYS by seccomp"},
 	// vm-notes: about 2 minutes from start to power-off under emulation with
 	// the smoke test only; the full packages add their own minutes.
 	{Name: SystemdRootless, Kernel: Kernel61, Systemd: true, MemoryMiB: 1536, BootTimeout: 6 * time.Minute,
@@ -84,6 +88,37 @@ var DefaultPkgs = []string{
 
 // SystemdRootless is the name of the systemd scenario.
 const SystemdRootless = "systemd-rootless"
+
+// The container scenarios run the tests inside a container as Docker and
+// Podman make one on a cgroup v2 host with systemd: /init (on the host)
+// makes the container's cgroup and starts `/init ContainerFlag NAME --
+// TEST ARGS...` in it with CLONE_NEWCGROUP|CLONE_NEWNS, which mounts a
+// fresh cgroup2, installs the seccomp filter and drops capabilities, then
+// becomes `/init ContainerInitFlag`, the container's init, which starts
+// one more process of the container (a sleep) and the test binary.
+const (
+	ContainerUnprivileged = "container-unprivileged"
+	ContainerPrivileged   = "container-privileged"
+	ContainerFlag         = "-container"
+	ContainerInitFlag     = "-container-init"
+	// ContainerID is the container's id in both scenarios (64 hex digits,
+	// as Docker and Podman make them); its cgroup on the host is
+	// ContainerCgroup(scenario).
+	ContainerID = "c9e7a1f0d2b34c5e8f6a7b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e"
+)
+
+// ContainerCgroup returns the cgroup of the container of scenario name on
+// the host, relative to the cgroup v2 mount, as Docker's and Podman's
+// systemd drivers name it; empty for the other scenarios.
+func ContainerCgroup(name string) string {
+	switch name {
+	case ContainerUnprivileged:
+		return "system.slice/docker-" + ContainerID + ".scope"
+	case ContainerPrivileged:
+		return "machine.slice/libpod-" + ContainerID + ".scope"
+	}
+	return ""
+}
 
 // LookupScenario returns the scenario called name.
 func LookupScenario(name string) (Scenario, error) {

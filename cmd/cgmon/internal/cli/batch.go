@@ -38,6 +38,7 @@ type batchOptions struct {
 	Interval    time.Duration
 	Backend     string
 	CgroupRoot  string
+	MoveOthers  bool
 	Input       string
 	// Shard is --shard K/N (n = 0 without it); Resume is --resume.
 	Shard  shard
@@ -106,6 +107,7 @@ func parseBatchFlags(args []string, help io.Writer) (*batchOptions, error) {
 		return err
 	})
 	c.BoolVar(&o.Resume, "resume", false, "skip the runs that already have a result in --output FILE, and add the others to it")
+	c.BoolVar(&o.MoveOthers, "move-others", false, "inside a container whose cgroup-namespace root holds its processes: move them into <mount>/init first, as docker-in-docker does, so that executions get controllers (see cgmon doctor)")
 	if err := c.parse(args, help); err != nil {
 		return nil, err
 	}
@@ -251,6 +253,7 @@ func batchMain(args []string, stdio IO) (int, error) {
 		Interval:   o.Interval,
 		Backend:    cgroupmon.BackendChoice(o.Backend),
 		CgroupRoot: o.CgroupRoot,
+		MoveOthers: o.MoveOthers,
 		Sink:       coll,
 		Subreaper:  true,
 	})

@@ -56,8 +56,8 @@ const usage = `cgmon runs programs in their own cgroup and reports what they use
 Usage:
   cgmon run [flags] -- COMMAND [ARG...]   run one command and report
   cgmon batch [flags] FILE|-              run NDJSON executions, report each and a summary
-  cgmon watch (--cgroup PATH | --pid PID) [flags]
-                                          watch a cgroup or process that already runs, and report
+  cgmon watch (--cgroup PATH | --pid PID | --container ID) [flags]
+                                          watch a cgroup, process or container that already runs, and report
   cgmon doctor [--format json]            show what this host offers and what cgmon will do
   cgmon summary [flags] FILE...           merge result files and print the batch summary
   cgmon compare [flags] BASE HEAD         compare two result files; fail on a regression

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -18,6 +19,7 @@ type doctorOptions struct {
 	CgroupRoot  string
 	CgroupMount string
 	ProcRoot    string
+	MoveOthers  bool
 }
 
 // LimitSupport says whether a kind of limit would work on this host.
@@ -81,6 +83,8 @@ func runPath(p *cgroupmon.Probe, procfsAsked bool) []PathStep {
 		a.State, a.Detail = "no", "no cgroup v2 hierarchy is mounted"
 	case p.OwnCgroup == "":
 		a.State, a.Detail = "no", "this process's cgroup v2 path is unknown"
+	case p.OwnCgroup == "/" && p.Container != nil && p.Container.NamespaceRoot:
+		a.State, a.Detail = "no", "own cgroup is the root of the container's cgroup namespace, which holds the container's processes"
 	case p.OwnCgroup == "/":
 		a.State, a.Detail = "no", "own cgroup is the root of the hierarchy, which is never delegated"
 	default:
@@ -97,6 +101,8 @@ func runPath(p *cgroupmon.Probe, procfsAsked bool) []PathStep {
 		sh.State = "not needed"
 	case p.Mount == "":
 		sh.State, sh.Detail = "no", "no cgroup v2 hierarchy is mounted"
+	case p.Container != nil && p.Container.ReadOnly:
+		sh.State, sh.Detail = "no", "the cgroup v2 mount "+p.Mount+" is read-only"
 	default:
 		sh.State, sh.Detail = "no", p.Mount+"/cgmon is not writable by this user"
 	}
@@ -146,9 +152,12 @@ var limitKinds = []struct{ flag, controller string }{
 // procfs; empty means auto).
 func NewDoctor(p *cgroupmon.Probe, choice cgroupmon.BackendChoice) *Doctor {
 	d := &Doctor{SchemaVersion: SchemaVersion, Probe: p, RunPath: runPath(p, choice == cgroupmon.BackendProcfs)}
+	ip := p.InternalProcesses
 	for _, k := range limitKinds {
 		ls := LimitSupport{Flag: k.flag, Controller: k.controller}
 		switch {
+		case ip != nil && !ip.Move && slices.Contains(ip.Controllers, k.controller):
+			ls.Reason = fmt.Sprintf("the %s controller cannot be enabled below %s while it holds processes (--move-others)", k.controller, ip.Cgroup)
 		case p.Path == cgroupmon.PathScopePossible && !p.HasController(k.controller):
 			ls.Reason = fmt.Sprintf("the user's systemd instance does not delegate the %s controller", k.controller)
 		case p.Root == "" && p.Path != cgroupmon.PathScopePossible:
@@ -171,6 +180,7 @@ func doctorMain(args []string, stdio IO) error {
 	c.StringVar(&o.CgroupRoot, "cgroup-root", "", "diagnose the cgroup root at `PATH` instead of the default")
 	c.StringVar(&o.CgroupMount, "cgroup-mount", "", "the cgroup v2 mount is at `PATH` (default: from mountinfo; for tests and containers)")
 	c.StringVar(&o.ProcRoot, "proc-root", "", "the proc filesystem is at `PATH` (default /proc; for tests and containers)")
+	c.BoolVar(&o.MoveOthers, "move-others", false, "describe run --move-others: the container's processes moved out of its cgroup-namespace root first (doctor itself moves nothing)")
 	if err := c.parse(args, stdio.Out); err != nil {
 		return err
 	}
@@ -190,6 +200,7 @@ func doctorMain(args []string, stdio IO) error {
 		CgroupRoot:  o.CgroupRoot,
 		CgroupMount: o.CgroupMount,
 		ProcRoot:    o.ProcRoot,
+		MoveOthers:  o.MoveOthers,
 	})
 	if err != nil {
 		return fail("doctor: %v", err)
@@ -230,6 +241,9 @@ func (d *Doctor) WriteHuman(w io.Writer) error {
 	kv := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	kv("cgroup mode", string(p.Mode))
 	kv("cgroup v2 mount", orDash(p.Mount))
+	if c := p.Container; c != nil {
+		kv("container", describeContainer(c))
+	}
 	own := orDash(p.OwnCgroup)
 	if p.OwnCgroup != "" {
 		if p.OwnCgroupDelegated {
@@ -244,6 +258,9 @@ func (d *Doctor) WriteHuman(w io.Writer) error {
 	kv("user manager", describeUserManager(p))
 	if p.SelfMove {
 		kv("self move", "cgmon moves itself into a leaf of its own cgroup first")
+	}
+	if ip := p.InternalProcesses; ip != nil {
+		kv("other processes", describeInternalProcesses(ip))
 	}
 	kv("backend", string(p.Backend))
 	kv("controllers available", orNone(p.Available))
@@ -333,6 +350,8 @@ func orDash(s string) string {
 func describeUserManager(p *cgroupmon.Probe) string {
 	um := p.UserManager
 	switch {
+	case p.Container != nil && p.Container.ReadOnly && p.Mount != "":
+		return "not asked: the cgroup v2 mount is read-only, so no scope it handed out could be used"
 	case um.Reachable:
 		s := "reachable at " + um.Address
 		if um.Version != "" {
@@ -360,4 +379,26 @@ func joinSources(srcs []metrics.Source) string {
 		out[i] = string(s)
 	}
 	return strings.Join(out, " | ")
+}
+
+// describeContainer says which container was seen and by which signs.
+func describeContainer(c *cgroupmon.Container) string {
+	name := c.Runtime
+	if name == "" {
+		name = "yes"
+	}
+	if c.ID != "" {
+		name += " " + c.ID[:12]
+	}
+	return name + ": " + strings.Join(c.Signals, "; ")
+}
+
+// describeInternalProcesses says what holds the controllers back, and
+// what run --move-others does about it.
+func describeInternalProcesses(ip *cgroupmon.InternalProcesses) string {
+	ctl := strings.Join(ip.Controllers, " ")
+	if ip.Move {
+		return fmt.Sprintf("run moves the %d processes of %s into %s, then enables %s there (--move-others)", ip.Processes, ip.Cgroup, ip.Sibling, ctl)
+	}
+	return fmt.Sprintf("%s holds %d processes, so %s cannot be enabled below it; run --move-others would move them into %s", ip.Cgroup, ip.Processes, ctl, ip.Sibling)
 }

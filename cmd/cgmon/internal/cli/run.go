@@ -46,6 +46,7 @@ type runOptions struct {
 	Limits     limitFlags
 	Backend    string
 	CgroupRoot string
+	MoveOthers bool
 	WaitAll    bool
 	reportFlags
 	Command []string
@@ -83,6 +84,7 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	c.StringVar(&o.Limits.File, "limits", "", "OCI LinuxResources JSON `FILE`; the limit flags override it")
 	c.StringVar(&o.Backend, "backend", string(cgroupmon.BackendAuto), backendUsage)
 	c.StringVar(&o.CgroupRoot, "cgroup-root", "", cgroupRootUsage)
+	c.BoolVar(&o.MoveOthers, "move-others", false, "inside a container whose cgroup-namespace root holds its processes: move them into <mount>/init first, as docker-in-docker does, so that executions get controllers (see cgmon doctor)")
 	c.BoolVar(&o.WaitAll, "wait-all", false, "wait for every process of the command to exit instead of killing what is left")
 	o.reportFlags.register(c)
 	if err := c.parse(args, help); err != nil {
@@ -127,6 +129,7 @@ func runMain(args []string, stdio IO) (int, error) {
 		Interval:   o.Interval,
 		Backend:    cgroupmon.BackendChoice(o.Backend),
 		CgroupRoot: o.CgroupRoot,
+		MoveOthers: o.MoveOthers,
 		Subreaper:  true,
 	})
 	if err != nil {

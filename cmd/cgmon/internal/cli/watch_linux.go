@@ -7,8 +7,9 @@ import (
 	"github.com/cgmon/cgmon/cgroupmon"
 )
 
-// watchMain attaches to a cgroup or a process, watches it until it ends,
-// --duration passes or cgmon is interrupted, and reports it as `run` does.
+// watchMain attaches to a cgroup, a process or a container's cgroup,
+// watches it until it ends, --duration passes or cgmon is interrupted, and
+// reports it as `run` does.
 // Watching is read-only: nothing is limited, written, moved or killed.
 func watchMain(args []string, stdio IO) (int, error) {
 	o, err := parseWatchFlags(args, stdio.Out)
@@ -19,7 +20,7 @@ func watchMain(args []string, stdio IO) (int, error) {
 	// (creating <mount>/cgmon, moving cgmon into a leaf or asking systemd
 	// for a scope): watch starts nothing, so it needs none. Attach reads
 	// the target's own cgroup files whatever the backend.
-	mon, err := cgroupmon.New(cgroupmon.Options{Interval: o.Interval, Backend: cgroupmon.BackendProcfs})
+	mon, err := cgroupmon.New(cgroupmon.Options{Interval: o.Interval, Backend: cgroupmon.BackendProcfs, CgroupMount: o.CgroupMount})
 	if err != nil {
 		return 0, fail("watch: %v", err)
 	}
@@ -35,6 +36,7 @@ func watchMain(args []string, stdio IO) (int, error) {
 	h, err := mon.Attach(ctx, cgroupmon.Target{
 		CgroupPath:  o.Cgroup,
 		PID:         o.PID,
+		ContainerID: o.Container,
 		ID:          o.ID,
 		Language:    o.Language,
 		Duration:    o.Duration,

@@ -31,8 +31,15 @@ const (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == vmtest.UnitFlag {
-		os.Exit(unitMain())
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case vmtest.UnitFlag:
+			os.Exit(unitMain())
+		case vmtest.ContainerFlag:
+			os.Exit(containerMain(os.Args[2:]))
+		case vmtest.ContainerInitFlag:
+			os.Exit(containerInitMain(os.Args[2:]))
+		}
 	}
 	res := vmtest.Result{Scenario: "unknown", Status: vmtest.StatusFail}
 	defer func() {
@@ -179,6 +186,11 @@ type runSpec struct {
 	env      []string
 	cred     *syscall.Credential
 	cgroupFD *os.File // start the tests inside this cgroup (CLONE_INTO_CGROUP)
+	// cloneflags are namespaces the tests start in (CLONE_NEWCGROUP ...).
+	cloneflags uintptr
+	// after, when set, checks what a test binary left once it ended; its
+	// error fails the binary's package.
+	after func() error
 }
 
 func (r runSpec) close() {
@@ -196,8 +208,11 @@ func write(path, data string) error {
 
 // setupV2 mounts cgroup2, moves /init into the leaf /init so that the root
 // holds no process, and enables the controllers for the root's children.
-func setupV2() error {
-	if err := syscall.Mount("cgroup2", cgroupRoot, "cgroup2", 0, ""); err != nil {
+func setupV2() error { return setupV2With("") }
+
+// setupV2With is setupV2 with cgroup2 mount options (data).
+func setupV2With(data string) error {
+	if err := syscall.Mount("cgroup2", cgroupRoot, "cgroup2", 0, data); err != nil {
 		return fmt.Errorf("mount cgroup2: %w", err)
 	}
 	if err := os.Mkdir(cgroupRoot+"/init", 0o755); err != nil {
@@ -235,6 +250,10 @@ func setup(name string, run *runSpec) error {
 		}
 	case "none":
 		// Nothing: the kernel has cgroups but no cgroup filesystem is mounted.
+	case vmtest.ContainerUnprivileged, vmtest.ContainerPrivileged:
+		if err := setupContainer(name, run); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("vminit does not know how to set up %q", name)
 	}
@@ -322,7 +341,7 @@ func runTest(e vmtest.ManifestEntry, run runSpec, timeout time.Duration) vmtest.
 	cmd.Dir = e.WorkDir
 	cmd.Env = run.env
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: run.cred, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: run.cred, Setpgid: true, Cloneflags: run.cloneflags}
 	if run.cgroupFD != nil {
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = int(run.cgroupFD.Fd())
@@ -359,6 +378,12 @@ func runTest(e vmtest.ManifestEntry, run runSpec, timeout time.Duration) vmtest.
 		r.Close()
 		<-lines
 		waitErr = errors.Join(waitErr, errors.New("leaked a process holding its output"))
+	}
+	if run.after != nil {
+		if err := run.after(); err != nil {
+			fmt.Println("\nvminit:", err)
+			waitErr = errors.Join(waitErr, err)
+		}
 	}
 	switch {
 	case waitErr != nil:
