@@ -3,24 +3,49 @@
 package proctree
 
 import (
-	"fmt"
+	"bufio"
+	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
-// BenchmarkTreeSample measures one Sample of a live tree: one process, and
-// a tree of ten (a parent and nine children), walked through /proc.
+// BenchmarkTreeSample measures one Sample of a live tree, the procfs part
+// of a tick, for the two ways a Tree finds its members:
+//
+//   - walk (the procfs backend): from the main process through every
+//     thread's task/TID/children. procs=1 and procs=10 are test-binary
+//     helpers (a Go process has several threads, each with its own
+//     children file); c/procs=1 is /bin/sleep, one thread.
+//   - members (the hybrid backend, where cgroup.procs lists the members):
+//     the same helpers, their pids given by TreeOptions.Members.
+//
+// ns/op divided by procs is the cost per process per tick.
 func BenchmarkTreeSample(b *testing.B) {
-	for _, n := range []int{1, 10} {
-		b.Run(fmt.Sprintf("procs=%d", n), func(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		n       int
+		c       bool
+		members bool
+	}{
+		{"procs=1", 1, false, false},
+		{"procs=10", 10, false, false},
+		{"c/procs=1", 1, true, false},
+		{"members/procs=1", 1, false, true},
+		{"members/procs=10", 10, false, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
 			fs := procFS(b)
 			cmd := helperCmd("sleep")
-			if n > 1 {
-				cmd = helperCmd("parent", "CGMON_CHILDREN="+strings.Repeat("sleep,", n-2)+"sleep")
+			switch {
+			case bc.c:
+				cmd = exec.Command("/bin/sleep", "600")
+			case bc.n > 1:
+				cmd = helperCmd("parent", "CGMON_CHILDREN="+strings.Repeat("sleep,", bc.n-2)+"sleep")
 			}
-			cmd.SysProcAttr = nil
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				b.Fatal(err)
@@ -28,22 +53,25 @@ func BenchmarkTreeSample(b *testing.B) {
 			if err := cmd.Start(); err != nil {
 				b.Fatal(err)
 			}
-			tree := fs.NewTree(cmd.Process.Pid, TreeOptions{})
+			pids := []int{cmd.Process.Pid}
+			if !bc.c {
+				pids = readyPids(b, bufio.NewReader(out), pids)
+			}
+			var opts TreeOptions
+			if bc.members {
+				opts.Members = func(dst []int) ([]int, error) { return append(dst, pids...), nil }
+			}
+			tree := fs.NewTree(cmd.Process.Pid, opts)
 			defer func() {
 				tree.Kill(unix.SIGKILL)
 				cmd.Wait()
 				tree.Close()
 			}()
-			buf := make([]byte, 16)
-			for got := ""; !strings.Contains(got, "ready\n"); {
-				m, err := out.Read(buf)
-				if err != nil {
-					b.Fatal(err)
-				}
-				got += string(buf[:m])
+			if s, err := tree.Sample(); err != nil || s.Procs != bc.n {
+				b.Fatalf("Sample = %+v, %v; want %d processes", s, err, bc.n)
 			}
-			if s, err := tree.Sample(); err != nil || s.Procs != n {
-				b.Fatalf("Sample = %+v, %v; want %d processes", s, err, n)
+			if got := tree.Pids(nil); !sameSet(got, pids) {
+				b.Fatalf("tree holds %v, want %v", got, pids)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -54,4 +82,30 @@ func BenchmarkTreeSample(b *testing.B) {
 			}
 		})
 	}
+}
+
+// readyPids appends the pids a helper prints before "ready" to pids.
+func readyPids(b *testing.B, out *bufio.Reader, pids []int) []int {
+	b.Helper()
+	for {
+		l, err := out.ReadString('\n')
+		if err != nil {
+			b.Fatalf("helper did not get ready: %v", err)
+		}
+		if l == "ready\n" {
+			return pids
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(l))
+		if err != nil {
+			b.Fatalf("helper said %q", l)
+		}
+		pids = append(pids, pid)
+	}
+}
+
+func sameSet(a, b []int) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
