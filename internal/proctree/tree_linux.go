@@ -35,6 +35,13 @@ type proc struct {
 	start uint64
 	// statFd and ioFd are held open for pread; -1 when closed.
 	statFd, ioFd int
+	// kids are the held children descriptors of the process's threads,
+	// sorted by tid, for the walk (see Tree.childrenOf); listed is the
+	// Sample generation that last listed its threads (0: never), and
+	// threads the thread count its stat showed at the last reading.
+	kids    []kid
+	listed  uint64
+	threads int
 	// utime and stime are the last reading, in ticks of 1/userHZ s.
 	utime, stime uint64
 	// rss is the last reading, in bytes.
@@ -96,6 +103,11 @@ type Tree struct {
 // orphanEvery is how often (in samples) a Tree looks for orphans among
 // this process's children when no member was seen to die.
 const orphanEvery = 10
+
+// relistEvery is how often (in samples) the walk lists again the threads
+// of a member that has more than one, even when their count did not
+// change: one thread may have ended and another started in between.
+const relistEvery = 10
 
 // NewTree starts tracking the processes of one execution whose main process
 // is pid. The main process should be in a process group of its own
@@ -197,6 +209,7 @@ func (t *Tree) readStat(p *proc, first bool) error {
 		return errReused
 	}
 	p.ppid, p.pgrp, p.sid = st.PPID, st.PGRP, st.Session
+	p.threads = st.NumThreads
 	p.utime, p.stime = st.UTimeTicks, st.STimeTicks
 	p.rss = 0
 	if st.RSSPages > 0 {
@@ -255,6 +268,14 @@ func (p *proc) close() {
 		unix.Close(p.ioFd)
 		p.ioFd = -1
 	}
+	p.closeKids()
+}
+
+// closeKids releases p's children descriptors; the walk lists its threads
+// again if it needs them.
+func (p *proc) closeKids() {
+	p.kids = closeKids(p.kids)
+	p.listed = 0
 }
 
 // refresh re-reads every live record; a process that is gone becomes
@@ -271,6 +292,7 @@ func (t *Tree) refresh() error {
 		case err == nil:
 			if p.state == stZombie && was != stZombie {
 				t.died = true
+				p.closeKids() // a zombie's children went to a reaper
 			}
 		case errors.Is(err, errReused):
 			t.died = true
@@ -360,7 +382,7 @@ func (t *Tree) discover() error {
 	}
 	for i := 0; i < len(t.queue); i++ {
 		var err error
-		t.pids, err = t.ls.children(&t.fs, t.queue[i], t.pids[:0])
+		t.pids, err = t.childrenOf(t.procs[t.queue[i]], t.pids[:0])
 		errs = errors.Join(errs, err)
 		for _, c := range t.pids {
 			if p := t.procs[c]; p != nil && p.seen == t.gen {
@@ -378,6 +400,37 @@ func (t *Tree) discover() error {
 		}
 	}
 	return errs
+}
+
+// childrenOf appends the children of the live member p to dst, read by
+// pread from the children files of its threads, which are held open
+// between samples as its stat is. Its threads are listed again (an open of
+// the task directory, a getdents and an open per new thread, several times
+// the cost of the reads) only when the thread count of its last stat
+// differs from the number held, or, for a process of several threads,
+// every relistEvery samples. One thread cannot take another's place
+// unseen in a process of one: a thread group's leader stays listed and
+// counted until the whole group has exited.
+func (t *Tree) childrenOf(p *proc, dst []int) ([]int, error) {
+	if p.listed == 0 || len(p.kids) != p.threads || p.threads > 1 && t.gen-p.listed >= relistEvery {
+		var err error
+		p.kids, err = t.ls.listThreads(&t.fs, p.pid, p.kids)
+		p.listed = t.gen
+		if err != nil {
+			return dst, err
+		}
+		// The task directory was opened by path: the held stat descriptor
+		// still reading this process afterwards proves that the path
+		// named it, and not a new process with its pid.
+		if err := t.readStat(p, false); err != nil {
+			p.closeKids()
+			if gone(err) || errors.Is(err, errReused) {
+				return dst, nil // refresh sees it at the next sample
+			}
+			return dst, err
+		}
+	}
+	return t.ls.readKids(p.pid, p.kids, dst)
 }
 
 // adoptOrphans looks at this process's children that the tree does not
