@@ -380,6 +380,35 @@ func TestTreeAdoptsOrphansFixture(t *testing.T) {
 	}
 }
 
+// TestTreeOrphanAfterReapedFixture: once the main process is reaped (by
+// exec.Cmd, told through Reaped), its double-forked daemon, re-parented to
+// this process, is looked for at the very next sample, not only every
+// orphanEvery samples: the kill of the leftovers follows at once.
+func TestTreeOrphanAfterReapedFixture(t *testing.T) {
+	f := newFakeProc(t)
+	const marker = MarkerKey + "=abc"
+	f.put(fxProc{pid: 100, ppid: 1, pgrp: fxPgrp, sid: fxSid, start: 500})
+	tr := newFixtureTree(t, f.fs(), 100, TreeOptions{Marker: marker})
+	for i := 0; i < 2; i++ { // past the first sample's scan
+		if _, err := tr.Sample(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The daemon: a new session, its middle parent gone, now this
+	// process's child.
+	f.put(fxProc{pid: 300, ppid: 1, pgrp: 300, sid: 300, start: 510})
+	f.write("300/environ", marker+"\x00")
+	f.children(1, 1, 300)
+	f.write("100/stat", "")
+	tr.Reaped(100, &unix.Rusage{})
+	if _, err := tr.Sample(); err != nil {
+		t.Fatal(err)
+	}
+	if got := sortedPids(tr); !slices.Equal(got, []int{300}) {
+		t.Errorf("Pids after the main process was reaped = %v, want the daemon [300]", got)
+	}
+}
+
 func TestTreeMalformedFixture(t *testing.T) {
 	f := newFakeProc(t)
 	family(f)

@@ -675,6 +675,10 @@ func (t *Tree) Reaped(pid int, ru *unix.Rusage) {
 	p.close()
 	p.state = stReaped
 	p.rss = 0
+	// Its children, if any, are orphans now: the next walk looks for them
+	// among this process's children (the main process's double-forked
+	// daemon, re-parented to this subreaper, is reached no other way).
+	t.died = true
 	p.ruUser = time.Duration(ru.Utime.Nano())
 	p.ruSys = time.Duration(ru.Stime.Nano())
 	p.ruMaxRSS = uint64(max(ru.Maxrss, 0)) * 1024 // kibibytes on Linux
