@@ -72,6 +72,10 @@ func New(opts Options) (*Monitor, error) {
 			m.undo()
 			return nil, fmt.Errorf("subreaper: %w", err)
 		}
+		if m.root != nil && withinDir(p.Mount, m.root.path) {
+			// Zombies of the executions' cgroups that no tree claims.
+			m.reaper.ReapCgroup("/" + strings.TrimPrefix(strings.TrimPrefix(m.root.path, p.Mount), "/"))
+		}
 	}
 	return m, nil
 }
