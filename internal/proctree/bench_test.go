@@ -4,10 +4,12 @@ package proctree
 
 import (
 	"bufio"
+	"fmt"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -108,4 +110,68 @@ func sameSet(a, b []int) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// BenchmarkOrphanScan measures one look for orphans among this process's
+// children (Tree.adoptOrphans, every orphanEvery samples and after a
+// member dies) in a monitor whose other executions' main processes,
+// protected by the Reaper, are children too: siblings=0, and 200 of them.
+func BenchmarkOrphanScan(b *testing.B) {
+	fs := procFS(b)
+	r, err := EnableReaper(fs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	for _, n := range []int{0, 200} {
+		b.Run(fmt.Sprintf("siblings=%d", n), func(b *testing.B) {
+			var cmds []*exec.Cmd
+			defer func() {
+				for _, c := range cmds {
+					c.Process.Kill()
+					c.Wait()
+					r.Unprotect(c.Process.Pid)
+				}
+			}()
+			start := func() *exec.Cmd {
+				c := exec.Command("/bin/sleep", "600")
+				c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+				done := r.Starting()
+				err := c.Start()
+				if err == nil {
+					r.Protect(c.Process.Pid)
+				}
+				done()
+				if err != nil {
+					b.Fatal(err)
+				}
+				cmds = append(cmds, c)
+				return c
+			}
+			for range n {
+				start()
+			}
+			main := start()
+			tree := fs.NewTree(main.Process.Pid, TreeOptions{Marker: NewMarker()})
+			r.Register(tree)
+			defer func() {
+				r.Unregister(tree)
+				tree.Close()
+			}()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				tree.mu.Lock()
+				err := tree.adoptOrphans()
+				tree.mu.Unlock()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if got := tree.Pids(nil); len(got) != 1 {
+				b.Fatalf("tree holds %v, want the main process alone", got)
+			}
+		})
+	}
 }
