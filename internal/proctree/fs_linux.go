@@ -47,6 +47,25 @@ func NewFS(root string) (FS, error) {
 	return FS{root: root, self: self, pageSize: uint64(os.Getpagesize())}, nil
 }
 
+// thisPid is this process's pid: an FS whose self is another pid is a
+// fixture.
+var thisPid = os.Getpid()
+
+// orphansComeHere reports whether processes orphaned below this one can
+// be re-parented to it: it is a child subreaper (prctl
+// PR_GET_CHILD_SUBREAPER), or fs is not this process's /proc (a fixture,
+// where the fixture's children of self say so).
+func (fs *FS) orphansComeHere() bool {
+	if fs.self != thisPid {
+		return true
+	}
+	var v int32
+	if err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&v)), 0, 0, 0); err != nil {
+		return true // cannot tell: look
+	}
+	return v != 0
+}
+
 // pathBuf builds NUL-terminated proc paths without allocating.
 type pathBuf []byte
 

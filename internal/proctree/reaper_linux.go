@@ -138,10 +138,21 @@ func (r *Reaper) Unprotect(pid int) {
 
 // Register routes the reaped pids that t owns or claims to t.Reaped.
 func (r *Reaper) Register(t *Tree) {
+	t.mu.Lock()
+	t.reaper = r
+	t.mu.Unlock()
 	r.mu.Lock()
 	r.trees = append(r.trees, t)
 	r.mu.Unlock()
 	r.kick()
+}
+
+// protects reports whether pid is protected (a main process that its own
+// code will wait for).
+func (r *Reaper) protects(pid int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.protected[pid] > 0
 }
 
 // Unregister stops routing to t, after a last scan that reaps t's zombies
@@ -149,6 +160,9 @@ func (r *Reaper) Register(t *Tree) {
 // processes are dead and before t.Totals.
 func (r *Reaper) Unregister(t *Tree) {
 	r.scan(t)
+	t.mu.Lock()
+	t.reaper = nil
+	t.mu.Unlock()
 	r.mu.Lock()
 	for i, u := range r.trees {
 		if u == t {

@@ -98,6 +98,9 @@ type Tree struct {
 	closed   bool
 	// died is set when a member exited since the last orphan scan.
 	died bool
+	// reaper is the Reaper the tree is registered with, if any: the main
+	// processes it protects are other executions', never orphans.
+	reaper *Reaper
 }
 
 // orphanEvery is how often (in samples) a Tree looks for orphans among
@@ -434,12 +437,23 @@ func (t *Tree) childrenOf(p *proc, dst []int) ([]int, error) {
 }
 
 // adoptOrphans looks at this process's children that the tree does not
-// know and adopts those that belong to it (see TreeOptions.Marker).
+// know and adopts those that belong to it (see TreeOptions.Marker). An
+// orphan comes to this process only when it is a child subreaper; when it
+// is not, its children are only what it started, and there is nothing to
+// look at. The main processes of other executions, which the Reaper
+// protects, are skipped without reading them: in a monitor of N
+// executions each scan would otherwise read N stat files.
 func (t *Tree) adoptOrphans() error {
+	if !t.fs.orphansComeHere() {
+		return nil
+	}
 	var err error
 	t.pids, err = t.ls.children(&t.fs, t.fs.self, t.pids[:0])
 	for _, c := range t.pids {
 		if p := t.procs[c]; p != nil && (p.state == stLive || p.state == stZombie) {
+			continue
+		}
+		if t.reaper != nil && t.reaper.protects(c) {
 			continue
 		}
 		p, oerr := t.open(c)
