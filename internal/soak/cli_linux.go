@@ -93,7 +93,7 @@ func (s *Soak) Batch(n, every int) []Checkpoint {
 		readErr = sc.Err()
 	}()
 	bad := tally{}
-	got := make(map[int]int, n)
+	got := make([]int32, n+1) // by input line; made before the first checkpoint
 	var cps []Checkpoint
 	start := time.Now()
 	lost := false
@@ -136,12 +136,12 @@ func (s *Soak) Batch(n, every int) []Checkpoint {
 				bad.add("a result line that is not JSON", string(first(line, 200)))
 				continue
 			}
-			got[r.InputLine]++
 			i := r.InputLine - 1
 			if i < 0 || i >= n || r.ID != s.id("batch", i) {
 				bad.add("a result for no input line", fmt.Sprintf("line %d id %s", r.InputLine, r.ID))
 				continue
 			}
+			got[r.InputLine]++
 			k := ks[i%len(ks)]
 			var peak uint64
 			if r.PidsPeak != nil {

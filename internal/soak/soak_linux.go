@@ -44,6 +44,12 @@ type Soak struct {
 	// VM adds the kinds that need a cgroup v2 host with the memory and
 	// pids controllers: an OOM kill and a fork bomb held by pids.max.
 	VM bool
+	// HeapProfiles, when not empty, is a directory where Mixed writes a
+	// heap profile at each checkpoint (heap-DONE.pprof), to find what
+	// grew with go tool pprof -diff_base.
+	HeapProfiles string
+	// NoSink runs Mixed without a Collector as the Monitor's Sink.
+	NoSink bool
 
 	token    string
 	mount    string // the cgroup v2 mount searched for leaves; "" when none

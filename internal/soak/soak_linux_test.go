@@ -166,10 +166,11 @@ func TestSoakFindsLeftovers(t *testing.T) {
 	}
 }
 
-// TestVMSoak is the Monitor's part of make soak at full size in a cgroup
-// v2 guest (make soak-vm), where the mix also holds OOM kills and fork
-// bombs under pids.max, and a thousand executions are alive at once with
-// the guest's descriptor limit raised.
+// TestVMSoak is the Monitor's part of make soak in a cgroup v2 guest (make
+// soak-vm), where the mix also holds OOM kills and fork bombs under
+// pids.max, and a thousand executions are alive at once with the guest's
+// descriptor limit raised. Its subtests are sizes, chosen with -run:
+// mixed-1000 and mixed-10000, alive-1000.
 func TestVMSoak(t *testing.T) {
 	if os.Getenv("CGMON_VM") == "" {
 		t.Skip("the full-size soak runs in the VM: make soak-vm")
@@ -185,10 +186,22 @@ func TestVMSoak(t *testing.T) {
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatalf("raising the descriptor limit: %v", err)
 	}
-	s := newSoak(t)
-	s.VM = true
-	s.Out = os.Stdout // progress on the console as it comes
-	s.Mixed(10000, 1000)
-	s.Alive(1000, 100*time.Millisecond, 10*time.Second, false)
-	checkProblems(t, s)
+	for _, n := range []int{1000, 10000} {
+		t.Run(fmt.Sprintf("mixed-%d", n), func(t *testing.T) {
+			s := newSoak(t)
+			s.VM = true
+			s.Out = os.Stdout // progress on the console as it comes
+			s.Mixed(n, n/10)
+			checkProblems(t, s)
+		})
+	}
+	t.Run("alive-1000", func(t *testing.T) {
+		s := newSoak(t)
+		s.Out = os.Stdout
+		r := s.Alive(1000, 100*time.Millisecond, 10*time.Second, false)
+		checkProblems(t, s)
+		if r.Status["success"] != 1000 {
+			t.Errorf("ended %v, want 1000 successes", r.Status)
+		}
+	})
 }

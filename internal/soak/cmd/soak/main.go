@@ -34,6 +34,8 @@ func main() {
 	interval := flag.Duration("interval", 100*time.Millisecond, "sampling interval of the alive scenario")
 	window := flag.Duration("window", 20*time.Second, "steady window over which the alive scenario measures the monitor's CPU")
 	runs := flag.Int("runs", 50, "cgmon run started at once")
+	heapDir := flag.String("heap-profiles", "", "write a heap profile of the mixed scenario at each checkpoint into `DIR`")
+	noSink := flag.Bool("no-sink", false, "run the mixed scenario's Monitor without a Collector")
 	flag.Parse()
 
 	want := strings.Split(*scenarios, ",")
@@ -48,6 +50,10 @@ func main() {
 		os.Exit(2)
 	}
 	s.Cgmon, s.Backend, s.Parallel = *cgmon, cgroupmon.BackendChoice(*backend), *par
+	s.HeapProfiles, s.NoSink = *heapDir, *noSink
+	if *heapDir != "" {
+		runtime.MemProfileRate = 1 // every allocation: the growth looked for is small
+	}
 	header(*cgmon)
 	t0 := time.Now()
 	for _, sc := range want {
