@@ -134,7 +134,9 @@ func sameSet(a, b []int) bool {
 // BenchmarkOrphanScan measures one look for orphans among this process's
 // children (Tree.adoptOrphans, every orphanEvery samples and after a
 // member dies) in a monitor whose other executions' main processes,
-// protected by the Reaper, are children too: siblings=0, and 200 of them.
+// protected by the Reaper, are children too, each waited for by a
+// goroutine blocked in wait4 (so on a thread of its own), as cgmon's are:
+// siblings=0, and 200 of them.
 func BenchmarkOrphanScan(b *testing.B) {
 	fs := procFS(b)
 	r, err := EnableReaper(fs)
@@ -145,10 +147,11 @@ func BenchmarkOrphanScan(b *testing.B) {
 	for _, n := range []int{0, 200} {
 		b.Run(fmt.Sprintf("siblings=%d", n), func(b *testing.B) {
 			var cmds []*exec.Cmd
+			var waited []chan struct{}
 			defer func() {
-				for _, c := range cmds {
+				for i, c := range cmds {
 					c.Process.Kill()
-					c.Wait()
+					<-waited[i]
 					r.Unprotect(c.Process.Pid)
 				}
 			}()
@@ -165,6 +168,12 @@ func BenchmarkOrphanScan(b *testing.B) {
 					b.Fatal(err)
 				}
 				cmds = append(cmds, c)
+				w := make(chan struct{})
+				waited = append(waited, w)
+				go func() {
+					c.Wait()
+					close(w)
+				}()
 				return c
 			}
 			for range n {

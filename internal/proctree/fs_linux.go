@@ -306,6 +306,24 @@ func (l *lister) children(fs *FS, pid int, dst []int) ([]int, error) {
 	return dst, errs
 }
 
+// leaderChildren appends the pids of the children of pid's main thread
+// (task/PID/children) to dst. A process that is gone has none.
+func (l *lister) leaderChildren(fs *FS, pid int, dst []int) ([]int, error) {
+	b, err := readPath(l.path.task(fs.root, pid, pid, "children"), l.buf)
+	l.buf = b
+	if err != nil {
+		if gone(err) {
+			return dst, nil
+		}
+		return dst, fmt.Errorf("procfallback: children of %d: %w", pid, err)
+	}
+	dst, err = parseChildren(b, dst)
+	if err != nil {
+		return dst, fmt.Errorf("procfallback: children of %d: %w", pid, err)
+	}
+	return dst, nil
+}
+
 // readDirPids appends the numeric entry names of the directory open at fd.
 func readDirPids(fd int, dst []int, dent *[]byte) ([]int, error) {
 	if cap(*dent) < 8192 {

@@ -437,7 +437,12 @@ func (t *Tree) childrenOf(p *proc, dst []int) ([]int, error) {
 }
 
 // adoptOrphans looks at this process's children that the tree does not
-// know and adopts those that belong to it (see TreeOptions.Marker). An
+// know and adopts those that belong to it (see TreeOptions.Marker). Only
+// the main thread's children are read: the kernel re-parents an orphan to
+// the first live thread of its subreaper (find_new_reaper), the thread
+// group's leader, which in a Go program never exits before the process;
+// every other thread's list holds only children this process started, and
+// there is one such thread per execution waiting in wait4. An
 // orphan comes to this process only when it is a child subreaper; when it
 // is not, its children are only what it started, and there is nothing to
 // look at. The main processes of other executions, which the Reaper
@@ -448,7 +453,7 @@ func (t *Tree) adoptOrphans() error {
 		return nil
 	}
 	var err error
-	t.pids, err = t.ls.children(&t.fs, t.fs.self, t.pids[:0])
+	t.pids, err = t.ls.leaderChildren(&t.fs, t.fs.self, t.pids[:0])
 	for _, c := range t.pids {
 		if p := t.procs[c]; p != nil && (p.state == stLive || p.state == stZombie) {
 			continue

@@ -330,9 +330,18 @@ func (s *Soak) Alive(n int, interval, window time.Duration, profile bool) AliveR
 	if prof != nil {
 		pprof.StopCPUProfile()
 		prof.Close()
-		defer os.Remove(prof.Name())
-		res.Parts, err = profileParts(prof.Name())
-		if err != nil {
+		path := prof.Name()
+		if s.HeapProfiles != "" { // keep it beside the heap profiles
+			keep := filepath.Join(s.HeapProfiles, "alive-"+string(m.Backend())+".pprof")
+			if os.Rename(path, keep) == nil {
+				path = keep
+				s.printf("  CPU profile of the window: %s\n", keep)
+			}
+		}
+		if path == prof.Name() {
+			defer os.Remove(path)
+		}
+		if res.Parts, err = profileParts(path); err != nil {
 			s.problem("alive: reading the profile: %v", err)
 		}
 	}

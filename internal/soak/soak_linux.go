@@ -46,7 +46,8 @@ type Soak struct {
 	VM bool
 	// HeapProfiles, when not empty, is a directory where Mixed writes a
 	// heap profile at each checkpoint (heap-DONE.pprof), to find what
-	// grew with go tool pprof -diff_base.
+	// grew with go tool pprof -diff_base, and Alive keeps the CPU profile
+	// of its window (alive-BACKEND.pprof).
 	HeapProfiles string
 	// NoSink runs Mixed without a Collector as the Monitor's Sink.
 	NoSink bool
