@@ -79,7 +79,7 @@ func (s *Soak) flat(where string, cps []Checkpoint) {
 // goroutine, with heap and RSS flat after the first round. It returns the
 // checkpoints.
 func (s *Soak) Mixed(n, every int) []Checkpoint {
-	s.printf("mixed: %d executions through one Monitor (backend %s), %d at a time\n", n, s.Backend, s.Parallel)
+	s.printf("mixed: %d executions through one Monitor (backend %s), %d at a time\n", n, s.backend(), s.Parallel)
 	ks, err := kinds(s.VM)
 	if err != nil {
 		s.problem("mixed: workloads: %v", err)
@@ -104,6 +104,7 @@ func (s *Soak) Mixed(n, every int) []Checkpoint {
 	// Made before the first checkpoint, so that the soak's own
 	// bookkeeping does not grow with the executions it counts.
 	seen := make([]int32, n)
+	ends := make([]kindEnds, len(ks))
 	var cps []Checkpoint
 	start := time.Now()
 	for done := 0; done < n; {
@@ -132,6 +133,9 @@ func (s *Soak) Mixed(n, every int) []Checkpoint {
 						bad.addSync(&mu, "record of another id", ex.ID+" for "+spec.ID)
 					}
 					pids, ok := ex.Usage.PidsPeak.Get()
+					mu.Lock()
+					ends[i%len(ks)].add(ex.Status, ex.LeftoverProcessesKilled, pids, ok)
+					mu.Unlock()
 					if err := k.check(ex.Status, ex.ExitCode, ex.Signal, ex.LeftoverProcessesKilled, pids, ok); err != nil {
 						bad.addSync(&mu, k.name+": "+err.Error(), spec.ID+" ("+ex.Reason+")")
 					}
@@ -159,6 +163,9 @@ func (s *Soak) Mixed(n, every int) []Checkpoint {
 		}
 		s.printCheckpoint(c, n)
 		cps = append(cps, c)
+	}
+	for i, k := range ks {
+		s.printf("  %-8s %s\n", k.name, ends[i])
 	}
 	bad.report(s, "mixed")
 	for i, k := range seen {
@@ -196,6 +203,33 @@ func (s *Soak) writeHeapProfile(done int) {
 	if err != nil {
 		s.problem("heap profile: %v", err)
 	}
+}
+
+// kindEnds counts how the executions of one kind ended.
+type kindEnds struct {
+	status             map[metrics.Status]int
+	leftovers, maxPids uint64
+	pidsMeasured       int
+}
+
+func (e *kindEnds) add(st metrics.Status, leftovers int, pids uint64, pidsOK bool) {
+	if e.status == nil {
+		e.status = map[metrics.Status]int{}
+	}
+	e.status[st]++
+	e.leftovers += uint64(max(leftovers, 0))
+	if pidsOK {
+		e.pidsMeasured++
+		e.maxPids = max(e.maxPids, pids)
+	}
+}
+
+func (e kindEnds) String() string {
+	out := fmt.Sprint(e.status) + fmt.Sprintf(", leftover processes killed %d", e.leftovers)
+	if e.pidsMeasured > 0 {
+		out += fmt.Sprintf(", highest pids peak %d", e.maxPids)
+	}
+	return out
 }
 
 func (t tally) addSync(mu *sync.Mutex, key, example string) {
@@ -248,7 +282,7 @@ var profiled = map[string]string{
 // pprof reads the profile).
 func (s *Soak) Alive(n int, interval, window time.Duration, profile bool) AliveResult {
 	res := AliveResult{N: n, Window: window, Status: map[metrics.Status]int{}}
-	s.printf("alive: %d executions at once in one Monitor (backend %s, interval %v)\n", n, s.Backend, interval)
+	s.printf("alive: %d executions at once in one Monitor (backend %s, interval %v)\n", n, s.backend(), interval)
 	fds0 := countFDs(0)
 	m, err := cgroupmon.New(cgroupmon.Options{Backend: s.Backend, Interval: interval, Subreaper: true})
 	if err != nil {
