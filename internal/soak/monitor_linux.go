@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cgmon/cgmon/cgroupmon"
@@ -262,6 +263,10 @@ type AliveResult struct {
 	Parts map[string]time.Duration
 	// Status counts the executions by how they ended.
 	Status map[metrics.Status]int
+	// Getpid is the median time of a getpid system call just before the
+	// window: the floor under every read of the sampler, which a loaded
+	// machine raises many times over.
+	Getpid time.Duration
 }
 
 // profiled names the functions whose cumulative CPU Alive reports.
@@ -358,6 +363,7 @@ func (s *Soak) Alive(n int, interval, window time.Duration, profile bool) AliveR
 			prof = nil
 		}
 	}
+	res.Getpid = getpidCost()
 	c0, err0 := selfCPU()
 	time.Sleep(window)
 	c1, err1 := selfCPU()
@@ -384,7 +390,7 @@ func (s *Soak) Alive(n int, interval, window time.Duration, profile bool) AliveR
 	}
 	res.CPU = c1 - c0
 	pct := func(d time.Duration) string { return fmt.Sprintf("%.2f%%", 100*d.Seconds()/window.Seconds()) }
-	s.printf("  monitor CPU over %v: %v = %s of one core (/proc/self/stat)\n", window, res.CPU, pct(res.CPU))
+	s.printf("  monitor CPU over %v: %v = %s of one core (/proc/self/stat); a getpid took %v\n", window, res.CPU, pct(res.CPU), res.Getpid)
 	for _, k := range []string{"loop", "tick", "cgroup", "tree"} {
 		if d, ok := res.Parts[k]; ok {
 			s.printf("    %-6s %-55s %8v  %s of one core (profile)\n", k, profiled[k], d, pct(d))
@@ -408,6 +414,20 @@ func (s *Soak) Alive(n int, interval, window time.Duration, profile bool) AliveR
 	}
 	s.printf("  ended: %v\n", res.Status)
 	return res
+}
+
+// getpidCost returns the median of 21 timings of 1000 getpid system calls
+// each, per call.
+func getpidCost() time.Duration {
+	ts := make([]time.Duration, 21)
+	for i := range ts {
+		t0 := time.Now()
+		for range 1000 {
+			syscall.Getpid()
+		}
+		ts[i] = time.Since(t0) / 1000
+	}
+	return median(ts)
 }
 
 // blocked reports whether pid runs comm and sleeps.
