@@ -7,12 +7,13 @@ import (
 )
 
 // batchFields are the keys of a batch input line, as an error names them.
-var batchFields = []string{`"id"`, `"language"`, `"code_length"`, `"command"`, `"timeout"`, `"limits"`, `"wait_all"`}
+var batchFields = []string{`"id"`, `"language"`, `"code_length"`, `"command"`, `"timeout"`, `"limits"`, `"wait_all"`, `"repeat"`}
 
 // FuzzParseBatchLine: a line is either a usable execution (a command to
-// run, a non-negative timeout and code length, a language) or refused
-// with an error that names the field at fault, or says that the line is
-// not one JSON execution object and why.
+// run, a non-negative timeout and code length, a language, run 1 to
+// maxRepeat times, more than once only with an id) or refused with an
+// error that names the field at fault, or says that the line is not one
+// JSON execution object and why.
 func FuzzParseBatchLine(f *testing.F) {
 	for _, s := range []string{
 		`{"id": "s1", "language": "python", "code_length": 120, "command": ["python3", "s1.py"], "timeout": "5s", "limits": {"memory": {"limit": 268435456}}, "wait_all": false}`,
@@ -33,11 +34,13 @@ func FuzzParseBatchLine(f *testing.F) {
 		`{"id": "../../etc", "command": ["true"]}`,
 		`{"command": "true"}`,
 		`[1, 2]`, `null`, `"x"`, `{`, ``, `{"command": ["true"], "wait_all": "yes"}`,
+		`{"id": "r", "command": ["true"], "repeat": 3}`, `{"command": ["true"], "repeat": 3}`, `{"id": "r", "command": ["true"], "repeat": 1.5}`,
+		`{"id": "r", "command": ["true"], "repeat": 0}`, `{"id": "r", "command": ["true"], "repeat": 10001}`, `{"id": "r", "command": ["true"], "repeat": null}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := parseBatchLine(b)
+		s, repeat, err := parseBatchLine(b)
 		if err != nil {
 			msg := err.Error()
 			named := strings.Contains(msg, "JSON")
@@ -57,6 +60,9 @@ func FuzzParseBatchLine(f *testing.F) {
 		}
 		if s.Timeout < 0 || s.CodeLength < 0 || s.Language == "" {
 			t.Fatalf("parseBatchLine(%q) = timeout %v, code length %d, language %q", b, s.Timeout, s.CodeLength, s.Language)
+		}
+		if repeat < 1 || repeat > maxRepeat || repeat > 1 && s.ID == "" {
+			t.Fatalf("parseBatchLine(%q) = repeat %d with id %q", b, repeat, s.ID)
 		}
 	})
 }
