@@ -325,8 +325,10 @@ type kind struct {
 	timeout time.Duration
 	limits  *specs.LinuxResources
 	status  metrics.Status
-	exit    int // checked when status is error
-	signal  int // checked when status is signaled
+	// orTimeout also accepts the end by its timeout.
+	orTimeout bool
+	exit      int // checked when status is error
+	signal    int // checked when status is signaled
 	// leftovers is the least number of leftover processes cgmon must
 	// have killed.
 	leftovers int
@@ -362,9 +364,11 @@ func kinds(vm bool) ([]kind, error) {
 				limits: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &memLimit}}},
 			// How many of its children outlive it depends on how long its
 			// failing forks take (under emulation, longer than their 2 s
-			// sleep): only the peak under pids.max is checked.
+			// sleep), and a loaded guest can keep it past its timeout (4
+			// in 1250 of a 10 000 run): held by pids.max and ended by
+			// itself or by cgmon's timeout and kill.
 			kind{name: "forkbomb", command: []string{wl["forkbomb"], "200"}, timeout: 10 * time.Second, status: metrics.StatusSuccess,
-				limits: &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &pidsLimit}}, maxPids: uint64(pidsLimit)},
+				orTimeout: true, limits: &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &pidsLimit}}, maxPids: uint64(pidsLimit)},
 		)
 	}
 	return ks, nil
@@ -373,7 +377,7 @@ func kinds(vm bool) ([]kind, error) {
 // check compares one execution's end with what its kind must end as.
 func (k kind) check(status metrics.Status, exit, signal, leftovers int, pidsPeak uint64, pidsOK bool) error {
 	var errs []string
-	if status != k.status {
+	if status != k.status && !(k.orTimeout && status == metrics.StatusTimeout) {
 		errs = append(errs, fmt.Sprintf("status %s, want %s", status, k.status))
 	}
 	if k.status == metrics.StatusError && exit != k.exit {
