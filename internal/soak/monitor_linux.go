@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,6 +268,11 @@ type AliveResult struct {
 	// window: the floor under every read of the sampler, which a loaded
 	// machine raises many times over.
 	Getpid time.Duration
+	// CPUStatRead is the median time of a pread of one execution's
+	// cpu.stat on a held descriptor, right after the window (0 without a
+	// cgroup): what the cgroup part costs per execution per tick, less
+	// the parse and the bookkeeping.
+	CPUStatRead time.Duration
 }
 
 // profiled names the functions whose cumulative CPU Alive reports.
@@ -388,9 +394,16 @@ func (s *Soak) Alive(n int, interval, window time.Duration, profile bool) AliveR
 	if err0 != nil || err1 != nil {
 		s.problem("alive: /proc/self/stat: %v", errors.Join(err0, err1))
 	}
+	if len(hs) > 0 && hs[0].CgroupPath() != "" {
+		res.CPUStatRead = preadCost(filepath.Join(hs[0].CgroupPath(), "cpu.stat"))
+	}
 	res.CPU = c1 - c0
 	pct := func(d time.Duration) string { return fmt.Sprintf("%.2f%%", 100*d.Seconds()/window.Seconds()) }
-	s.printf("  monitor CPU over %v: %v = %s of one core (/proc/self/stat); a getpid took %v\n", window, res.CPU, pct(res.CPU), res.Getpid)
+	s.printf("  monitor CPU over %v: %v = %s of one core (/proc/self/stat); a getpid took %v", window, res.CPU, pct(res.CPU), res.Getpid)
+	if res.CPUStatRead > 0 {
+		s.printf(", a pread of one cpu.stat %v", res.CPUStatRead)
+	}
+	s.printf("\n")
 	for _, k := range []string{"loop", "tick", "cgroup", "tree"} {
 		if d, ok := res.Parts[k]; ok {
 			s.printf("    %-6s %-55s %8v  %s of one core (profile)\n", k, profiled[k], d, pct(d))
@@ -426,6 +439,28 @@ func getpidCost() time.Duration {
 			syscall.Getpid()
 		}
 		ts[i] = time.Since(t0) / 1000
+	}
+	return median(ts)
+}
+
+// preadCost returns the median of 21 timings of 500 preads each of the
+// file at path on one held descriptor, per pread; 0 if it cannot be read.
+func preadCost(path string) time.Duration {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	ts := make([]time.Duration, 21)
+	for i := range ts {
+		t0 := time.Now()
+		for range 500 {
+			if _, err := f.ReadAt(buf, 0); err != nil && err != io.EOF {
+				return 0
+			}
+		}
+		ts[i] = time.Since(t0) / 500
 	}
 	return median(ts)
 }
