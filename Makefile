@@ -1,18 +1,20 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build test unittest pyclient-test vmtest fleettest lint bench bench-cli bench-summary fuzz tidy-check dist dist-check
+.PHONY: build test unittest pyclient-test vmtest fleettest lint bench bench-cli bench-summary fuzz fuzz-smoke soak soak-vm tidy-check dist dist-check
 
 build:
 	$(GO) build -o bin/cgmon ./cmd/cgmon
 
 # The one gate, in this order (also under make -j): the lint, race-enabled
-# tests on this host, the Python client's tests, the real-kernel VM suite,
-# then the Slurm example on a real Slurm.
+# tests on this host (the short soak among them), the Python client's tests,
+# every fuzzer for a few seconds, the real-kernel VM suite, then the Slurm
+# example on a real Slurm.
 test:
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory unittest
 	@$(MAKE) --no-print-directory pyclient-test
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory vmtest
 	@$(MAKE) --no-print-directory fleettest
 
@@ -49,6 +51,46 @@ bench:
 BENCH_BIN ?= /tmp/cgmon-bench
 bench-cli:
 	GO=$(GO) BENCH_BIN=$(BENCH_BIN) ./internal/startfloor/bench-cli.sh
+
+# Every fuzzer of FUZZ_PKGS for FUZZTIME each. go test fuzzes one target
+# at a time, so each package's instrumented test binary is built once and
+# run per target from the package's directory, with go test's own cache of
+# interesting inputs. A failing input is written under the package's
+# testdata/fuzz/NAME/, where it stays a test case: commit it with the fix.
+FUZZTIME ?= 30s
+FUZZ_PKGS := ./cgroupmon ./internal/proctree ./cmd/cgmon/internal/cli
+fuzz:
+	@dir=$$(mktemp -d /tmp/cgmon-fuzz.XXXXXX) && trap 'rm -rf $$dir' EXIT && \
+	cache=$$($(GO) env GOCACHE)/fuzz && \
+	for p in $(FUZZ_PKGS); do \
+		ip=$$($(GO) list $$p) && bin=$$dir/$$(basename $$ip).test && \
+		$(GO) test -c -fuzz=. -o $$bin $$p || exit 1; \
+		for f in $$(cd $$p && $$bin -test.list '^Fuzz'); do \
+			echo "fuzz: $$p $$f for $(FUZZTIME)"; \
+			(cd $$p && $$bin -test.run '^$$' -test.fuzz "^$$f\$$" -test.fuzztime $(FUZZTIME) \
+				-test.fuzzcachedir $$cache/$$ip) > $$dir/log 2>&1 || { cat $$dir/log; exit 1; }; \
+			grep '^fuzz: elapsed: .*execs' $$dir/log | tail -n 1 || true; \
+		done; \
+	done
+
+# What make test runs: each fuzzer for a few seconds.
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+# The soak of issue 11 (RELIABILITY.md): a fresh cgmon, then every
+# scenario of internal/soak here; soak-vm runs the Monitor's part in the
+# v2-6.1 guest (OOMs, fork bombs at pids.max), under the shared VM lock.
+SOAK_BIN ?= /tmp/cgmon-soak
+SOAK_FLAGS ?=
+soak:
+	mkdir -p $(SOAK_BIN)
+	$(GO) build -o $(SOAK_BIN)/cgmon ./cmd/cgmon
+	$(GO) build -o $(SOAK_BIN)/soak ./internal/soak/cmd/soak
+	$(SOAK_BIN)/soak -cgmon $(SOAK_BIN)/cgmon $(SOAK_FLAGS)
+
+soak-vm:
+	flock /tmp/cgmon-vm.lock $(GO) run ./internal/vmtest/cmd/vmtest -scenario v2-6.1 \
+		-pkgs ./internal/soak -run TestVMSoak -test-timeout 90m -timeout 100m $(VMTEST_FLAGS)
 
 tidy-check:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum

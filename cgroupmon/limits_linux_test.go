@@ -52,7 +52,7 @@ var leafFiles61 = map[string]fixtureFile{
 var allControllers = []string{"cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"}
 
 // writeFixture makes dir a cgroup-like directory holding files.
-func writeFixture(t *testing.T, dir string, files map[string]fixtureFile) {
+func writeFixture(t testing.TB, dir string, files map[string]fixtureFile) {
 	t.Helper()
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	for name, f := range files {
@@ -65,7 +65,7 @@ func writeFixture(t *testing.T, dir string, files map[string]fixtureFile) {
 // limitFixture returns a host whose execution root is a fixture directory
 // with files, controllers enabled for its leaves, and a sysfs with the
 // whole disks 8:0 and 259:3 and the partition 8:1.
-func limitFixture(t *testing.T, files map[string]fixtureFile, controllers []string) limitHost {
+func limitFixture(t testing.TB, files map[string]fixtureFile, controllers []string) limitHost {
 	t.Helper()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")

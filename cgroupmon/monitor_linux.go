@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,6 +86,10 @@ func New(opts Options) (*Monitor, error) {
 		if m.reaper, err = proctree.EnableReaper(fsys); err != nil {
 			m.undo()
 			return nil, fmt.Errorf("subreaper: %w", err)
+		}
+		if m.root != nil && withinDir(p.Mount, m.root.path) {
+			// Zombies of the executions' cgroups that no tree claims.
+			m.reaper.ReapCgroup("/" + strings.TrimPrefix(strings.TrimPrefix(m.root.path, p.Mount), "/"))
 		}
 	}
 	return m, nil

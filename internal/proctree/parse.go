@@ -58,6 +58,9 @@ type Stat struct {
 	// StartTimeTicks is the start time after boot, in clock ticks; with the
 	// PID it identifies a process across PID reuse.
 	StartTimeTicks uint64
+	// NumThreads is the number of threads of the process (its thread
+	// group), a zombie leader included until the whole group has exited.
+	NumThreads int
 	// RSSPages is the resident set size in pages (0 for zombies and kernel
 	// threads).
 	RSSPages int64
@@ -145,10 +148,14 @@ func ParseStat(b []byte) (Stat, error) {
 		case 24: // rss
 			s.RSSPages, ok = atoI64(f)
 			bad = !ok
+		case 20: // num_threads
+			v, ok := atoID(f)
+			bad = !ok
+			s.NumThreads = v
 		case 9, 10, 11, 12, 13, 23: // flags, minflt, cminflt, majflt, cmajflt, vsize
 			_, ok := kparse.AtoU64(f)
 			bad = !ok
-		default: // tty_nr, tpgid (-1), cutime, cstime, priority, nice, num_threads, itrealvalue
+		default: // tty_nr, tpgid (-1), cutime, cstime, priority, nice, itrealvalue
 			_, ok := atoI64(f)
 			bad = !ok
 		}

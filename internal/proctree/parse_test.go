@@ -33,22 +33,26 @@ func TestParseProcStat(t *testing.T) {
 		wantErr bool
 	}{
 		{file: "self/stat", comm: "sh", want: Stat{
-			PID: 6555, PPID: 6551, PGRP: 6551, Session: 2850, State: 'S', StartTimeTicks: 117750, RSSPages: 357,
+			PID: 6555, PPID: 6551, PGRP: 6551, Session: 2850, State: 'S', StartTimeTicks: 117750, NumThreads: 1, RSSPages: 357,
 		}},
 		{file: "busy/stat", comm: "sh", want: Stat{
-			PID: 4116, PPID: 4113, PGRP: 4113, Session: 2850, State: 'S', UTimeTicks: 30, StartTimeTicks: 241007, RSSPages: 367,
+			PID: 4116, PPID: 4113, PGRP: 4113, Session: 2850, State: 'S', UTimeTicks: 30, StartTimeTicks: 241007, NumThreads: 1, RSSPages: 367,
 		}},
 		// A real process whose comm is "(a) b)": parsing must start at the last ')'.
 		{file: "comm-parens/stat", comm: "(a) b)", want: Stat{
-			PID: 6596, PPID: 6591, PGRP: 6591, Session: 2850, State: 'S', StartTimeTicks: 118751, RSSPages: 422,
+			PID: 6596, PPID: 6591, PGRP: 6591, Session: 2850, State: 'S', StartTimeTicks: 118751, NumThreads: 1, RSSPages: 422,
 		}},
 		{file: "zombie/stat", comm: "sleep", want: Stat{
-			PID: 6604, PPID: 6602, PGRP: 6591, Session: 2850, State: 'Z', StartTimeTicks: 118782,
+			PID: 6604, PPID: 6602, PGRP: 6591, Session: 2850, State: 'Z', StartTimeTicks: 118782, NumThreads: 1,
 		}},
-		{file: "kthread/stat", comm: "kthreadd", want: Stat{PID: 2, State: 'S', StartTimeTicks: 24}},
+		{file: "kthread/stat", comm: "kthreadd", want: Stat{PID: 2, State: 'S', StartTimeTicks: 24, NumThreads: 1}},
+		// A real python3 with four threads besides its main one.
+		{file: "threads/stat", comm: "python3", want: Stat{
+			PID: 31738, PPID: 31698, PGRP: 31698, Session: 10398, State: 'R', UTimeTicks: 13, STimeTicks: 8, StartTimeTicks: 349265, NumThreads: 5, RSSPages: 3386,
+		}},
 		// stat does not escape the comm: it may hold '\n' and ')'.
 		{file: "edge/stat-comm-newline", comm: "x\n) y", want: Stat{
-			PID: 4194304, PPID: 6551, PGRP: 6551, Session: 2850, State: 'Z', StartTimeTicks: 117750, RSSPages: 357,
+			PID: 4194304, PPID: 6551, PGRP: 6551, Session: 2850, State: 'Z', StartTimeTicks: 117750, NumThreads: 1, RSSPages: 357,
 		}},
 		{file: "malformed/stat-truncated-rss", wantErr: true},
 		{file: "malformed/stat-truncated-before-rss", wantErr: true},

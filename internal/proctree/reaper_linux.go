@@ -3,6 +3,7 @@
 package proctree
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -33,7 +34,8 @@ var reaperActive atomic.Bool
 // only be that tree's orphan), which is then counted as that tree's.
 // Zombies started before every registered tree, and children left in this
 // process's process group (as exec.Cmd leaves them without Setpgid), are
-// never reaped unless a tree owns them. It waits with wait4 on specific
+// never reaped unless a tree owns them, or they died in a cgroup below one
+// given to ReapCgroup (the executions' cgroups). It waits with wait4 on specific
 // pids only, never wait4(-1).
 //
 // Caveat: code in this process that starts its own children while a Reaper
@@ -53,6 +55,11 @@ type Reaper struct {
 	trees     []*Tree
 	reaped    int
 	swept     int
+	// cgroups are the cgroup v2 directories (as /proc/PID/cgroup names
+	// them) whose zombies the Reaper reaps even when no tree claims them;
+	// self is this process's own, never among them.
+	cgroups []string
+	self    string
 
 	sig     chan os.Signal
 	stop    chan struct{}
@@ -133,10 +140,21 @@ func (r *Reaper) Unprotect(pid int) {
 
 // Register routes the reaped pids that t owns or claims to t.Reaped.
 func (r *Reaper) Register(t *Tree) {
+	t.mu.Lock()
+	t.reaper = r
+	t.mu.Unlock()
 	r.mu.Lock()
 	r.trees = append(r.trees, t)
 	r.mu.Unlock()
 	r.kick()
+}
+
+// protects reports whether pid is protected (a main process that its own
+// code will wait for).
+func (r *Reaper) protects(pid int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.protected[pid] > 0
 }
 
 // Unregister stops routing to t, after a last scan that reaps t's zombies
@@ -144,6 +162,9 @@ func (r *Reaper) Register(t *Tree) {
 // processes are dead and before t.Totals.
 func (r *Reaper) Unregister(t *Tree) {
 	r.scan(t)
+	t.mu.Lock()
+	t.reaper = nil
+	t.mu.Unlock()
 	r.mu.Lock()
 	for i, u := range r.trees {
 		if u == t {
@@ -152,6 +173,70 @@ func (r *Reaper) Unregister(t *Tree) {
 		}
 	}
 	r.mu.Unlock()
+}
+
+// ReapCgroup makes the Reaper reap, with the rest, every zombie child
+// whose cgroup v2 directory is below dir (a path as /proc/PID/cgroup names
+// it, e.g. "/cgmon"), whether or not a registered tree claims it: a
+// process of an execution that died in its cgroup, such as a leftover
+// killed with the cgroup or at a timeout before any sample saw it, which
+// was re-parented to this subreaper in the same process group. Its CPU and
+// memory are in the cgroup's own counters. Zombies of this process's own
+// cgroup are never taken by this rule.
+func (r *Reaper) ReapCgroup(dir string) {
+	dir = strings.TrimSuffix(dir, "/")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.self == "" {
+		var path pathBuf // r.path is the scan's
+		b, _ := readPath(path.pid(r.fs.root, r.fs.self, "cgroup"), nil)
+		r.self, _ = cgroupV2Path(b)
+	}
+	r.cgroups = append(r.cgroups, dir)
+	r.kick()
+}
+
+// inCgroups reports whether the zombie pid died in a cgroup below one of
+// r.cgroups, other than this process's own.
+func (r *Reaper) inCgroups(pid int) bool {
+	r.mu.Lock()
+	dirs, self := r.cgroups, r.self
+	r.mu.Unlock()
+	if len(dirs) == 0 {
+		return false
+	}
+	b, err := readPath(r.path.pid(r.fs.root, pid, "cgroup"), r.buf)
+	r.buf = b
+	if err != nil {
+		return false
+	}
+	cg, ok := cgroupV2Path(b)
+	if !ok || cg == self {
+		return false
+	}
+	for _, d := range dirs {
+		if strings.HasPrefix(cg, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// cgroupV2Path returns the path of the cgroup v2 line ("0::PATH") of a
+// /proc/PID/cgroup file.
+func cgroupV2Path(b []byte) (string, bool) {
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if p, ok := bytes.CutPrefix(line, []byte("0::")); ok {
+			return string(p), true
+		}
+	}
+	return "", false
 }
 
 // Stats returns how many zombies were reaped, and how many of those were
@@ -220,7 +305,8 @@ func (r *Reaper) scan(sweep *Tree) {
 				owner.adopt(pid)
 			}
 		}
-		if owner == nil {
+		byCgroup := owner == nil && r.inCgroups(pid)
+		if owner == nil && !byCgroup {
 			continue
 		}
 		var ws unix.WaitStatus
@@ -229,7 +315,9 @@ func (r *Reaper) scan(sweep *Tree) {
 		if err != nil || wpid != pid {
 			continue // someone else reaped it
 		}
-		owner.Reaped(pid, &ru)
+		if owner != nil {
+			owner.Reaped(pid, &ru)
+		}
 		r.mu.Lock()
 		r.reaped++
 		if bySweep {

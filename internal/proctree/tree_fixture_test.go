@@ -36,6 +36,7 @@ type fxProc struct {
 	state                byte
 	utime, stime, start  uint64
 	rssPages             int64
+	threads              int // num_threads; 0 means 1
 }
 
 func newFakeProc(t *testing.T) *fakeProc {
@@ -66,8 +67,11 @@ func (f *fakeProc) put(p fxProc) {
 	if p.state == 0 {
 		p.state = 'S'
 	}
-	stat := fmt.Sprintf("%d (fake %d) %c %d %d %d 0 -1 4194560 10 0 0 0 %d %d 0 0 20 0 1 0 %d 1000000 %d 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
-		p.pid, p.pid, p.state, p.ppid, p.pgrp, p.sid, p.utime, p.stime, p.start, p.rssPages)
+	if p.threads == 0 {
+		p.threads = 1
+	}
+	stat := fmt.Sprintf("%d (fake %d) %c %d %d %d 0 -1 4194560 10 0 0 0 %d %d 0 0 20 0 %d 0 %d 1000000 %d 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
+		p.pid, p.pid, p.state, p.ppid, p.pgrp, p.sid, p.utime, p.stime, p.threads, p.start, p.rssPages)
 	f.write(fmt.Sprintf("%d/stat", p.pid), stat)
 	f.write(fmt.Sprintf("%d/io", p.pid), fmt.Sprintf("rchar: 1\nwchar: 2\nsyscr: 0\nsyscw: 0\nread_bytes: %d\nwrite_bytes: %d\ncancelled_write_bytes: 0\n", 4096*p.pid, 8192*p.pid))
 	f.write(fmt.Sprintf("%d/status", p.pid), fmt.Sprintf("Name:\tfake\nVmHWM:\t%d kB\nVmRSS:\t%d kB\n", p.rssPages*8, p.rssPages*4))
@@ -187,6 +191,66 @@ func TestTreeWalkFixture(t *testing.T) {
 	}
 	if v, ok := tr.Totals().MaxRSS.Get(); !ok || v != 400*8*1024 || tr.Totals().MaxRSS.Source() != metrics.SourceProcVmHWM {
 		t.Errorf("MaxRSS after Snapshot = %d %v, want VmHWM of 103", v, ok)
+	}
+}
+
+// TestTreeThreadsFixture: the walk reads each thread's children file
+// through a descriptor held between samples, and lists the threads again
+// when their count changes, and, for a process of several, at least every
+// relistEvery samples (a thread that ends while another starts keeps the
+// count).
+func TestTreeThreadsFixture(t *testing.T) {
+	f := newFakeProc(t)
+	main := fxProc{pid: 100, ppid: 1, pgrp: fxPgrp, sid: fxSid, start: 500, rssPages: 1}
+	f.put(main)
+	tr := newFixtureTree(t, f.fs(), 100, TreeOptions{})
+	sample := func(want ...int) {
+		t.Helper()
+		if _, err := tr.Sample(); err != nil {
+			t.Fatal(err)
+		}
+		if got := sortedPids(tr); !slices.Equal(got, want) {
+			t.Fatalf("Pids = %v, want %v", got, want)
+		}
+	}
+	sample(100)
+	// A child appears in the file of the one thread: read through the
+	// held descriptor.
+	f.put(fxProc{pid: 101, ppid: 100, pgrp: fxPgrp, sid: fxSid, start: 510})
+	f.children(100, 100, 101)
+	sample(100, 101)
+	// A second thread starts and forks: the count in stat changes.
+	f.put(fxProc{pid: 102, ppid: 100, pgrp: fxPgrp, sid: fxSid, start: 520})
+	f.children(100, 106, 102)
+	main.threads = 2
+	f.put(main)
+	sample(100, 101, 102)
+	// Thread 106 ends (its child goes to the leader, as the kernel
+	// re-parents it to a live thread of the group) and thread 107 starts
+	// and forks 103: the count stays 2.
+	f.children(100, 106)
+	if err := os.RemoveAll(filepath.Join(f.root, "100/task/106")); err != nil {
+		t.Fatal(err)
+	}
+	f.children(100, 100, 101, 102)
+	f.put(fxProc{pid: 103, ppid: 100, pgrp: fxPgrp, sid: fxSid, start: 530})
+	f.children(100, 107, 103)
+	for i := 0; i < relistEvery; i++ {
+		if _, err := tr.Sample(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sortedPids(tr); !slices.Equal(got, []int{100, 101, 102, 103}) {
+		t.Fatalf("after %d samples: Pids = %v, want the new thread's child 103 too", relistEvery, got)
+	}
+	tr.mu.Lock()
+	var tids []int
+	for _, k := range tr.procs[100].kids {
+		tids = append(tids, k.tid)
+	}
+	tr.mu.Unlock()
+	if !slices.Equal(tids, []int{100, 107}) {
+		t.Errorf("held children files of threads %v, want [100 107]", tids)
 	}
 }
 
@@ -313,6 +377,35 @@ func TestTreeAdoptsOrphansFixture(t *testing.T) {
 	}
 	if got := sortedPids(noMarker); !slices.Equal(got, []int{100, 101, 102, 103, 200}) {
 		t.Errorf("Pids without marker = %v", got)
+	}
+}
+
+// TestTreeOrphanAfterReapedFixture: once the main process is reaped (by
+// exec.Cmd, told through Reaped), its double-forked daemon, re-parented to
+// this process, is looked for at the very next sample, not only every
+// orphanEvery samples: the kill of the leftovers follows at once.
+func TestTreeOrphanAfterReapedFixture(t *testing.T) {
+	f := newFakeProc(t)
+	const marker = MarkerKey + "=abc"
+	f.put(fxProc{pid: 100, ppid: 1, pgrp: fxPgrp, sid: fxSid, start: 500})
+	tr := newFixtureTree(t, f.fs(), 100, TreeOptions{Marker: marker})
+	for i := 0; i < 2; i++ { // past the first sample's scan
+		if _, err := tr.Sample(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The daemon: a new session, its middle parent gone, now this
+	// process's child.
+	f.put(fxProc{pid: 300, ppid: 1, pgrp: 300, sid: 300, start: 510})
+	f.write("300/environ", marker+"\x00")
+	f.children(1, 1, 300)
+	f.write("100/stat", "")
+	tr.Reaped(100, &unix.Rusage{})
+	if _, err := tr.Sample(); err != nil {
+		t.Fatal(err)
+	}
+	if got := sortedPids(tr); !slices.Equal(got, []int{300}) {
+		t.Errorf("Pids after the main process was reaped = %v, want the daemon [300]", got)
 	}
 }
 

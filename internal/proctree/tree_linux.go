@@ -34,6 +34,13 @@ type proc struct {
 	start uint64
 	// statFd and ioFd are held open for pread; -1 when closed.
 	statFd, ioFd int
+	// kids are the held children descriptors of the process's threads,
+	// sorted by tid, for the walk (see Tree.childrenOf); listed is the
+	// Sample generation that last listed its threads (0: never), and
+	// threads the thread count its stat showed at the last reading.
+	kids    []kid
+	listed  uint64
+	threads int
 	// utime and stime are the last reading, in ticks of 1/userHZ s.
 	utime, stime uint64
 	// rss is the last reading, in bytes.
@@ -92,11 +99,19 @@ type Tree struct {
 	closed   bool
 	// died is set when a member exited since the last orphan scan.
 	died bool
+	// reaper is the Reaper the tree is registered with, if any: the main
+	// processes it protects are other executions', never orphans.
+	reaper *Reaper
 }
 
 // orphanEvery is how often (in samples) a Tree looks for orphans among
 // this process's children when no member was seen to die.
 const orphanEvery = 10
+
+// relistEvery is how often (in samples) the walk lists again the threads
+// of a member that has more than one, even when their count did not
+// change: one thread may have ended and another started in between.
+const relistEvery = 10
 
 // NewTree starts tracking the processes of one execution whose main process
 // is pid. The main process should be in a process group of its own
@@ -198,6 +213,7 @@ func (t *Tree) readStat(p *proc, first bool) error {
 		return errReused
 	}
 	p.ppid, p.pgrp, p.sid = st.PPID, st.PGRP, st.Session
+	p.threads = st.NumThreads
 	p.utime, p.stime = st.UTimeTicks, st.STimeTicks
 	p.rss = 0
 	if st.RSSPages > 0 {
@@ -256,6 +272,14 @@ func (p *proc) close() {
 		unix.Close(p.ioFd)
 		p.ioFd = -1
 	}
+	p.closeKids()
+}
+
+// closeKids releases p's children descriptors; the walk lists its threads
+// again if it needs them.
+func (p *proc) closeKids() {
+	p.kids = closeKids(p.kids)
+	p.listed = 0
 }
 
 // refresh re-reads every live record; a process that is gone becomes
@@ -272,6 +296,7 @@ func (t *Tree) refresh() error {
 		case err == nil:
 			if p.state == stZombie && was != stZombie {
 				t.died = true
+				p.closeKids() // a zombie's children went to a reaper
 			}
 		case errors.Is(err, errReused):
 			t.died = true
@@ -361,7 +386,7 @@ func (t *Tree) discover() error {
 	}
 	for i := 0; i < len(t.queue); i++ {
 		var err error
-		t.pids, err = t.ls.children(&t.fs, t.queue[i], t.pids[:0])
+		t.pids, err = t.childrenOf(t.procs[t.queue[i]], t.pids[:0])
 		errs = errors.Join(errs, err)
 		for _, c := range t.pids {
 			if p := t.procs[c]; p != nil && p.seen == t.gen {
@@ -381,13 +406,60 @@ func (t *Tree) discover() error {
 	return errs
 }
 
+// childrenOf appends the children of the live member p to dst, read by
+// pread from the children files of its threads, which are held open
+// between samples as its stat is. Its threads are listed again (an open of
+// the task directory, a getdents and an open per new thread, several times
+// the cost of the reads) only when the thread count of its last stat
+// differs from the number held, or, for a process of several threads,
+// every relistEvery samples. One thread cannot take another's place
+// unseen in a process of one: a thread group's leader stays listed and
+// counted until the whole group has exited.
+func (t *Tree) childrenOf(p *proc, dst []int) ([]int, error) {
+	if p.listed == 0 || len(p.kids) != p.threads || p.threads > 1 && t.gen-p.listed >= relistEvery {
+		var err error
+		p.kids, err = t.ls.listThreads(&t.fs, p.pid, p.kids)
+		p.listed = t.gen
+		if err != nil {
+			return dst, err
+		}
+		// The task directory was opened by path: the held stat descriptor
+		// still reading this process afterwards proves that the path
+		// named it, and not a new process with its pid.
+		if err := t.readStat(p, false); err != nil {
+			p.closeKids()
+			if gone(err) || errors.Is(err, errReused) {
+				return dst, nil // refresh sees it at the next sample
+			}
+			return dst, err
+		}
+	}
+	return t.ls.readKids(p.pid, p.kids, dst)
+}
+
 // adoptOrphans looks at this process's children that the tree does not
-// know and adopts those that belong to it (see TreeOptions.Marker).
+// know and adopts those that belong to it (see TreeOptions.Marker). Only
+// the main thread's children are read: the kernel re-parents an orphan to
+// the first live thread of its subreaper (find_new_reaper), the thread
+// group's leader, which in a Go program never exits before the process;
+// every other thread's list holds only children this process started, and
+// there is one such thread per execution waiting in wait4. An
+// orphan comes to this process only when it is a child subreaper; when it
+// is not, its children are only what it started, and there is nothing to
+// look at. The main processes of other executions, which the Reaper
+// protects, are skipped without reading them: in a monitor of N
+// executions each scan would otherwise read N stat files.
 func (t *Tree) adoptOrphans() error {
+	if !t.fs.orphansComeHere() {
+		return nil
+	}
 	var err error
-	t.pids, err = t.ls.children(&t.fs, t.fs.self, t.pids[:0])
+	t.pids, err = t.ls.leaderChildren(&t.fs, t.fs.self, t.pids[:0])
 	for _, c := range t.pids {
 		if p := t.procs[c]; p != nil && (p.state == stLive || p.state == stZombie) {
+			continue
+		}
+		if t.reaper != nil && t.reaper.protects(c) {
 			continue
 		}
 		p, oerr := t.open(c)
@@ -612,6 +684,10 @@ func (t *Tree) Reaped(pid int, ru *unix.Rusage) {
 	p.close()
 	p.state = stReaped
 	p.rss = 0
+	// Its children, if any, are orphans now: the next walk looks for them
+	// among this process's children (the main process's double-forked
+	// daemon, re-parented to this subreaper, is reached no other way).
+	t.died = true
 	p.ruUser = time.Duration(ru.Utime.Nano())
 	p.ruSys = time.Duration(ru.Stime.Nano())
 	p.ruMaxRSS = uint64(max(ru.Maxrss, 0)) * 1024 // kibibytes on Linux

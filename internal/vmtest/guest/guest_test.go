@@ -107,12 +107,14 @@ type check struct {
 // the scenarios it is not about (the VM harness fails a scenario on a skip
 // it does not allow).
 var checks = map[string][]check{
-	"v2-6.1":               {{"PureV2Root", checkPureV2Root}, {"CgroupKill", checkCgroupKill}},
-	"v2-5.10":              {{"PureV2Root", checkPureV2Root}, {"CgroupKill", checkCgroupKill}},
-	"v2-rootless":          {{"RootlessDelegation", checkRootlessDelegation}},
-	"hybrid":               {{"Hybrid", checkHybrid}, {"CgroupKill", checkCgroupKill}},
-	"none":                 {{"NoCgroupFS", checkNoCgroupFS}},
-	vmtest.SystemdRootless: {{"SystemdRootlessHost", checkSystemdRootlessHost}},
+	"v2-6.1":                     {{"PureV2Root", checkPureV2Root}, {"CgroupKill", checkCgroupKill}},
+	"v2-5.10":                    {{"PureV2Root", checkPureV2Root}, {"CgroupKill", checkCgroupKill}},
+	"v2-rootless":                {{"RootlessDelegation", checkRootlessDelegation}},
+	"hybrid":                     {{"Hybrid", checkHybrid}, {"CgroupKill", checkCgroupKill}},
+	"none":                       {{"NoCgroupFS", checkNoCgroupFS}},
+	vmtest.SystemdRootless:       {{"SystemdRootlessHost", checkSystemdRootlessHost}},
+	vmtest.ContainerUnprivileged: {{"ContainerSetup", checkContainerSetup}},
+	vmtest.ContainerPrivileged:   {{"ContainerSetup", checkContainerSetup}},
 }
 
 // TestScenario runs the checks of the booted scenario's layout.

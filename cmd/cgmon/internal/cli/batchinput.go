@@ -134,7 +134,7 @@ func parseBatchLine(b []byte) (cgroupmon.Spec, int, error) {
 		}
 		return cgroupmon.Spec{}, 0, fmt.Errorf("not a JSON execution object: %s", jsonError(err, l, ""))
 	}
-	if dec.More() {
+	if trailing(b, dec) {
 		return cgroupmon.Spec{}, 0, errors.New("more than one JSON value on the line")
 	}
 	s, err := lineSpec(&l)
@@ -227,4 +227,11 @@ func lineID(text []byte) string {
 		return ""
 	}
 	return v.ID
+}
+
+// trailing reports whether b holds more than white space after the value
+// dec decoded. json.Decoder.More alone misses a stray ']' or '}', which
+// it takes for the end of an enclosing value: `{"command": ["true"]}}`.
+func trailing(b []byte, dec *json.Decoder) bool {
+	return len(bytes.TrimSpace(b[dec.InputOffset():])) > 0
 }

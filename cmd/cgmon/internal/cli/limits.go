@@ -61,7 +61,7 @@ func decodeLimits(b []byte, prefix string) (*specs.LinuxResources, error) {
 		}
 		return nil, fmt.Errorf("not an OCI LinuxResources object: %s", jsonError(err, l, prefix))
 	}
-	if dec.More() {
+	if trailing(b, dec) {
 		return nil, errors.New("trailing data after the LinuxResources object")
 	}
 	return &l, nil
