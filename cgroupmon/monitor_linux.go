@@ -287,6 +287,14 @@ func (m *Monitor) track(r *run) error {
 	return nil
 }
 
+// setLeaf gives the tracked run r its leaf, under the monitor's lock:
+// other executions' ends read the leaves of the live set (inOtherLeaf).
+func (m *Monitor) setLeaf(r *run, l *leaf) {
+	m.mu.Lock()
+	r.leaf = l
+	m.mu.Unlock()
+}
+
 // untrack removes a run from the live set.
 func (m *Monitor) untrack(r *run) {
 	m.mu.Lock()

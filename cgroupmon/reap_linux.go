@@ -51,7 +51,7 @@ func Reap(opts Options) (Reaped, error) {
 		return Reaped{Root: root, Leaves: []StaleLeaf{}}, nil
 	}
 	if err := writableDir(root); err != nil {
-		return Reaped{Root: root}, err
+		return Reaped{Root: root}, &notDelegatedError{root + ": " + err.Error()}
 	}
 	if !cgroupKill {
 		_, err := os.Stat(filepath.Join(root, "cgroup.kill"))

@@ -67,9 +67,11 @@ func (m *Monitor) start(ctx context.Context, s Spec) (r *run, running bool, err 
 			m.untrack(r)
 		}
 	}(r)
-	if r.leaf, err = m.makeLeaf(s.ID, plan); err != nil {
+	l, err := m.makeLeaf(s.ID, plan)
+	if err != nil {
 		return nil, false, err
 	}
+	m.setLeaf(r, l)
 	defer func(r *run) {
 		if err != nil && r.leaf != nil {
 			_ = r.leaf.remove()

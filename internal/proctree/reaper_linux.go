@@ -141,7 +141,7 @@ func (r *Reaper) Unprotect(pid int) {
 // Register routes the reaped pids that t owns or claims to t.Reaped.
 func (r *Reaper) Register(t *Tree) {
 	t.mu.Lock()
-	t.reaper = r
+	t.protected = r.protects
 	t.mu.Unlock()
 	r.mu.Lock()
 	r.trees = append(r.trees, t)
@@ -163,7 +163,7 @@ func (r *Reaper) protects(pid int) bool {
 func (r *Reaper) Unregister(t *Tree) {
 	r.scan(t)
 	t.mu.Lock()
-	t.reaper = nil
+	t.protected = nil
 	t.mu.Unlock()
 	r.mu.Lock()
 	for i, u := range r.trees {

@@ -99,9 +99,11 @@ type Tree struct {
 	closed   bool
 	// died is set when a member exited since the last orphan scan.
 	died bool
-	// reaper is the Reaper the tree is registered with, if any: the main
-	// processes it protects are other executions', never orphans.
-	reaper *Reaper
+	// protected is the protects method of the Reaper the tree is
+	// registered with, nil if none: the main processes it protects are
+	// other executions', never orphans. (A func, not the Reaper, so that
+	// the tree's file does not depend on the reaper's.)
+	protected func(pid int) bool
 }
 
 // orphanEvery is how often (in samples) a Tree looks for orphans among
@@ -459,7 +461,7 @@ func (t *Tree) adoptOrphans() error {
 		if p := t.procs[c]; p != nil && (p.state == stLive || p.state == stZombie) {
 			continue
 		}
-		if t.reaper != nil && t.reaper.protects(c) {
+		if t.protected != nil && t.protected(c) {
 			continue
 		}
 		p, oerr := t.open(c)
