@@ -99,7 +99,9 @@ func (s *Soak) Mixed(n, every int) []Checkpoint {
 		return nil
 	}
 	s.printf("  backend %s, root %q\n", m.Backend(), m.Probe().Root)
-	gsMon := goroutines()
+	// The Monitor's starter, one goroutine locked to its thread, is made
+	// at the first Start and lives until Close.
+	gsMon := goroutines() + 1
 	env := s.env()
 	bad := tally{}
 	var mu sync.Mutex
@@ -157,7 +159,7 @@ func (s *Soak) Mixed(n, every int) []Checkpoint {
 		}
 		c.Goroutines = settleAtMost(2*time.Second, gsMon, goroutines)
 		if c.Goroutines > gsMon {
-			s.problem("mixed after %d: %d goroutines, %d after New", done, c.Goroutines, gsMon)
+			s.problem("mixed after %d: %d goroutines, %d after New with the starter", done, c.Goroutines, gsMon)
 		}
 		c.Heap, c.RSS, c.FDs = heap(), statusField(0, "VmRSS"), countFDs(0)
 		if s.HeapProfiles != "" {
