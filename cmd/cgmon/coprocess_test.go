@@ -129,7 +129,7 @@ func TestBatchProtocol(t *testing.T) {
 	c.send(`{"id": "p1", "language": "sh", "command": ["sh", "-c", "exit 3"]}`)
 	r := c.result()
 	check(r, "protocol", 1.0)
-	check(r, "schema_version", 1.0)
+	check(r, "schema_version", 2.0)
 	check(r, "id", "p1")
 	check(r, "input_line", 1.0)
 	check(r, "status", "error")

@@ -114,7 +114,7 @@ var nullable = []string{
 // source or null with a reason, never both and never neither.
 func checkNullsExplained(t *testing.T, raw map[string]any) {
 	t.Helper()
-	if raw["schema_version"] != float64(1) {
+	if raw["schema_version"] != float64(2) {
 		t.Errorf("schema_version %v", raw["schema_version"])
 	}
 	sources, _ := raw["sources"].(map[string]any)

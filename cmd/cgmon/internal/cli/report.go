@@ -22,13 +22,13 @@ import (
 )
 
 // SchemaVersion is the version of the JSON report's schema.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // mib is one MiB in bytes; the report's "MB" means MiB, as in the original
 // module.
 const mib = 1 << 20
 
-// Report is the JSON report of one execution (schema_version 1). Every
+// Report is the JSON report of one execution (schema_version 2). Every
 // number that could not be measured is null, and its key is in Unavailable
 // with the reason; every measured one has its key in Sources.
 type Report struct {

@@ -164,7 +164,7 @@ func (p *resultParser) parse(line []byte, r *scannedResult) error {
 	case !seen.schema:
 		return lineErr(`no "schema_version": not a cgmon result`)
 	case r.schema < 1 || r.schema > SchemaVersion:
-		return lineErr(`"schema_version" %d: this cgmon reads results of schema version %d`, r.schema, SchemaVersion)
+		return lineErr(`"schema_version" %d: this cgmon reads results of schema versions 1 to %d`, r.schema, SchemaVersion)
 	case !seen.status:
 		return lineErr(`no "status": not a cgmon result`)
 	case r.rejected:

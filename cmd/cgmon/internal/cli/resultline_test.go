@@ -69,7 +69,7 @@ func TestParseResultLineRefuses(t *testing.T) {
 		good + ` {}`:                        "more than one",
 		good + `x`:                          "more than one",
 		`{"id": "x1", "command": ["true"]}`: "schema_version",
-		`{"schema_version": 2, "id": "a", "language": "c", "status": "success"}`:                                                                   "schema version 1",
+		`{"schema_version": 3, "id": "a", "language": "c", "status": "success"}`:                                                                   "schema versions 1 to 2",
 		`{"schema_version": 1, "id": "a", "language": "c", "status": "done"}`:                                                                      "not a status",
 		`{"schema_version": 1, "id": "a", "language": "c"}`:                                                                                        `no "status"`,
 		`{"schema_version": 1, "language": "c", "status": "success"}`:                                                                              `no "id"`,
