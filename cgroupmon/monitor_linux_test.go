@@ -180,10 +180,13 @@ func TestCPUOfTwoThreads(t *testing.T) {
 		cpu, ok := ex.Usage.CPUTotal.Get()
 		require.True(t, ok, ex.Usage.CPUTotal.Reason())
 		// 2 x 500 ms of the threads' own CPU plus exec and exit. Under the
-		// VM suite's emulation exec alone costs tens of milliseconds.
+		// VM suite's emulation exec alone costs tens of milliseconds, and
+		// a guest without steal-time accounting charges whatever ran when
+		// the host took its vCPU away: on a busy host, up to a few
+		// hundred milliseconds more.
 		hi := 0.05
 		if scenario != "" {
-			hi = 0.15
+			hi = 0.3
 		}
 		assert.GreaterOrEqual(t, cpu.Seconds(), 0.95, "2 threads x 500 ms, source %s", ex.Usage.CPUTotal.Source())
 		assert.LessOrEqual(t, cpu.Seconds(), 1.0+hi, "2 threads x 500 ms, source %s", ex.Usage.CPUTotal.Source())

@@ -257,6 +257,11 @@ func (b *Builder) addTests(w *CPIOWriter, art *Artifacts) ([]ManifestEntry, erro
 	if err := b.addTree(w, "testdata"); err != nil {
 		return nil, err
 	}
+	// The examples the README points to; tests read them (the Grafana
+	// dashboard's queries against the metrics cgmon serves).
+	if err := b.addTree(w, "examples"); err != nil {
+		return nil, err
+	}
 	if err := w.File(strings.TrimPrefix(GuestManifest, "/"), 0o644, int64(mf.Len()), strings.NewReader(mf.String())); err != nil {
 		return nil, err
 	}
