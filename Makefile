@@ -75,7 +75,7 @@ fuzz:
 
 # What make test runs: each fuzzer for a few seconds.
 fuzz-smoke:
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=1s
 
 # The soak of issue 11 (RELIABILITY.md): a fresh cgmon, then every
 # scenario of internal/soak here; soak-vm runs the Monitor's part in the

@@ -129,12 +129,18 @@ func TestGatedStart(t *testing.T) {
 	cpu, ok := ex.Usage.CPUTotal.Get()
 	require.True(t, ok)
 	// Every instruction of the workload ran inside the cgroup: its thread
-	// burnt 200 ms by its own clock, so the cgroup holds at least that.
-	// Above it, the exec and the last chunk of the spin loop (a few ms
-	// natively, up to ~25 ms under qemu's emulation on a busy host); a
-	// start outside the cgroup would show as less, never more.
+	// burnt 200 ms by its own clock, so the cgroup holds at least that; a
+	// start outside the cgroup would show as less, never more. Above it,
+	// the exec and the last chunk of the spin loop: a few ms natively; in
+	// the VM suite also what the guest charges while the host has taken
+	// its vCPU away (no steal-time accounting under emulation), up to a
+	// few hundred ms on a busy host.
+	hi := 0.25
+	if scenario != "" {
+		hi = 0.5
+	}
 	assert.GreaterOrEqual(t, cpu.Seconds(), 0.199, "source %s", ex.Usage.CPUTotal.Source())
-	assert.LessOrEqual(t, cpu.Seconds(), 0.25, "source %s", ex.Usage.CPUTotal.Source())
+	assert.LessOrEqual(t, cpu.Seconds(), hi, "source %s", ex.Usage.CPUTotal.Source())
 	ex = mustRun(t, m, Spec{Command: []string{"/bin/sh", "-c", "exit 5"}})
 	assert.Equal(t, 5, ex.ExitCode)
 }

@@ -82,8 +82,11 @@ func TestRemediesOfFixtureHosts(t *testing.T) {
 		{"rootless-delegated", true, false},
 	} {
 		t.Run(h.name, func(t *testing.T) {
-			root, err := filepath.Abs(filepath.Join("..", "testdata", "cli", "doctor", h.name))
-			require.NoError(t, err)
+			// A copy the running user owns: the probe checks whether
+			// this user may write the fixture's cgroups, and the tests
+			// also run as an unprivileged user (v2-rootless).
+			root := t.TempDir()
+			require.NoError(t, os.CopyFS(root, os.DirFS(filepath.Join("..", "testdata", "cli", "doctor", h.name))))
 			opts := Options{ProcRoot: filepath.Join(root, "proc")}
 			if h.mount {
 				opts.CgroupMount = filepath.Join(root, "cgroup")
