@@ -188,14 +188,11 @@ func (h *harness) run(ctx context.Context) (err error) {
 	if b, err := os.ReadFile(log); err != nil || !bytes.Contains(b, []byte("removed the torn last line")) {
 		problems = append(problems, fmt.Sprintf("the log of task %d (%s) does not say that the resumed cgmon removed the torn line: %v %s", killedTask, log, err, tail(b, 10)))
 	}
-	// FOLLOW-UP: once `cgmon summary` is on main, also check that
-	// `cgmon summary --format json` of the three result files equals the
-	// summary of the unsharded run (counts by status and language). Until
-	// then the files are compared id for id above.
+	problems = append(problems, h.checkSummaries(ctx, resultsDir, unsharded)...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%d problems:\n  %s", len(problems), strings.Join(problems, "\n  "))
 	}
-	h.step("checked: %d shards, task %d killed half-way and resumed; the results equal the unsharded run, id for id", shards, killedTask)
+	h.step("checked: %d shards, task %d killed half-way and resumed; the results equal the unsharded run, id for id, and so does cgmon summary of the three files", shards, killedTask)
 	return nil
 }
 
@@ -628,4 +625,61 @@ func lock(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	return func() { f.Close() }, nil
+}
+
+// summaryCounts is what checkSummaries compares of two `cgmon summary
+// --format json` outputs: the counts, by status and by language, which do
+// not depend on how long each execution took.
+type summaryCounts struct {
+	Summary struct {
+		TotalExecutions int            `json:"total_executions"`
+		SuccessCount    int            `json:"success_count"`
+		ErrorCount      int            `json:"error_count"`
+		StatusCounts    map[string]int `json:"status_counts"`
+	} `json:"summary"`
+	Languages map[string]struct {
+		TotalExecutions int `json:"total_executions"`
+		SuccessCount    int `json:"success_count"`
+	} `json:"languages"`
+}
+
+// checkSummaries runs `cgmon summary --format json` over the three
+// shards' result files and over the unsharded run's, and reports where
+// their counts differ: the merge of a fleet's files must count what one
+// machine's run counts, each id once.
+func (h *harness) checkSummaries(ctx context.Context, dir, unsharded string) []string {
+	read := func(files ...string) (summaryCounts, error) {
+		var c summaryCounts
+		cmd := exec.CommandContext(ctx, h.bin, append([]string{"summary", "--format", "json"}, files...)...)
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			return c, fmt.Errorf("cgmon summary %s: %v", strings.Join(files, " "), err)
+		}
+		if err := json.Unmarshal(out, &c); err != nil {
+			return c, fmt.Errorf("cgmon summary %s: %v: %s", strings.Join(files, " "), err, tail(out, 10))
+		}
+		return c, nil
+	}
+	var files []string
+	for k := range shards {
+		files = append(files, filepath.Join(dir, fmt.Sprintf("shard-%d.ndjson", k)))
+	}
+	got, err := read(files...)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	want, err := read(unsharded)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if want.Summary.TotalExecutions == 0 {
+		return []string{"cgmon summary of the unsharded run counts no execution"}
+	}
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	if !bytes.Equal(g, w) {
+		return []string{fmt.Sprintf("cgmon summary of the shards counts %s, of the unsharded run %s", g, w)}
+	}
+	return nil
 }
