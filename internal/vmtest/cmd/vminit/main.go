@@ -21,6 +21,7 @@ import (
 
 	"github.com/cgmon/cgmon/internal/vmtest"
 	"github.com/cgmon/cgmon/internal/workload"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -175,6 +176,28 @@ func mountBasics() error {
 		if err := syscall.Mount(m.src, m.dst, m.fstype, 0, m.data); err != nil {
 			return fmt.Errorf("%s on %s: %w", m.fstype, m.dst, err)
 		}
+	}
+	return loopbackUp()
+}
+
+// loopbackUp brings up lo, as any init does: tests serve and scrape
+// /metrics on 127.0.0.1 (the guests have no other network).
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: reading its flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: bringing it up: %w", err)
 	}
 	return nil
 }
