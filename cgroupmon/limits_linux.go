@@ -432,6 +432,7 @@ func (p *planner) memory(m *specs.LinuxMemory) {
 		set   bool
 		why   string
 	}{
+		//lint:ignore SA1019 cgmon reads the deprecated field only to refuse it
 		{"memory.kernel", m.Kernel != nil, "cgroup v2 has no kernel-memory limit: memory.max counts kernel memory"},
 		{"memory.kernelTCP", m.KernelTCP != nil, "cgroup v2 has no limit of TCP buffers: memory.max counts them"},
 		{"memory.swappiness", m.Swappiness != nil, "cgroup v2 has no per-cgroup swappiness"},

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the tests set the deprecated memory.kernel to check that it is refused
+
 package cgroupmon
 
 import (

@@ -1,3 +1,6 @@
+//lint:file-ignore SA1019 the tests set the deprecated memory.kernel to check that it is refused
+//lint:file-ignore ST1008 a case's refusal reads as the table writes it: the category, then the message
+
 package cgroupmon
 
 import (

@@ -36,10 +36,10 @@ func parseShard(s string) (shard, error) {
 		return shard{}, errors.New("want K/N, such as 0/3")
 	}
 	if n < 1 || n > maxShards {
-		return shard{}, fmt.Errorf("N must be from 1 to %d", maxShards)
+		return shard{}, fmt.Errorf("the N of K/N must be from 1 to %d", maxShards)
 	}
 	if k < 0 || k >= n {
-		return shard{}, fmt.Errorf("K must be from 0 to N-1 = %d", n-1)
+		return shard{}, fmt.Errorf("the K of K/N must be from 0 to N-1 = %d", n-1)
 	}
 	return shard{k: k, n: n}, nil
 }

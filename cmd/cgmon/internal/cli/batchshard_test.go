@@ -61,7 +61,7 @@ func TestParseShard(t *testing.T) {
 		}
 	}
 	for in, msg := range map[string]string{
-		"3/3": "K must be from 0 to N-1 = 2", "-1/3": "K must be", "1/0": "N must be from 1",
+		"3/3": "the K of K/N must be from 0 to N-1 = 2", "-1/3": "the K of K/N must be", "1/0": "the N of K/N must be from 1",
 		"1": "want K/N", "a/3": "want K/N", "1/3/4": "want K/N", "": "want K/N", "0/2000000": "N must be",
 	} {
 		if _, err := parseShard(in); err == nil || !strings.Contains(err.Error(), msg) {
