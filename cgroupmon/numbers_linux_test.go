@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/cgmon/cgmon/metrics"
 )
@@ -116,4 +117,55 @@ func TestPSIWait(t *testing.T) {
 	t.Logf("waited %v of %v alone, %v of %v beside a hog", alone, wallAlone, busy, wallBusy)
 	assert.Greater(t, busy, alone, "beside a hog the burn waited no longer than alone")
 	assert.Greater(t, float64(busy), 0.10*float64(wallBusy), "beside a hog on every CPU the burn waited under 10%% of the wall time")
+}
+
+// TestVMMemoryMakeup runs, on cgroup v2 with the memory controller, a
+// program that writes 100 MiB to a tmpfs and one that only allocates: the
+// first's charge is mostly shmem, still charged at the end, while what
+// its processes held is small; the second's is anonymous memory.
+func TestVMMemoryMakeup(t *testing.T) {
+	fullV2(t)
+	m := newV2Monitor(t)
+	dir := t.TempDir()
+	require.NoError(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=200m"))
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+
+	ex := mustRun(t, m, Spec{Command: []string{"/bin/sh", "-c", "dd if=/dev/zero of=" + dir + "/f bs=1M count=100 2>/dev/null"}})
+	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+	u := ex.Usage
+	peak, ok := u.MemoryPeak.Get()
+	require.True(t, ok, u.MemoryPeak.Reason())
+	shmem, ok := u.MemoryShmemAtEnd.Get()
+	require.True(t, ok, u.MemoryShmemAtEnd.Reason())
+	file, ok := u.MemoryFileAtEnd.Get()
+	require.True(t, ok, u.MemoryFileAtEnd.Reason())
+	_, ok = u.MemoryKernelAtEnd.Get()
+	require.True(t, ok, u.MemoryKernelAtEnd.Reason())
+	t.Logf("tmpfs writer: peak %d MiB, file %d MiB, shmem %d MiB, anon %v, largest process %v (%s)", peak>>20, file>>20, shmem>>20, u.MemoryAnonPeak.Value()>>20, u.MemoryProcessPeak.Value()>>20, u.MemoryProcessPeak.Reason())
+	assert.GreaterOrEqual(t, peak, uint64(100<<20))
+	assert.GreaterOrEqual(t, shmem, uint64(95<<20), "the tmpfs file stays charged to the cgroup")
+	assert.GreaterOrEqual(t, file, shmem, "shmem is part of file")
+	if v, ok := u.MemoryProcessPeak.Get(); ok {
+		assert.Less(t, v, uint64(40<<20), "dd with 1 MiB blocks held far less than it wrote")
+	} else {
+		assert.Contains(t, u.MemoryProcessPeak.Reason(), "cgmon's own peak")
+	}
+	if v, ok := u.MemoryAnonPeak.Get(); ok {
+		assert.Equal(t, metrics.SourceSampledMemoryAnon, u.MemoryAnonPeak.Source())
+		assert.Less(t, v, uint64(40<<20))
+	}
+
+	ex = mustRun(t, m, Spec{Command: []string{wl(t, "alloc"), "160", "400"}})
+	require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
+	u = ex.Usage
+	anon, ok := u.MemoryAnonPeak.Get()
+	require.True(t, ok, u.MemoryAnonPeak.Reason())
+	proc, ok := u.MemoryProcessPeak.Get()
+	require.True(t, ok, u.MemoryProcessPeak.Reason())
+	file, ok = u.MemoryFileAtEnd.Get()
+	require.True(t, ok, u.MemoryFileAtEnd.Reason())
+	t.Logf("allocator: peak %d MiB, anon %d MiB, largest process %d MiB, file %d MiB", u.MemoryPeak.Value()>>20, anon>>20, proc>>20, file>>20)
+	assert.GreaterOrEqual(t, anon, uint64(150<<20), "160 MiB held for 400 ms, sampled every 50 ms")
+	assert.GreaterOrEqual(t, proc, uint64(160<<20))
+	assert.Less(t, file, uint64(20<<20))
 }

@@ -63,6 +63,7 @@ var v2ControllerTests = []string{
 	"TestVMCPUMaxThrottles",
 	"TestVMQuotaWithoutPeriod",
 	"TestVMDaemonKilledWithExecution",
+	"TestVMMemoryMakeup",
 }
 
 // withV2Controllers returns m with every test of v2ControllerTests allowed

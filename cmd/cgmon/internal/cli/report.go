@@ -456,10 +456,19 @@ func (r *Report) notes() []string {
 // process held less than half of it: "301.0 MiB charged, of which 299.0
 // MiB page cache; largest process 1.7 MiB".
 func (r *Report) memoryMakeup() string {
-	if r.MemoryPeakBytes == nil || r.MemoryProcessPeakBytes == nil || !strings.HasPrefix(r.Sources["memory_peak_bytes"], "cgroup2:") {
+	if r.MemoryPeakBytes == nil || !strings.HasPrefix(r.Sources["memory_peak_bytes"], "cgroup2:") {
 		return ""
 	}
-	peak, proc := *r.MemoryPeakBytes, *r.MemoryProcessPeakBytes
+	// The largest process's maxrss, or where cgmon could not tell it from
+	// its own (see memory_process_peak_bytes), the sampled anon memory.
+	own, what := r.MemoryProcessPeakBytes, "largest process"
+	if own == nil {
+		own, what = r.MemoryAnonPeakBytes, "anonymous memory at least"
+	}
+	if own == nil {
+		return ""
+	}
+	peak, proc := *r.MemoryPeakBytes, *own
 	if peak < 8*mib || proc*2 >= peak {
 		return ""
 	}
@@ -478,7 +487,7 @@ func (r *Report) memoryMakeup() string {
 	if len(parts) > 0 {
 		s += ", of which at the end " + strings.Join(parts, " and ")
 	}
-	return s + fmt.Sprintf("; largest process %.1f MiB", float64(proc)/mib)
+	return s + fmt.Sprintf("; %s %.1f MiB", what, float64(proc)/mib)
 }
 
 // attached reports whether the record is of a target that `cgmon watch`
