@@ -60,7 +60,7 @@ func sourcesFor(k hostKind) sourceTable {
 	set(metrics.MetricExecutionTime, "monotonic clock from the start to the main process's exit (to the last process's with wait-all)", metrics.SourceMonotonic)
 	set(metrics.MetricCPUSamples, "ticks of the shared sampler that measured CPU", metrics.SourceSampler)
 	set(metrics.MetricCPUPeakPercent, "highest CPU time delta over one sampling interval, never above what the CPUs the execution could use give in that interval", metrics.SourceSampler)
-	set(metrics.MetricCPUSamplesDropped, "sampling intervals over which the CPU time rose more than the CPUs the execution could use (online CPUs, its cpuset, its cpu.max) can give in the interval's wall time, or went backwards; their CPU time counts in the next interval", metrics.SourceSampler)
+	set(metrics.MetricCPUSamplesDropped, "sampling intervals over which the CPU time rose more than the CPUs the execution could use (online CPUs, its cpuset, its cpu.max) can give in the interval's wall time: dropped, their CPU time counts in the next interval", metrics.SourceSampler)
 	if k.backend == metrics.BackendProcfs {
 		procfsSources(set)
 		return t

@@ -143,7 +143,7 @@ type Usage struct {
 	CPUThrottled Measure[time.Duration] `json:"cpu_throttled_ns"`
 	// CPUSamplesDropped counts sampler intervals over which the CPU time
 	// rose more than the CPUs the execution could use can give in the
-	// interval's wall time (or went backwards): the clock and the counter
+	// interval's wall time: the clock and the counter
 	// disagree, so the interval's percentage is not reported and its CPU
 	// time counts in the next interval's. CPUSamples does not count them.
 	CPUSamplesDropped Measure[int] `json:"cpu_samples_dropped"`
