@@ -445,10 +445,12 @@ type Counters struct {
 	CPUSeconds float64
 	// OOMCount counts executions with OOMKilled set.
 	OOMCount uint64
-	// CPUWaitCount is the number of executions whose wait for a CPU was
-	// measured (Usage.CPUWait, from PSI), and CPUWaitSeconds the sum of
-	// those waits, in seconds; MemoryWait and IOWait likewise.
-	CPUWaitCount, MemoryWaitCount, IOWaitCount       uint64
+	// CPUWaitCount, MemoryWaitCount and IOWaitCount are the numbers of
+	// executions whose waits for a CPU, memory and I/O were measured
+	// (Usage.CPUWait, MemoryWait, IOWait, from PSI).
+	CPUWaitCount, MemoryWaitCount, IOWaitCount uint64
+	// CPUWaitSeconds, MemoryWaitSeconds and IOWaitSeconds are the sums of
+	// those waits, in seconds.
 	CPUWaitSeconds, MemoryWaitSeconds, IOWaitSeconds float64
 }
 
