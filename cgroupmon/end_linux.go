@@ -622,7 +622,7 @@ func (r *run) finalTreeLocked(u *metrics.Usage, leftovers int) {
 		}
 		if v, ok := u.PidsPeak.Get(); ok && v == 0 {
 			// The tree was never listed while a process lived.
-			u.PidsPeak = metrics.Unavailable[uint64](tab.reason(metrics.MetricPidsPeak) + "; and " + noSample)
+			u.PidsPeak = metrics.Unavailable[uint64](tab.reason(metrics.MetricPidsPeak) + "; and " + r.seen.noneAlive())
 		}
 	}
 	if tab.is(metrics.MetricMemoryProcessPeak, metrics.SourceRusageMaxRSS) {
@@ -643,14 +643,14 @@ func (r *run) finalTreeLocked(u *metrics.Usage, leftovers int) {
 // maxrss or VmHWM) and the sampled tree sum; a 0 is no measurement of a
 // program that ran (a dropped maxrss).
 func (r *run) procMemoryPeakLocked(t proctree.Totals) metrics.Measure[uint64] {
-	peak := metrics.Unavailable[uint64](noSample)
+	peak := metrics.Unavailable[uint64](r.seen.noneAlive())
 	for _, m := range []metrics.Measure[uint64]{t.MaxRSS, t.PeakRSS} {
 		if v, ok := m.Get(); ok && v > 0 && v > peak.Value() {
 			peak = m
 		}
 	}
 	if d := r.dropped; !peak.Valid() && d.set {
-		peak = metrics.Unavailable[uint64](fmt.Sprintf("rusage maxrss of the main process (%d KiB) does not exceed cgmon's own peak RSS (%d KiB): a vfork-started child inherits its parent's high-water mark at exec, so it is not the program's; and %s", d.maxrss, d.self, noSample))
+		peak = metrics.Unavailable[uint64](fmt.Sprintf("rusage maxrss of the main process (%d KiB) does not exceed cgmon's own peak RSS (%d KiB): a vfork-started child inherits its parent's high-water mark at exec, so it is not the program's; and %s", d.maxrss, d.self, r.seen.noneAlive()))
 	}
 	return peak
 }

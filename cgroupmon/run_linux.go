@@ -403,6 +403,15 @@ func unavailableUsage(reason string) metrics.Usage {
 
 const noSample = "the execution ended before the first sample"
 
+// noneAlive says why the procfs tree gave nothing: no sample was taken, or
+// none found a process of the execution alive.
+func (s *sampled) noneAlive() string {
+	if s.n == 0 && s.dropped == 0 {
+		return noSample
+	}
+	return fmt.Sprintf("none of the %d samples found a process of the execution alive", s.n+s.dropped)
+}
+
 // never says why a sampled quantity has no value: no sample was taken, or
 // the ones taken could not read it.
 func (s *sampled) never() string {

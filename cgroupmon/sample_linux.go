@@ -291,7 +291,8 @@ func (r *run) readLocked() (x reading, ok bool, err error) {
 	if r.leaf == nil {
 		x.at = time.Now()
 	}
-	if !x.memOK {
+	if !x.memOK && ts.Procs > 0 {
+		// A tree with no live process has no RSS to tell, not 0.
 		x.mem, x.memOK = ts.RSS, true
 	}
 	if r.leaf == nil {
