@@ -45,9 +45,18 @@ func (m *Monitor) Attach(ctx context.Context, t Target) (*Handle, error) {
 		return nil, err
 	}
 	r.mu.Lock()
-	x, _, _ := r.readLocked()
+	x, ok, _ := r.readLocked()
 	r.mu.Unlock()
-	r.started(time.Now(), x.cpu)
+	if !ok {
+		x.at = time.Now()
+	}
+	if l := r.leaf; l != nil {
+		r.setCapacity(l.capacity())
+		r.pressureAtStart()
+	} else {
+		r.setCapacity(cpuCapacity{cpus: onlineCPUs()})
+	}
+	r.started(x.at, x.cpu)
 	m.sampler.add(r)
 	go m.watchAttached(ctx, r, t.Duration, pidfd)
 	return &Handle{r}, nil
@@ -279,6 +288,7 @@ func (l *leaf) kind() hostKind {
 		backend: metrics.BackendHybrid,
 		cpu:     has("cpu.max"), memory: l.memory, pids: l.pidsCtl, io: l.io,
 		memoryPeak: has("memory.peak"), pidsPeak: has("pids.peak"),
+		psi:   has("cpu.pressure"),
 		where: l.path,
 	}
 	if k.memory {

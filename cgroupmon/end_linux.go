@@ -89,7 +89,7 @@ func (m *Monitor) whileRunning(r *run) (selfPeak uint64) {
 			}
 		}
 	}
-	if r.tree == nil {
+	if r.tree == nil && !r.sources.is(metrics.MetricMemoryProcessPeak, metrics.SourceRusageMaxRSS) {
 		return 0
 	}
 	return m.self.bytes()
@@ -108,6 +108,13 @@ func (m *Monitor) waitMain(r *run, selfPeak uint64) (*os.ProcessState, time.Time
 		return nil, end, fmt.Errorf("waiting for %d: %w", r.cmd.Process.Pid, waitErr)
 	}
 	if r.tree == nil {
+		if ru := proctree.RusageOf(ps); ru != nil {
+			if b := uint64(ru.Maxrss) * 1024; b > selfPeak {
+				r.mainRusage(b)
+			} else {
+				r.dropMaxRSS(ru.Maxrss, int64(selfPeak/1024))
+			}
+		}
 		return ps, end, nil
 	}
 	if ru := proctree.RusageOf(ps); ru != nil {
@@ -377,6 +384,8 @@ func setUnavailable(u *metrics.Usage, m metrics.Metric, reason string) {
 	dur := func(p *metrics.Measure[time.Duration]) { *p = metrics.Unavailable[time.Duration](reason) }
 	u64 := func(p *metrics.Measure[uint64]) { *p = metrics.Unavailable[uint64](reason) }
 	switch m {
+	case metrics.MetricExecutionTime:
+		dur(&u.WallTime)
 	case metrics.MetricCPUUser:
 		dur(&u.CPUUser)
 	case metrics.MetricCPUSystem:
@@ -385,6 +394,20 @@ func setUnavailable(u *metrics.Usage, m metrics.Metric, reason string) {
 		dur(&u.CPUTotal)
 	case metrics.MetricCPUThrottled:
 		dur(&u.CPUThrottled)
+	case metrics.MetricCPUSamples:
+		u.CPUSamples = metrics.Unavailable[int](reason)
+	case metrics.MetricCPUSamplesDropped:
+		u.CPUSamplesDropped = metrics.Unavailable[int](reason)
+	case metrics.MetricCPUAveragePercent:
+		u.CPUAveragePercent = metrics.Unavailable[float64](reason)
+	case metrics.MetricCPUPeakPercent:
+		u.CPUPeakPercent = metrics.Unavailable[float64](reason)
+	case metrics.MetricCPUWait:
+		dur(&u.CPUWait)
+	case metrics.MetricMemoryWait:
+		dur(&u.MemoryWait)
+	case metrics.MetricIOWait:
+		dur(&u.IOWait)
 	case metrics.MetricMemoryStart:
 		u64(&u.MemoryStart)
 	case metrics.MetricMemoryPeak:
@@ -395,6 +418,16 @@ func setUnavailable(u *metrics.Usage, m metrics.Metric, reason string) {
 		u64(&u.IORead)
 	case metrics.MetricIOWrite:
 		u64(&u.IOWrite)
+	case metrics.MetricMemoryProcessPeak:
+		u64(&u.MemoryProcessPeak)
+	case metrics.MetricMemoryAnonPeak:
+		u64(&u.MemoryAnonPeak)
+	case metrics.MetricMemoryFileAtEnd:
+		u64(&u.MemoryFileAtEnd)
+	case metrics.MetricMemoryShmemAtEnd:
+		u64(&u.MemoryShmemAtEnd)
+	case metrics.MetricMemoryKernelAtEnd:
+		u64(&u.MemoryKernelAtEnd)
 	}
 }
 
@@ -442,7 +475,81 @@ func (r *run) finalCgroupLocked(u *metrics.Usage) (oomKills uint64, err error) {
 	if tab.is(metrics.MetricIORead, metrics.SourceCgroupIOStat) {
 		errs = append(errs, r.readIOStatLocked(u))
 	}
+	errs = append(errs, r.finalPressureLocked(u))
+	if tab.is(metrics.MetricMemoryFileAtEnd, metrics.SourceCgroupMemoryStat) {
+		errs = append(errs, r.readMakeupLocked(u))
+	}
+	if tab.is(metrics.MetricMemoryAnonPeak, metrics.SourceSampledMemoryAnon) {
+		u.MemoryAnonPeak = r.sampledPeakLocked(r.seen.anonOK, r.seen.anonPeak, metrics.SourceSampledMemoryAnon, metrics.MetricMemoryAnonPeak)
+	}
+	if tab.is(metrics.MetricMemoryProcessPeak, metrics.SourceRusageMaxRSS) && r.tree == nil {
+		u.MemoryProcessPeak = r.mainProcessPeakLocked()
+	}
 	return oomKills, errors.Join(errs...)
+}
+
+// finalPressureLocked sets the waits for a CPU, memory and I/O: how much
+// the "some" total of each pressure file grew since the run began.
+func (r *run) finalPressureLocked(u *metrics.Usage) error {
+	var errs []error
+	waits := [numPressure]*metrics.Measure[time.Duration]{&u.CPUWait, &u.MemoryWait, &u.IOWait}
+	for i, m := range pressureMetrics {
+		if !r.sources.is(m, pressureSources[i]) {
+			continue
+		}
+		file := pressureFiles[i]
+		end, err := r.leaf.readPressure(i)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+			*waits[i] = metrics.Unavailable[time.Duration](file + " could not be read at the end: " + err.Error())
+		case !r.pressure.ok[i]:
+			*waits[i] = metrics.Unavailable[time.Duration](file + " could not be read when the run began")
+		case end < r.pressure.total[i]:
+			*waits[i] = metrics.Unavailable[time.Duration](file + "'s total went backwards")
+		default:
+			*waits[i] = metrics.Measured(time.Duration(end-r.pressure.total[i])*time.Microsecond, pressureSources[i])
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readMakeupLocked reads memory.stat, at the end, into what the charge is
+// made of.
+func (r *run) readMakeupLocked(u *metrics.Usage) error {
+	set := func(why string) {
+		for _, p := range []*metrics.Measure[uint64]{&u.MemoryFileAtEnd, &u.MemoryShmemAtEnd, &u.MemoryKernelAtEnd} {
+			*p = metrics.Unavailable[uint64](why)
+		}
+	}
+	b, err := r.leaf.readFile("memory.stat")
+	if err != nil {
+		set("memory.stat could not be read: " + err.Error())
+		return err
+	}
+	mk, err := parseMemoryMakeup(b)
+	if err != nil {
+		set("memory.stat is malformed: " + err.Error())
+		return fmt.Errorf("memory.stat: %w", err)
+	}
+	u.MemoryFileAtEnd = metrics.Measured(mk.File, metrics.SourceCgroupMemoryStat)
+	u.MemoryShmemAtEnd = metrics.Measured(mk.Shmem, metrics.SourceCgroupMemoryStat)
+	u.MemoryKernelAtEnd = metrics.Measured(mk.Kernel, metrics.SourceCgroupMemoryStat)
+	return nil
+}
+
+// mainProcessPeakLocked is the main process's rusage maxrss, or why it is
+// not known.
+func (r *run) mainProcessPeakLocked() metrics.Measure[uint64] {
+	switch d := r.dropped; {
+	case r.mainRSS.set:
+		return metrics.Measured(r.mainRSS.bytes, metrics.SourceRusageMaxRSS)
+	case d.set:
+		return metrics.Unavailable[uint64](fmt.Sprintf("rusage maxrss of the main process (%d KiB) does not exceed cgmon's own peak RSS (%d KiB): a vfork-started child inherits its parent's high-water mark at exec, so it is not the program's", d.maxrss, d.self))
+	case r.cmd == nil:
+		return metrics.Unavailable[uint64]("the target is not cgmon's child: its rusage is not cgmon's to read")
+	}
+	return metrics.Unavailable[uint64]("the main process could not be waited for: no rusage")
 }
 
 // readPeakLocked reads a single-value peak file of the leaf.
@@ -462,7 +569,7 @@ func (r *run) readPeakLocked(file string, src metrics.Source) (metrics.Measure[u
 // is none.
 func (r *run) sampledPeakLocked(ok bool, v uint64, src metrics.Source, m metrics.Metric) metrics.Measure[uint64] {
 	if !ok {
-		return metrics.Unavailable[uint64](r.sources.reason(m) + "; and " + noSample)
+		return metrics.Unavailable[uint64](r.sources.reason(m) + "; and " + r.seen.never())
 	}
 	return metrics.Measured(v, src)
 }
@@ -513,6 +620,13 @@ func (r *run) finalTreeLocked(u *metrics.Usage, leftovers int) {
 		if v, ok := t.Procs.Get(); ok {
 			u.PidsPeak = metrics.Measured(max(v, r.seen.pidsPeak), t.Procs.Source())
 		}
+		if v, ok := u.PidsPeak.Get(); ok && v == 0 {
+			// The tree was never listed while a process lived.
+			u.PidsPeak = metrics.Unavailable[uint64](tab.reason(metrics.MetricPidsPeak) + "; and " + r.seen.noneAlive())
+		}
+	}
+	if tab.is(metrics.MetricMemoryProcessPeak, metrics.SourceRusageMaxRSS) {
+		u.MemoryProcessPeak = r.procProcessPeakLocked(t)
 	}
 	if tab.is(metrics.MetricIORead, metrics.SourceProcIO) {
 		u.IORead, u.IOWrite = t.IORead, t.IOWrite
@@ -529,16 +643,28 @@ func (r *run) finalTreeLocked(u *metrics.Usage, leftovers int) {
 // maxrss or VmHWM) and the sampled tree sum; a 0 is no measurement of a
 // program that ran (a dropped maxrss).
 func (r *run) procMemoryPeakLocked(t proctree.Totals) metrics.Measure[uint64] {
-	peak := metrics.Unavailable[uint64](noSample)
+	peak := metrics.Unavailable[uint64](r.seen.noneAlive())
 	for _, m := range []metrics.Measure[uint64]{t.MaxRSS, t.PeakRSS} {
 		if v, ok := m.Get(); ok && v > 0 && v > peak.Value() {
 			peak = m
 		}
 	}
 	if d := r.dropped; !peak.Valid() && d.set {
-		peak = metrics.Unavailable[uint64](fmt.Sprintf("rusage maxrss of the main process (%d KiB) does not exceed cgmon's own peak RSS (%d KiB): a vfork-started child inherits its parent's high-water mark at exec, so it is not the program's; and %s", d.maxrss, d.self, noSample))
+		peak = metrics.Unavailable[uint64](fmt.Sprintf("rusage maxrss of the main process (%d KiB) does not exceed cgmon's own peak RSS (%d KiB): a vfork-started child inherits its parent's high-water mark at exec, so it is not the program's; and %s", d.maxrss, d.self, r.seen.noneAlive()))
 	}
 	return peak
+}
+
+// procProcessPeakLocked is the tree's largest single-process peak (rusage
+// maxrss or VmHWM), or why there is none.
+func (r *run) procProcessPeakLocked(t proctree.Totals) metrics.Measure[uint64] {
+	if v, ok := t.MaxRSS.Get(); ok && v > 0 {
+		return t.MaxRSS
+	}
+	if d := r.dropped; d.set {
+		return metrics.Unavailable[uint64](fmt.Sprintf("rusage maxrss of the main process (%d KiB) does not exceed cgmon's own peak RSS (%d KiB): a vfork-started child inherits its parent's high-water mark at exec, so it is not the program's; and no process's VmHWM was read while it lived", d.maxrss, d.self))
+	}
+	return metrics.Unavailable[uint64]("no process was reaped by cgmon or read while it lived")
 }
 
 // setStatus sets the status, exit code, signal and reason, in order of
@@ -560,10 +686,10 @@ func (r *run) setStatus(rec *metrics.Execution, ps *os.ProcessState, oomKills ui
 	switch {
 	case r.killedAs == metrics.StatusTimeout:
 		rec.Status = metrics.StatusTimeout
-		rec.Reason = fmt.Sprintf("wall-clock limit of %v reached; every process was killed", r.spec.Timeout)
+		rec.Reason = fmt.Sprintf("wall-clock limit of %v reached; every process was killed%s", r.spec.Timeout, killedCount(rec.LeftoverProcessesKilled))
 	case r.killedAs != "":
 		rec.Status = r.killedAs
-		rec.Reason = "canceled by the caller; every process was killed"
+		rec.Reason = "canceled by the caller; every process was killed" + killedCount(rec.LeftoverProcessesKilled)
 	case rec.OOMKilled:
 		rec.Status = metrics.StatusOOM
 		rec.Reason = fmt.Sprintf("the kernel's OOM killer killed %d process(es) of this execution (memory.events oom_kill)", oomKills)
@@ -579,4 +705,13 @@ func (r *run) setStatus(rec *metrics.Execution, ps *os.ProcessState, oomKills ui
 		rec.Status = metrics.StatusError
 		rec.Reason = fmt.Sprintf("exit status %d", rec.ExitCode)
 	}
+}
+
+// killedCount says, for a reason, how many processes beside the main one a
+// kill ended.
+func killedCount(leftovers int) string {
+	if leftovers == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d beside the main process)", leftovers)
 }

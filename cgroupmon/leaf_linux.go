@@ -7,11 +7,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/cgmon/cgmon/metrics"
 )
 
 // leaf is one execution's cgroup v2 directory with the descriptors the
@@ -31,6 +35,9 @@ type leaf struct {
 	events     int // cgroup.events
 	procs      int // cgroup.procs
 	stat       int // cgroup.stat (nr_descendants: cgroups the workload made)
+	memStat    int // memory.stat (only with the memory controller)
+	// pressure are cpu.pressure, memory.pressure and io.pressure (PSI).
+	pressure [numPressure]int
 
 	leafCaps
 
@@ -46,6 +53,7 @@ type leaf struct {
 	moveIn bool
 
 	buf      [512]byte  // for the sampler's reads, under the run's lock
+	statHead [64]byte   // the head of memory.stat: its anon line
 	evBuf    [128]byte  // for cgroup.events, read by the waiting goroutine
 	statBuf  [1024]byte // for cgroup.stat
 	procsBuf []byte
@@ -62,7 +70,11 @@ type leafCaps struct {
 
 // newLeaf returns a leaf of path with no descriptor open.
 func newLeaf(path string) *leaf {
-	return &leaf{path: path, dir: -1, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1, stat: -1}
+	l := &leaf{path: path, dir: -1, cpuStat: -1, memCurrent: -1, pidsCurr: -1, events: -1, procs: -1, stat: -1, memStat: -1}
+	for i := range l.pressure {
+		l.pressure[i] = -1
+	}
+	return l
 }
 
 // createLeaf makes root/name (which must not exist yet), locks and marks
@@ -189,6 +201,112 @@ func (l *leaf) readPidsCurrent() (uint64, error) {
 		return 0, fmt.Errorf("pids.current: %w", err)
 	}
 	return parseUint(b)
+}
+
+// readAnon reads the anon line of memory.stat, the first the kernel
+// writes (Linux 4.5 and later), through a held descriptor and without
+// reading the rest: the anonymous memory of the cgroup, in bytes.
+func (l *leaf) readAnon() (uint64, error) {
+	fd, err := l.fd(&l.memStat, "memory.stat")
+	if err != nil {
+		return 0, err
+	}
+	n, err := unix.Pread(fd, l.statHead[:], 0)
+	if err != nil {
+		return 0, fmt.Errorf("memory.stat: %w", err)
+	}
+	return parseAnonHead(l.statHead[:n])
+}
+
+// pressureFiles are the pressure stall files of a cgroup, in the order of
+// leaf.pressure.
+var pressureFiles = [numPressure]string{"cpu.pressure", "memory.pressure", "io.pressure"}
+
+// The indexes of pressureFiles.
+const (
+	pressureCPU = iota
+	pressureMemory
+	pressureIO
+	numPressure
+)
+
+// pressureMetrics and pressureSources are the metric and the source of
+// each of pressureFiles.
+var (
+	pressureMetrics = [numPressure]metrics.Metric{metrics.MetricCPUWait, metrics.MetricMemoryWait, metrics.MetricIOWait}
+	pressureSources = [numPressure]metrics.Source{metrics.SourceCgroupCPUPressure, metrics.SourceCgroupMemoryPressure, metrics.SourceCgroupIOPressure}
+)
+
+// cpuCapacity is the CPU time an execution can use: cpus CPUs at once (the
+// online ones, fewer where its cpuset says so) and, where cpu.max sets a
+// quota, quota (plus burst) per period. The zero cpuCapacity allows any.
+type cpuCapacity struct {
+	cpus                 int
+	quota, burst, period time.Duration
+}
+
+// allows reports whether cpu of CPU time can have been used over dt of wall
+// time.
+func (c cpuCapacity) allows(cpu, dt time.Duration) bool {
+	if c.cpus <= 0 {
+		return true
+	}
+	limit := float64(c.cpus) * float64(dt)
+	if c.quota > 0 && c.period > 0 {
+		// dt spans at most dt/period+1 periods, each giving the quota and
+		// at most once the burst.
+		limit = min(limit, (float64(dt)/float64(c.period)+1)*float64(c.quota)+float64(c.burst))
+	}
+	return float64(cpu) <= limit
+}
+
+// onlineCPUs is the number of online CPUs (/sys/devices/system/cpu/online),
+// or what the Go runtime may use where that cannot be read.
+var onlineCPUs = sync.OnceValue(func() int {
+	b, err := readCapped("/sys/devices/system/cpu/online")
+	if err == nil {
+		if n, err := parseCPUList(b); err == nil && n > 0 {
+			return n
+		}
+	}
+	return runtime.NumCPU()
+})
+
+// capacity is the CPU time the leaf's processes can use: the online CPUs,
+// its effective cpuset where the cpuset controller gives one, and its
+// cpu.max quota where the cpu controller sets one.
+func (l *leaf) capacity() cpuCapacity {
+	c := cpuCapacity{cpus: onlineCPUs()}
+	if b, err := l.readFile("cpuset.cpus.effective"); err == nil {
+		if n, err := parseCPUList(b); err == nil && n > 0 {
+			c.cpus = min(c.cpus, n)
+		}
+	}
+	if b, err := l.readFile("cpu.max"); err == nil {
+		if q, p, err := parseCPUMax(b); err == nil && q > 0 {
+			c.quota, c.period = time.Duration(q)*time.Microsecond, time.Duration(p)*time.Microsecond
+			if b, err := l.readFile("cpu.max.burst"); err == nil {
+				if v, err := parseUint(b); err == nil {
+					c.burst = time.Duration(v) * time.Microsecond
+				}
+			}
+		}
+	}
+	return c
+}
+
+// readPressure reads the "some" total of pressure file i, in microseconds,
+// through a held descriptor.
+func (l *leaf) readPressure(i int) (uint64, error) {
+	b, err := l.pread(&l.pressure[i], pressureFiles[i])
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", pressureFiles[i], err)
+	}
+	p, err := parsePSI(b)
+	if err != nil {
+		return 0, err
+	}
+	return p.Some.Total, nil
 }
 
 func (l *leaf) populated() (bool, error) {
@@ -457,7 +575,7 @@ func (l *leaf) unlock() {
 // of the run read, and cgmon's reference to the device program; the
 // directory's (the lock) stays open until removal.
 func (l *leaf) closeFDs() {
-	for _, fd := range []*int{&l.cpuStat, &l.memCurrent, &l.pidsCurr, &l.events, &l.procs, &l.stat} {
+	for _, fd := range []*int{&l.cpuStat, &l.memCurrent, &l.pidsCurr, &l.events, &l.procs, &l.stat, &l.memStat, &l.pressure[0], &l.pressure[1], &l.pressure[2]} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1

@@ -148,6 +148,105 @@ func parseMemoryStat(b []byte) (map[string]uint64, error) {
 	return m, nil
 }
 
+// parseAnonHead parses the head of memory.stat as read into a small
+// buffer: its first line, which the kernel has written as "anon N" since
+// memory.stat came to cgroup v2 (Linux 4.5). The line must be whole (end
+// in '\n'); what follows it is ignored.
+func parseAnonHead(b []byte) (uint64, error) {
+	const file = "memory.stat"
+	line, _, ok := bytes.Cut(b, []byte{'\n'})
+	if !ok {
+		return 0, kparse.Malformed(file, "first line %s is cut off or too long", kparse.Quote(b))
+	}
+	val, ok := bytes.CutPrefix(line, []byte("anon "))
+	if !ok {
+		return 0, kparse.Malformed(file, "first line %s is not \"anon N\"", kparse.Quote(line))
+	}
+	return uintField(file, []byte("anon"), val)
+}
+
+// memoryMakeup is what a cgroup's memory charge is made of, from
+// memory.stat, in bytes.
+type memoryMakeup struct {
+	// File is page cache, tmpfs and shared memory included; Shmem is
+	// tmpfs and shared memory alone.
+	File, Shmem uint64
+	// Kernel is kernel memory: the "kernel" line (Linux 5.18), else the
+	// sum of the parts older kernels list (KernelSummed).
+	Kernel       uint64
+	KernelSummed bool
+}
+
+// kernelParts are the kernel-memory lines of memory.stat on kernels
+// without a "kernel" line; a kernel lists those it has.
+var kernelParts = []string{"kernel_stack", "pagetables", "sec_pagetables", "percpu", "sock", "vmalloc", "slab"}
+
+// parseMemoryMakeup parses memory.stat into what the charge is made of.
+// file and shmem are required, as is "kernel" or "slab".
+func parseMemoryMakeup(b []byte) (memoryMakeup, error) {
+	const file = "memory.stat"
+	st, err := parseMemoryStat(b)
+	if err != nil {
+		return memoryMakeup{}, err
+	}
+	var m memoryMakeup
+	var ok1, ok2 bool
+	m.File, ok1 = st["file"]
+	m.Shmem, ok2 = st["shmem"]
+	if !ok1 || !ok2 {
+		return memoryMakeup{}, kparse.Malformed(file, "file or shmem missing")
+	}
+	if k, ok := st["kernel"]; ok {
+		m.Kernel = k
+		return m, nil
+	}
+	if _, ok := st["slab"]; !ok {
+		return memoryMakeup{}, kparse.Malformed(file, "neither kernel nor slab")
+	}
+	m.KernelSummed = true
+	for _, k := range kernelParts {
+		v, ok := addU64(m.Kernel, st[k])
+		if !ok {
+			return memoryMakeup{}, kparse.Malformed(file, "kernel memory overflows")
+		}
+		m.Kernel = v
+	}
+	return m, nil
+}
+
+// parseCPUList parses a CPU list such as cpuset.cpus.effective or
+// /sys/devices/system/cpu/online ("0-3,8,10-11") and returns how many
+// CPUs it names. An empty list names none.
+func parseCPUList(b []byte) (int, error) {
+	const file = "cpu list"
+	t, err := trimNewline(file, b)
+	if err != nil {
+		return 0, err
+	}
+	if len(t) == 0 {
+		return 0, nil
+	}
+	n := 0
+	for _, r := range bytes.Split(t, []byte{','}) {
+		lo, hi, isRange := bytes.Cut(r, []byte{'-'})
+		a, ok := kparse.AtoU64(lo)
+		if !ok || a > 1<<22 {
+			return 0, kparse.Malformed(file, "%s is not a CPU number or range", kparse.Quote(r))
+		}
+		z := a
+		if isRange {
+			if z, ok = kparse.AtoU64(hi); !ok || z < a || z > 1<<22 {
+				return 0, kparse.Malformed(file, "%s is not a CPU range", kparse.Quote(r))
+			}
+		}
+		n += int(z-a) + 1
+		if n > 1<<22 {
+			return 0, kparse.Malformed(file, "more CPUs than Linux supports")
+		}
+	}
+	return n, nil
+}
+
 // ioStat is io.stat summed over all devices: bytes and I/O operations.
 type ioStat struct{ RBytes, WBytes, RIOs, WIOs uint64 }
 

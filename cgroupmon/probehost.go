@@ -281,6 +281,7 @@ func (p *Probe) kind() hostKind {
 		cpu:     p.HasController("cpu"), memory: p.HasController("memory"),
 		pids: p.HasController("pids"), io: p.HasController("io"),
 		memoryPeak: p.Features.MemoryPeak, pidsPeak: p.Features.PidsPeak,
+		psi:   p.Features.PSI,
 		where: p.Root,
 	}
 	if k.memory {

@@ -53,6 +53,9 @@ type run struct {
 	finished bool           // the record is final
 	seen     sampled        // what the sampler has seen
 	dropped  droppedMaxRSS  // the main process's maxrss, not used
+	mainRSS  mainMaxRSS     // the main process's maxrss, where a leaf gives the memory
+	pressure pressureStart  // the PSI totals when the run began
+	capacity cpuCapacity    // the CPU time the execution can use, for the peak
 	rec      metrics.Execution
 	err      error
 }
@@ -67,6 +70,11 @@ type sampled struct {
 	memPeak  uint64
 	memOK    bool
 	pidsPeak uint64
+	anonPeak uint64 // memory.stat anon, the highest read
+	anonOK   bool
+	// dropped counts readings whose CPU time rose more than the
+	// execution's CPUs can give over the wall time since the last one.
+	dropped  int
 	err      error // the first reading error
 	timeline []metrics.Sample
 }
@@ -76,6 +84,20 @@ type sampled struct {
 type droppedMaxRSS struct {
 	set          bool
 	maxrss, self int64
+}
+
+// mainMaxRSS is the main process's rusage maxrss (of it and the
+// descendants it waited for), in bytes, when it exceeds cgmon's own peak.
+type mainMaxRSS struct {
+	set   bool
+	bytes uint64
+}
+
+// pressureStart holds the "some" totals of the leaf's pressure files, in
+// microseconds, read when the run began.
+type pressureStart struct {
+	total [numPressure]uint64
+	ok    [numPressure]bool
 }
 
 // newRun returns the state of an execution of s that has not started.
@@ -99,11 +121,14 @@ func (r *run) limitsInForce(l *specs.LinuxResources) {
 
 // reading is one sample of a run's counters.
 type reading struct {
+	at      time.Time // when the CPU time was read
 	cpu     time.Duration
 	mem     uint64
 	procs   uint64
+	anon    uint64
 	memOK   bool
 	procsOK bool
+	anonOK  bool
 }
 
 // minPercentInterval is the shortest wall time a CPU percentage is taken
@@ -122,6 +147,9 @@ func (r *run) addLocked(now time.Time, x reading) {
 	if x.procsOK {
 		s.pidsPeak = max(s.pidsPeak, x.procs)
 	}
+	if x.anonOK {
+		s.anonPeak, s.anonOK = max(s.anonPeak, x.anon), true
+	}
 	dt := now.Sub(s.lastT)
 	if dt < minPercentInterval {
 		// Too soon after the last reading (UpdateMonitoring): a
@@ -131,6 +159,14 @@ func (r *run) addLocked(now time.Time, x reading) {
 	pct := float64(x.cpu-s.lastCPU) / float64(dt) * 100
 	if pct < 0 {
 		pct = 0 // a process that left the tree took its CPU with it
+	}
+	if !r.capacity.allows(x.cpu-s.lastCPU, dt) {
+		// The clock and the counter disagree (cpu.stat charges a running
+		// task's time at the scheduler's tick, so a reading can lag):
+		// the interval is not reported, and its CPU time counts in the
+		// next one's.
+		s.dropped++
+		return
 	}
 	s.n++
 	if pct > s.peakPct || s.n == 1 {
@@ -158,6 +194,35 @@ func (r *run) started(at time.Time, cpu time.Duration) {
 	defer r.mu.Unlock()
 	r.start, r.rec.StartedAt = at, at
 	r.seen.lastT, r.seen.lastCPU, r.cpuBase = at, cpu, cpu
+}
+
+// setCapacity records the CPU time the execution can use.
+func (r *run) setCapacity(c cpuCapacity) {
+	r.mu.Lock()
+	r.capacity = c
+	r.mu.Unlock()
+}
+
+// pressureAtStart reads the leaf's pressure totals as the run begins, for
+// the metrics the source table takes from them; a file that cannot be
+// read leaves its metric without a start, and so unavailable.
+func (r *run) pressureAtStart() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, m := range pressureMetrics {
+		if r.sources.is(m, pressureSources[i]) {
+			v, err := r.leaf.readPressure(i)
+			r.pressure.total[i], r.pressure.ok[i] = v, err == nil
+		}
+	}
+}
+
+// mainRusage records the main process's maxrss, in bytes, as one the
+// program used (it exceeds cgmon's own peak).
+func (r *run) mainRusage(maxrss uint64) {
+	r.mu.Lock()
+	r.mainRSS = mainMaxRSS{set: true, bytes: maxrss}
+	r.mu.Unlock()
 }
 
 // useTree makes t the run's procfs tree.
@@ -324,18 +389,53 @@ func unavailableUsage(reason string) metrics.Usage {
 		IORead:            metrics.Unavailable[uint64](reason),
 		IOWrite:           metrics.Unavailable[uint64](reason),
 		CPUThrottled:      metrics.Unavailable[time.Duration](reason),
+		CPUSamplesDropped: metrics.Unavailable[int](reason),
+		CPUWait:           metrics.Unavailable[time.Duration](reason),
+		MemoryWait:        metrics.Unavailable[time.Duration](reason),
+		IOWait:            metrics.Unavailable[time.Duration](reason),
+		MemoryProcessPeak: metrics.Unavailable[uint64](reason),
+		MemoryAnonPeak:    metrics.Unavailable[uint64](reason),
+		MemoryFileAtEnd:   metrics.Unavailable[uint64](reason),
+		MemoryShmemAtEnd:  metrics.Unavailable[uint64](reason),
+		MemoryKernelAtEnd: metrics.Unavailable[uint64](reason),
 	}
 }
 
 const noSample = "the execution ended before the first sample"
 
+// noneAlive says why the procfs tree gave nothing: no sample was taken, or
+// none found a process of the execution alive.
+func (s *sampled) noneAlive() string {
+	if s.n == 0 && s.dropped == 0 {
+		return noSample
+	}
+	return fmt.Sprintf("none of the %d samples found a process of the execution alive", s.n+s.dropped)
+}
+
+// never says why a sampled quantity has no value: no sample was taken, or
+// the ones taken could not read it.
+func (s *sampled) never() string {
+	if s.n == 0 && s.dropped == 0 {
+		return noSample
+	}
+	why := fmt.Sprintf("none of the %d samples could read it", s.n+s.dropped)
+	if s.err != nil {
+		why += " (first error: " + s.err.Error() + ")"
+	}
+	return why
+}
+
 // sampledUsageLocked fills the metrics that only the sampler knows.
 func (r *run) sampledUsageLocked(u *metrics.Usage) {
 	s := &r.seen
 	u.CPUSamples = metrics.Measured(s.n, metrics.SourceSampler)
-	if s.n > 0 {
+	u.CPUSamplesDropped = metrics.Measured(s.dropped, metrics.SourceSampler)
+	switch {
+	case s.n > 0:
 		u.CPUPeakPercent = metrics.Measured(s.peakPct, metrics.SourceSampler)
-	} else {
+	case s.dropped > 0:
+		u.CPUPeakPercent = metrics.Unavailable[float64](fmt.Sprintf("each of the %d samples showed more CPU time than the execution's CPUs can give over its interval, and was dropped", s.dropped))
+	default:
 		u.CPUPeakPercent = metrics.Unavailable[float64](noSample)
 	}
 	if src := r.sources[metrics.MetricMemoryStart].first(); s.memOK && src != "" {
@@ -343,7 +443,7 @@ func (r *run) sampledUsageLocked(u *metrics.Usage) {
 	} else if src == "" {
 		u.MemoryStart = metrics.Unavailable[uint64](r.sources.reason(metrics.MetricMemoryStart))
 	} else {
-		u.MemoryStart = metrics.Unavailable[uint64](noSample)
+		u.MemoryStart = metrics.Unavailable[uint64](s.never())
 	}
 }
 

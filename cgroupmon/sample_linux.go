@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cgmon/cgmon/metrics"
 )
 
 // sampler is the one goroutine and one ticker that sample every live
@@ -238,20 +240,28 @@ func (r *run) tick() {
 		r.noteErrLocked(err)
 	}
 	if ok {
-		r.addLocked(time.Now(), x)
+		r.addLocked(x.at, x)
 	}
 }
 
 // readLocked reads the run's counters: CPU, memory and processes from the
 // leaf where its controllers give them, the rest from the procfs tree. ok
 // is false when the CPU time could not be read: the reading is not used.
+// x.at is when the CPU time was read, which the percentage is taken over.
 func (r *run) readLocked() (x reading, ok bool, err error) {
 	if l := r.leaf; l != nil {
 		st, err := l.readCPU()
 		if err != nil {
 			return x, false, err
 		}
-		x.cpu, ok = time.Duration(st.UsageUsec)*time.Microsecond, true
+		x.at, x.cpu, ok = time.Now(), time.Duration(st.UsageUsec)*time.Microsecond, true
+		if r.sources.is(metrics.MetricMemoryAnonPeak, metrics.SourceSampledMemoryAnon) {
+			if x.anon, err = l.readAnon(); err == nil {
+				x.anonOK = true
+			} else {
+				r.noteErrLocked(err)
+			}
+		}
 		if l.memory {
 			if x.mem, err = l.readMemoryCurrent(); err == nil {
 				x.memOK = true
@@ -278,7 +288,11 @@ func (r *run) readLocked() (x reading, ok bool, err error) {
 	if err != nil {
 		return x, ok, err
 	}
-	if !x.memOK {
+	if r.leaf == nil {
+		x.at = time.Now()
+	}
+	if !x.memOK && ts.Procs > 0 {
+		// A tree with no live process has no RSS to tell, not 0.
 		x.mem, x.memOK = ts.RSS, true
 	}
 	if r.leaf == nil {

@@ -35,6 +35,7 @@ type hostKind struct {
 	backend               metrics.Backend
 	cpu, memory, pids, io bool // controllers enabled in the leaf
 	memoryPeak, pidsPeak  bool // memory.peak (Linux 5.19) and pids.peak (6.1) exist
+	psi                   bool // the pressure files exist (Linux 4.20, CONFIG_PSI, not psi=0)
 	// where names the cgroup root in reasons, e.g. "/sys/fs/cgroup/cgmon".
 	where string
 }
@@ -58,11 +59,14 @@ func sourcesFor(k hostKind) sourceTable {
 	}
 	set(metrics.MetricExecutionTime, "monotonic clock from the start to the main process's exit (to the last process's with wait-all)", metrics.SourceMonotonic)
 	set(metrics.MetricCPUSamples, "ticks of the shared sampler that measured CPU", metrics.SourceSampler)
-	set(metrics.MetricCPUPeakPercent, "highest CPU time delta over one sampling interval", metrics.SourceSampler)
+	set(metrics.MetricCPUPeakPercent, "highest CPU time delta over one sampling interval, never above what the CPUs the execution could use give in that interval", metrics.SourceSampler)
+	set(metrics.MetricCPUSamplesDropped, "sampling intervals over which the CPU time rose more than the CPUs the execution could use (online CPUs, its cpuset, its cpu.max) can give in the interval's wall time: dropped, their CPU time counts in the next interval", metrics.SourceSampler)
 	if k.backend == metrics.BackendProcfs {
 		procfsSources(set)
 		return t
 	}
+	psiSources(set, k)
+	processPeakSource(set, k)
 	const cpuReason = "cpu.stat of the execution's cgroup, exact"
 	set(metrics.MetricCPUUser, cpuReason, metrics.SourceCgroupCPUStat)
 	set(metrics.MetricCPUSystem, cpuReason, metrics.SourceCgroupCPUStat)
@@ -73,6 +77,7 @@ func sourcesFor(k hostKind) sourceTable {
 	} else {
 		set(metrics.MetricCPUThrottled, "the cpu controller is not enabled in "+k.where)
 	}
+	memoryStatSources(set, k)
 	switch {
 	case !k.memory:
 		procMemorySources(set, "no memory controller in "+k.where)
@@ -120,6 +125,63 @@ func procfsSources(set func(metrics.Metric, string, ...metrics.Source)) {
 	set(metrics.MetricIORead, "no cgroup: /proc/PID/io of the tree, as last read, a lower bound", metrics.SourceProcIO)
 	set(metrics.MetricIOWrite, "no cgroup: /proc/PID/io of the tree, as last read, a lower bound", metrics.SourceProcIO)
 	set(metrics.MetricCPUThrottled, "no cgroup: throttling is not known")
+	const noPSI = "no cgroup: pressure stall information (PSI) is kept per cgroup, and the host-wide /proc/pressure counts every program's waits"
+	set(metrics.MetricCPUWait, noPSI)
+	set(metrics.MetricMemoryWait, noPSI)
+	set(metrics.MetricIOWait, noPSI)
+	set(metrics.MetricMemoryProcessPeak, "no cgroup: the largest of rusage maxrss of the reaped processes (what time -v prints) and VmHWM of live ones",
+		metrics.SourceRusageMaxRSS, metrics.SourceProcVmHWM)
+	const noStat = "no cgroup: memory.stat is kept per memory cgroup"
+	for _, m := range []metrics.Metric{metrics.MetricMemoryAnonPeak, metrics.MetricMemoryFileAtEnd, metrics.MetricMemoryShmemAtEnd, metrics.MetricMemoryKernelAtEnd} {
+		set(m, noStat)
+	}
+}
+
+// psiSources fills the rows of the pressure stall times of a cgroup leaf.
+func psiSources(set func(metrics.Metric, string, ...metrics.Source), k hostKind) {
+	for _, x := range []struct {
+		m    metrics.Metric
+		file string
+		src  metrics.Source
+	}{
+		{metrics.MetricCPUWait, "cpu.pressure", metrics.SourceCgroupCPUPressure},
+		{metrics.MetricMemoryWait, "memory.pressure", metrics.SourceCgroupMemoryPressure},
+		{metrics.MetricIOWait, "io.pressure", metrics.SourceCgroupIOPressure},
+	} {
+		if k.psi {
+			set(x.m, x.file+" of the execution's cgroup: the growth of its \"some\" total over the run, exact", x.src)
+		} else {
+			set(x.m, "no pressure stall information (PSI) in "+k.where+": the kernel lacks CONFIG_PSI, or it is off (boot with psi=1)")
+		}
+	}
+}
+
+// processPeakSource fills the row of the largest process's own peak on a
+// cgroup leaf: rusage of the main process where the leaf gives the
+// memory, the procfs tree's where it does not.
+func processPeakSource(set func(metrics.Metric, string, ...metrics.Source), k hostKind) {
+	if k.memory {
+		set(metrics.MetricMemoryProcessPeak, "rusage maxrss of the main process and the descendants it waited for (what time -v prints)", metrics.SourceRusageMaxRSS)
+		return
+	}
+	set(metrics.MetricMemoryProcessPeak, "the largest of rusage maxrss of the reaped processes (what time -v prints) and VmHWM of live ones",
+		metrics.SourceRusageMaxRSS, metrics.SourceProcVmHWM)
+}
+
+// memoryStatSources fills the rows read from memory.stat: the sampled
+// anonymous memory and, at the end, what the charge is made of.
+func memoryStatSources(set func(metrics.Metric, string, ...metrics.Source), k hostKind) {
+	if !k.memory {
+		why := "no memory controller in " + k.where + ": no memory.stat"
+		for _, m := range []metrics.Metric{metrics.MetricMemoryAnonPeak, metrics.MetricMemoryFileAtEnd, metrics.MetricMemoryShmemAtEnd, metrics.MetricMemoryKernelAtEnd} {
+			set(m, why)
+		}
+		return
+	}
+	set(metrics.MetricMemoryAnonPeak, "memory.stat anon, sampled: the processes' own memory, a lower bound", metrics.SourceSampledMemoryAnon)
+	set(metrics.MetricMemoryFileAtEnd, "memory.stat file once the execution ended: page cache still charged, tmpfs included", metrics.SourceCgroupMemoryStat)
+	set(metrics.MetricMemoryShmemAtEnd, "memory.stat shmem once the execution ended: tmpfs and shared memory still charged", metrics.SourceCgroupMemoryStat)
+	set(metrics.MetricMemoryKernelAtEnd, "memory.stat kernel once the execution ended (before Linux 5.18, the sum of slab, kernel_stack, pagetables, percpu and sock)", metrics.SourceCgroupMemoryStat)
 }
 
 // procMemorySources fills the memory metrics taken from the procfs tree.

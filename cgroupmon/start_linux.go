@@ -79,6 +79,10 @@ func (m *Monitor) start(ctx context.Context, s Spec) (r *run, running bool, err 
 	}(r)
 	if r.leaf != nil {
 		r.limitsInForce(r.leaf.limits)
+		r.setCapacity(r.leaf.capacity())
+		r.pressureAtStart()
+	} else {
+		r.setCapacity(cpuCapacity{cpus: onlineCPUs()})
 	}
 	marker := m.command(r)
 	if r.pipes, err = plumb(r.cmd); err != nil {

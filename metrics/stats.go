@@ -185,6 +185,10 @@ type aggregate struct {
 	cpuCount           uint64
 	cpuTotal           time.Duration
 	oomCount, timeouts uint64
+	// The waits for a CPU, memory and I/O (PSI), in that order: how many
+	// executions had them measured, and their sum.
+	waitCount [3]uint64
+	waitTotal [3]time.Duration
 }
 
 // sketchMapping maps values to bins with QuantileRelativeAccuracy. The
@@ -265,6 +269,12 @@ func (a *aggregate) add(st int, d time.Duration, e *Execution, hold bool) {
 		a.cpuCount++
 		a.cpuTotal += c
 	}
+	for i, w := range [...]Measure[time.Duration]{e.Usage.CPUWait, e.Usage.MemoryWait, e.Usage.IOWait} {
+		if v, ok := w.Get(); ok {
+			a.waitCount[i]++
+			a.waitTotal[i] += v
+		}
+	}
 }
 
 // holdsAll reports whether a holds every one of its execution times.
@@ -295,6 +305,10 @@ func (a *aggregate) merge(b *aggregate, quantiles bool) {
 	a.maxTime = max(a.maxTime, b.maxTime)
 	a.timeCount += b.timeCount
 	a.totalTime += b.totalTime
+	for i := range a.waitCount {
+		a.waitCount[i] += b.waitCount[i]
+		a.waitTotal[i] += b.waitTotal[i]
+	}
 	for i := range a.durBuckets {
 		a.durBuckets[i] += b.durBuckets[i]
 	}
@@ -431,6 +445,13 @@ type Counters struct {
 	CPUSeconds float64
 	// OOMCount counts executions with OOMKilled set.
 	OOMCount uint64
+	// CPUWaitCount, MemoryWaitCount and IOWaitCount are the numbers of
+	// executions whose waits for a CPU, memory and I/O were measured
+	// (Usage.CPUWait, MemoryWait, IOWait, from PSI).
+	CPUWaitCount, MemoryWaitCount, IOWaitCount uint64
+	// CPUWaitSeconds, MemoryWaitSeconds and IOWaitSeconds are the sums of
+	// those waits, in seconds.
+	CPUWaitSeconds, MemoryWaitSeconds, IOWaitSeconds float64
 }
 
 // counters returns a's counters under the name lang.
@@ -443,6 +464,9 @@ func (a *aggregate) counters(lang string) Counters {
 		CPUCount:     a.cpuCount,
 		CPUSeconds:   a.cpuTotal.Seconds(),
 		OOMCount:     a.oomCount,
+
+		CPUWaitCount: a.waitCount[0], MemoryWaitCount: a.waitCount[1], IOWaitCount: a.waitCount[2],
+		CPUWaitSeconds: a.waitTotal[0].Seconds(), MemoryWaitSeconds: a.waitTotal[1].Seconds(), IOWaitSeconds: a.waitTotal[2].Seconds(),
 	}
 	for i, s := range Statuses {
 		c.StatusCounts[s] = a.statusCounts[i]

@@ -30,6 +30,17 @@ const (
 	SourceSampledProcTree      Source = "sampled:procfs:tree"
 	SourceProcIO               Source = "procfs:io"
 	SourceSampler              Source = "sampler"
+	// SourceCgroupCPUPressure, SourceCgroupMemoryPressure and
+	// SourceCgroupIOPressure are the pressure stall files of a cgroup
+	// (PSI, Linux 4.20): the time during which some of its tasks waited
+	// for a CPU, for memory or for I/O.
+	SourceCgroupCPUPressure    Source = "cgroup2:cpu.pressure"
+	SourceCgroupMemoryPressure Source = "cgroup2:memory.pressure"
+	SourceCgroupIOPressure     Source = "cgroup2:io.pressure"
+	// SourceCgroupMemoryStat is memory.stat read once, at the end.
+	SourceCgroupMemoryStat Source = "cgroup2:memory.stat"
+	// SourceSampledMemoryAnon is the anon line of memory.stat, sampled.
+	SourceSampledMemoryAnon Source = "sampled:memory.stat:anon"
 )
 
 // Number is the set of types a Measure can hold.
@@ -130,6 +141,38 @@ type Usage struct {
 	IOWrite Measure[uint64] `json:"io_write_bytes"`
 	// CPUThrottled is the time the execution was throttled by cpu.max.
 	CPUThrottled Measure[time.Duration] `json:"cpu_throttled_ns"`
+	// CPUSamplesDropped counts sampler intervals over which the CPU time
+	// rose more than the CPUs the execution could use can give in the
+	// interval's wall time: the clock and the counter
+	// disagree, so the interval's percentage is not reported and its CPU
+	// time counts in the next interval's. CPUSamples does not count them.
+	CPUSamplesDropped Measure[int] `json:"cpu_samples_dropped"`
+	// CPUWait, MemoryWait and IOWait are how long some of the
+	// execution's tasks waited for a CPU, for memory and for I/O during the
+	// run: the growth of the "some" total of the cgroup's pressure files
+	// (PSI). A long wait means the host was busy and the wall time says
+	// less about the program.
+	CPUWait    Measure[time.Duration] `json:"cpu_wait_ns"`
+	MemoryWait Measure[time.Duration] `json:"memory_wait_ns"`
+	IOWait     Measure[time.Duration] `json:"io_wait_ns"`
+	// MemoryProcessPeak is the peak resident set size of the largest
+	// single process, in bytes: rusage maxrss (what `time -v` prints as
+	// "Maximum resident set size") or VmHWM. MemoryPeak, a cgroup's
+	// charge, also counts page cache, tmpfs and kernel memory, so the two
+	// differ for a program that reads or writes files.
+	MemoryProcessPeak Measure[uint64] `json:"memory_process_peak_bytes"`
+	// MemoryAnonPeak is the highest anonymous memory (heap, stacks) of the
+	// execution's cgroup seen by the sampler, in bytes (memory.stat anon):
+	// a lower bound, as a peak between two samples is missed.
+	MemoryAnonPeak Measure[uint64] `json:"memory_anon_peak_bytes"`
+	// MemoryFileAtEnd, MemoryShmemAtEnd and MemoryKernelAtEnd are, once
+	// the execution ended, how much of its cgroup's charge was page cache
+	// (tmpfs and shared memory included), tmpfs and shared memory alone,
+	// and kernel memory (slab, stacks, page tables, ...), in bytes
+	// (memory.stat).
+	MemoryFileAtEnd   Measure[uint64] `json:"memory_file_at_end_bytes"`
+	MemoryShmemAtEnd  Measure[uint64] `json:"memory_shmem_at_end_bytes"`
+	MemoryKernelAtEnd Measure[uint64] `json:"memory_kernel_at_end_bytes"`
 }
 
 // Metric names one quantity of a Usage, in snake_case ("memory_peak").
@@ -150,6 +193,15 @@ const (
 	MetricIORead            Metric = "io_read"
 	MetricIOWrite           Metric = "io_write"
 	MetricCPUThrottled      Metric = "cpu_throttled"
+	MetricCPUSamplesDropped Metric = "cpu_samples_dropped"
+	MetricCPUWait           Metric = "cpu_wait"
+	MetricMemoryWait        Metric = "memory_wait"
+	MetricIOWait            Metric = "io_wait"
+	MetricMemoryProcessPeak Metric = "memory_process_peak"
+	MetricMemoryAnonPeak    Metric = "memory_anon_peak"
+	MetricMemoryFileAtEnd   Metric = "memory_file_at_end"
+	MetricMemoryShmemAtEnd  Metric = "memory_shmem_at_end"
+	MetricMemoryKernelAtEnd Metric = "memory_kernel_at_end"
 )
 
 // Metrics lists every Metric in the order of Usage.Fields.
@@ -158,6 +210,9 @@ var Metrics = [...]Metric{
 	MetricCPUSamples, MetricCPUAveragePercent, MetricCPUPeakPercent,
 	MetricMemoryStart, MetricMemoryPeak, MetricPidsPeak,
 	MetricIORead, MetricIOWrite, MetricCPUThrottled,
+	MetricCPUSamplesDropped, MetricCPUWait, MetricMemoryWait, MetricIOWait,
+	MetricMemoryProcessPeak, MetricMemoryAnonPeak,
+	MetricMemoryFileAtEnd, MetricMemoryShmemAtEnd, MetricMemoryKernelAtEnd,
 }
 
 // Field is one named Measure of a Usage, for reports that list them.
@@ -189,6 +244,15 @@ func (u *Usage) Fields() []Field {
 		field(MetricIORead, u.IORead),
 		field(MetricIOWrite, u.IOWrite),
 		field(MetricCPUThrottled, u.CPUThrottled),
+		field(MetricCPUSamplesDropped, u.CPUSamplesDropped),
+		field(MetricCPUWait, u.CPUWait),
+		field(MetricMemoryWait, u.MemoryWait),
+		field(MetricIOWait, u.IOWait),
+		field(MetricMemoryProcessPeak, u.MemoryProcessPeak),
+		field(MetricMemoryAnonPeak, u.MemoryAnonPeak),
+		field(MetricMemoryFileAtEnd, u.MemoryFileAtEnd),
+		field(MetricMemoryShmemAtEnd, u.MemoryShmemAtEnd),
+		field(MetricMemoryKernelAtEnd, u.MemoryKernelAtEnd),
 	}
 }
 

@@ -103,39 +103,6 @@ func TestRunExitStatuses(t *testing.T) {
 	}
 }
 
-// nullable are the report keys that are null exactly when unmeasured.
-var nullable = []string{
-	"execution_time_seconds", "cpu_user_seconds", "cpu_system_seconds", "cpu_total_seconds",
-	"cpu_samples", "cpu_average_percent", "cpu_peak_percent", "memory_start_mb", "memory_peak_mb",
-	"memory_peak_bytes", "pids_peak", "io_read_bytes", "io_write_bytes", "cpu_throttled_seconds",
-}
-
-// checkNullsExplained checks that every number is either present with a
-// source or null with a reason, never both and never neither.
-func checkNullsExplained(t *testing.T, raw map[string]any) {
-	t.Helper()
-	if raw["schema_version"] != float64(2) {
-		t.Errorf("schema_version %v", raw["schema_version"])
-	}
-	sources, _ := raw["sources"].(map[string]any)
-	unavail, _ := raw["unavailable"].(map[string]any)
-	for _, k := range nullable {
-		v, present := raw[k]
-		if !present {
-			t.Errorf("report lacks %q", k)
-			continue
-		}
-		_, hasSrc := sources[k]
-		_, hasWhy := unavail[k]
-		if v == nil && (!hasWhy || hasSrc) {
-			t.Errorf("%s is null: unavailable[%s] present=%v, sources present=%v", k, k, hasWhy, hasSrc)
-		}
-		if v != nil && (!hasSrc || hasWhy) {
-			t.Errorf("%s = %v: sources present=%v, unavailable present=%v", k, v, hasSrc, hasWhy)
-		}
-	}
-}
-
 // TestRunPassesStreamsThrough checks that stdin, stdout and stderr reach
 // the command untouched and the report goes to standard error by default.
 func TestRunPassesStreamsThrough(t *testing.T) {

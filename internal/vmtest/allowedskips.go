@@ -34,6 +34,7 @@ var AllowedSkips = map[string]map[string]string{
 		"TestEndedCgroupIsRemoved/close":        whyNoCgroupFS + ": executions get no cgroup to remove",
 		"TestSharedRootRemovedByAnotherMonitor": whyNoCgroupFS + ": there is no shared root",
 		"TestPendingCgroupsAreBounded":          whyNoCgroupFS + ": executions get no cgroup to remove",
+		"TestPSIWait":                           whyNoCgroupFS + ": pressure stall information is kept per cgroup",
 	}),
 	SystemdRootless: withV2Controllers(
 		"cgroupmon's fullV2 runs these only in the busybox pure-v2 scenarios, though runner's scope has cpu, memory and pids (not io)",
@@ -62,6 +63,7 @@ var v2ControllerTests = []string{
 	"TestVMCPUMaxThrottles",
 	"TestVMQuotaWithoutPeriod",
 	"TestVMDaemonKilledWithExecution",
+	"TestVMMemoryMakeup",
 }
 
 // withV2Controllers returns m with every test of v2ControllerTests allowed

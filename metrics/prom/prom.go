@@ -37,6 +37,9 @@ var (
 	descMemory = prometheus.NewDesc("cgmon_execution_memory_peak_bytes",
 		"Peak memory of recorded executions whose peak was measured, in bytes.",
 		[]string{"language"}, nil)
+	descWait = prometheus.NewDesc("cgmon_execution_pressure_wait_seconds_total",
+		"Time the executions' tasks waited for a resource (cpu, memory or io), from their cgroups' pressure stall information (PSI); executions without PSI are not counted.",
+		[]string{"language", "resource"}, nil)
 	descOOM = prometheus.NewDesc("cgmon_execution_oom_kills_total",
 		"Recorded executions in which the kernel's OOM killer killed a process.",
 		[]string{"language"}, nil)
@@ -69,6 +72,7 @@ func (p *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCPU
 	ch <- descMemory
 	ch <- descOOM
+	ch <- descWait
 	ch <- descRejected
 	if p.m != nil {
 		ch <- descRunning
@@ -92,6 +96,15 @@ func (p *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstHistogram(descMemory, l.MemoryPeak.Count, l.MemoryPeak.Sum,
 			buckets(metrics.MemoryBuckets[:], l.MemoryPeak.Buckets), l.Language)
 		ch <- prometheus.MustNewConstMetric(descOOM, prometheus.CounterValue, float64(l.OOMCount), l.Language)
+		for _, w := range []struct {
+			resource string
+			n        uint64
+			s        float64
+		}{{"cpu", l.CPUWaitCount, l.CPUWaitSeconds}, {"memory", l.MemoryWaitCount, l.MemoryWaitSeconds}, {"io", l.IOWaitCount, l.IOWaitSeconds}} {
+			if w.n > 0 {
+				ch <- prometheus.MustNewConstMetric(descWait, prometheus.CounterValue, w.s, l.Language, w.resource)
+			}
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(rejected))
 	if p.m != nil {

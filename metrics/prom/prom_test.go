@@ -328,3 +328,27 @@ cgmon_execution_cpu_seconds_total{language="c"} 2.002
 		}
 	}
 }
+
+// TestPrometheusPressureWaits checks that the PSI waits of executions are
+// summed per language and resource, and that executions without PSI are
+// not counted as a wait of 0.
+func TestPrometheusPressureWaits(t *testing.T) {
+	c := metrics.NewCollector()
+	a := ex("c", metrics.StatusSuccess, time.Second, 2<<20, time.Second)
+	a.Usage.CPUWait = metrics.Measured(250*time.Millisecond, metrics.SourceCgroupCPUPressure)
+	a.Usage.MemoryWait = metrics.Measured(time.Duration(0), metrics.SourceCgroupMemoryPressure)
+	a.Usage.IOWait = metrics.Unavailable[time.Duration]("io.pressure could not be read")
+	b := ex("c", metrics.StatusSuccess, time.Second, 2<<20, time.Second)
+	b.Usage.CPUWait = metrics.Measured(500*time.Millisecond, metrics.SourceCgroupCPUPressure)
+	c.RecordExecution(a)
+	c.RecordExecution(b)
+	c.RecordExecution(ex("go", metrics.StatusSuccess, time.Second, 2<<20, time.Second)) // no PSI
+	want := `# HELP cgmon_execution_pressure_wait_seconds_total Time the executions' tasks waited for a resource (cpu, memory or io), from their cgroups' pressure stall information (PSI); executions without PSI are not counted.
+# TYPE cgmon_execution_pressure_wait_seconds_total counter
+cgmon_execution_pressure_wait_seconds_total{language="c",resource="cpu"} 0.75
+cgmon_execution_pressure_wait_seconds_total{language="c",resource="memory"} 0
+`
+	if err := testutil.CollectAndCompare(NewCollector(c, nil), strings.NewReader(want), "cgmon_execution_pressure_wait_seconds_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -71,10 +71,30 @@ type Report struct {
 	IOReadBytes  *uint64 `json:"io_read_bytes"`
 	IOWriteBytes *uint64 `json:"io_write_bytes"`
 	// CPUThrottledSeconds is the time throttled by cpu.max, in seconds.
-	CPUThrottledSeconds *float64          `json:"cpu_throttled_seconds"`
-	Backend             metrics.Backend   `json:"backend"`
-	Sources             map[string]string `json:"sources"`
-	Unavailable         map[string]string `json:"unavailable"`
+	CPUThrottledSeconds *float64 `json:"cpu_throttled_seconds"`
+	// CPUSamplesDropped counts sampling intervals whose CPU time exceeded
+	// what the execution's CPUs can give: not reported in the peak.
+	CPUSamplesDropped *int `json:"cpu_samples_dropped"`
+	// CPUWaitSeconds, MemoryWaitSeconds and IOWaitSeconds are how long
+	// some of the execution's tasks waited for a CPU, for memory and for
+	// I/O (PSI), in seconds.
+	CPUWaitSeconds    *float64 `json:"cpu_wait_seconds"`
+	MemoryWaitSeconds *float64 `json:"memory_wait_seconds"`
+	IOWaitSeconds     *float64 `json:"io_wait_seconds"`
+	// MemoryProcessPeakBytes is the largest single process's peak RSS (what
+	// time -v prints); MemoryAnonPeakBytes the sampled anonymous memory of
+	// the cgroup, a lower bound; MemoryFileAtEndBytes, MemoryShmemAtEndBytes
+	// and MemoryKernelAtEndBytes how much of the cgroup's charge was page
+	// cache, tmpfs and shared memory, and kernel memory once it ended. In
+	// bytes.
+	MemoryProcessPeakBytes *uint64           `json:"memory_process_peak_bytes"`
+	MemoryAnonPeakBytes    *uint64           `json:"memory_anon_peak_bytes"`
+	MemoryFileAtEndBytes   *uint64           `json:"memory_file_at_end_bytes"`
+	MemoryShmemAtEndBytes  *uint64           `json:"memory_shmem_at_end_bytes"`
+	MemoryKernelAtEndBytes *uint64           `json:"memory_kernel_at_end_bytes"`
+	Backend                metrics.Backend   `json:"backend"`
+	Sources                map[string]string `json:"sources"`
+	Unavailable            map[string]string `json:"unavailable"`
 	// LowerBounds holds, for a number that is only a lower bound, its key
 	// and the reason (e.g. a process took CPU time out of the cgroup).
 	LowerBounds map[string]string     `json:"lower_bounds,omitempty"`
@@ -83,19 +103,28 @@ type Report struct {
 
 // reportKeys maps a metrics.Usage field name to the report keys it fills.
 var reportKeys = map[metrics.Metric][]string{
-	"execution_time":      {"execution_time_seconds"},
-	"cpu_user":            {"cpu_user_seconds"},
-	"cpu_system":          {"cpu_system_seconds"},
-	"cpu_total":           {"cpu_total_seconds"},
-	"cpu_samples":         {"cpu_samples"},
-	"cpu_average_percent": {"cpu_average_percent"},
-	"cpu_peak_percent":    {"cpu_peak_percent"},
-	"memory_start":        {"memory_start_mb"},
-	"memory_peak":         {"memory_peak_mb", "memory_peak_bytes"},
-	"pids_peak":           {"pids_peak"},
-	"io_read":             {"io_read_bytes"},
-	"io_write":            {"io_write_bytes"},
-	"cpu_throttled":       {"cpu_throttled_seconds"},
+	"execution_time":       {"execution_time_seconds"},
+	"cpu_user":             {"cpu_user_seconds"},
+	"cpu_system":           {"cpu_system_seconds"},
+	"cpu_total":            {"cpu_total_seconds"},
+	"cpu_samples":          {"cpu_samples"},
+	"cpu_average_percent":  {"cpu_average_percent"},
+	"cpu_peak_percent":     {"cpu_peak_percent"},
+	"memory_start":         {"memory_start_mb"},
+	"memory_peak":          {"memory_peak_mb", "memory_peak_bytes"},
+	"pids_peak":            {"pids_peak"},
+	"io_read":              {"io_read_bytes"},
+	"io_write":             {"io_write_bytes"},
+	"cpu_throttled":        {"cpu_throttled_seconds"},
+	"cpu_samples_dropped":  {"cpu_samples_dropped"},
+	"cpu_wait":             {"cpu_wait_seconds"},
+	"memory_wait":          {"memory_wait_seconds"},
+	"io_wait":              {"io_wait_seconds"},
+	"memory_process_peak":  {"memory_process_peak_bytes"},
+	"memory_anon_peak":     {"memory_anon_peak_bytes"},
+	"memory_file_at_end":   {"memory_file_at_end_bytes"},
+	"memory_shmem_at_end":  {"memory_shmem_at_end_bytes"},
+	"memory_kernel_at_end": {"memory_kernel_at_end_bytes"},
 }
 
 // ReportKeys returns the report keys filled from the metrics.Usage field
@@ -192,6 +221,15 @@ func NewReport(ex *metrics.Execution) *Report {
 		IOReadBytes:             count(u.IORead),
 		IOWriteBytes:            count(u.IOWrite),
 		CPUThrottledSeconds:     seconds(u.CPUThrottled),
+		CPUSamplesDropped:       count(u.CPUSamplesDropped),
+		CPUWaitSeconds:          seconds(u.CPUWait),
+		MemoryWaitSeconds:       seconds(u.MemoryWait),
+		IOWaitSeconds:           seconds(u.IOWait),
+		MemoryProcessPeakBytes:  count(u.MemoryProcessPeak),
+		MemoryAnonPeakBytes:     count(u.MemoryAnonPeak),
+		MemoryFileAtEndBytes:    count(u.MemoryFileAtEnd),
+		MemoryShmemAtEndBytes:   count(u.MemoryShmemAtEnd),
+		MemoryKernelAtEndBytes:  count(u.MemoryKernelAtEnd),
 		Backend:                 ex.Backend,
 		Sources:                 map[string]string{},
 		Unavailable:             map[string]string{},
@@ -349,6 +387,26 @@ func (r *Report) WriteHuman(w io.Writer) error {
 	num("I/O read", "io_read_bytes", "bytes", r.IOReadBytes)
 	num("I/O written", "io_write_bytes", "bytes", r.IOWriteBytes)
 	secs("CPU throttled time", "cpu_throttled_seconds", r.CPUThrottledSeconds)
+	if r.CPUSamplesDropped == nil {
+		unavailable("CPU samples dropped", "cpu_samples_dropped")
+	} else if *r.CPUSamplesDropped > 0 {
+		line("CPU samples dropped", fmt.Sprint(*r.CPUSamplesDropped), "(more CPU time than the CPUs could give over the interval: the counter lagged the clock)")
+	}
+	secs("Waiting for a CPU", "cpu_wait_seconds", r.CPUWaitSeconds)
+	secs("Waiting for memory", "memory_wait_seconds", r.MemoryWaitSeconds)
+	secs("Waiting for I/O", "io_wait_seconds", r.IOWaitSeconds)
+	mem := func(label, key string, v *uint64) {
+		if v == nil {
+			unavailable(label, key)
+			return
+		}
+		line(label, fmt.Sprintf("%.3f MiB", float64(*v)/mib), src(key))
+	}
+	mem("Largest process peak", "memory_process_peak_bytes", r.MemoryProcessPeakBytes)
+	mem("Anon memory (lower bound)", "memory_anon_peak_bytes", r.MemoryAnonPeakBytes)
+	mem("Page cache at end", "memory_file_at_end_bytes", r.MemoryFileAtEndBytes)
+	mem("Shared memory at end", "memory_shmem_at_end_bytes", r.MemoryShmemAtEndBytes)
+	mem("Kernel memory at end", "memory_kernel_at_end_bytes", r.MemoryKernelAtEndBytes)
 	line("Timed out", yesNo(r.TimedOut), "")
 	line("OOM killed", yesNo(r.OOMKilled), "")
 	line("Leftover processes killed", fmt.Sprint(r.LeftoverProcessesKilled), "")
@@ -365,10 +423,71 @@ func (r *Report) WriteHuman(w io.Writer) error {
 		line("Lower bounds", strings.Join(why, "; "), "")
 	}
 	line("Limits", describeLimits(r.Limits), "")
+	for _, n := range r.notes() {
+		line("Note", n, "")
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	return bw.Flush()
+}
+
+// busyShare is the share of the wall time spent waiting for a CPU above
+// which the report warns that the host was busy.
+const busyShare = 0.10
+
+// notes are the report's warnings about its own numbers: a busy host
+// (the wall time says less about the program) and a memory peak made
+// mostly of what no process held (page cache, tmpfs).
+func (r *Report) notes() []string {
+	var out []string
+	if r.CPUWaitSeconds != nil && r.ExecutionTimeSeconds != nil && *r.ExecutionTimeSeconds > 0 {
+		if share := *r.CPUWaitSeconds / *r.ExecutionTimeSeconds; share > busyShare {
+			out = append(out, fmt.Sprintf("the host was busy: %.0f%% of the wall time was spent waiting for a CPU", share*100))
+		}
+	}
+	if s := r.memoryMakeup(); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+// memoryMakeup says what the memory peak is made of when the largest
+// process held less than half of it: "301.0 MiB charged, of which 299.0
+// MiB page cache; largest process 1.7 MiB".
+func (r *Report) memoryMakeup() string {
+	if r.MemoryPeakBytes == nil || !strings.HasPrefix(r.Sources["memory_peak_bytes"], "cgroup2:") {
+		return ""
+	}
+	// The largest process's maxrss, or where cgmon could not tell it from
+	// its own (see memory_process_peak_bytes), the sampled anon memory.
+	own, what := r.MemoryProcessPeakBytes, "largest process"
+	if own == nil {
+		own, what = r.MemoryAnonPeakBytes, "anonymous memory at least"
+	}
+	if own == nil {
+		return ""
+	}
+	peak, proc := *r.MemoryPeakBytes, *own
+	if peak < 8*mib || proc*2 >= peak {
+		return ""
+	}
+	s := fmt.Sprintf("%.1f MiB charged", float64(peak)/mib)
+	var parts []string
+	if v := r.MemoryFileAtEndBytes; v != nil && *v > 0 {
+		p := fmt.Sprintf("%.1f MiB page cache", float64(*v)/mib)
+		if sh := r.MemoryShmemAtEndBytes; sh != nil && *sh > 0 {
+			p += fmt.Sprintf(" (%.1f MiB tmpfs or shared memory)", float64(*sh)/mib)
+		}
+		parts = append(parts, p)
+	}
+	if v := r.MemoryKernelAtEndBytes; v != nil && *v > mib {
+		parts = append(parts, fmt.Sprintf("%.1f MiB kernel", float64(*v)/mib))
+	}
+	if len(parts) > 0 {
+		s += ", of which at the end " + strings.Join(parts, " and ")
+	}
+	return s + fmt.Sprintf("; %s %.1f MiB", what, float64(proc)/mib)
 }
 
 // attached reports whether the record is of a target that `cgmon watch`
