@@ -2,9 +2,12 @@ package cgroupmon
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,14 +17,9 @@ import (
 	"github.com/cgmon/cgmon/metrics"
 )
 
-// The overshoot bound that Spec.CPUTimeLimit states, with the unknowns
-// set to values that hold on a loaded 2-CPU test machine and in the
-// emulated VM guests:
+// The overshoot bound that Spec.CPUTimeLimit states, with the kernel's
+// unknowns set to their worst:
 const (
-	// testWakeDelay is the sampler's wake-up delay allowed: how late its
-	// timer may fire and its read of cpu.stat run. The burners compete
-	// with it for the CPUs, as do other tests.
-	testWakeDelay = 10 * time.Millisecond
 	// testSchedTick is the longest scheduler tick (CONFIG_HZ=100, the
 	// lowest the kernel offers; Debian's is 250, a 4 ms tick): cpu.stat
 	// counts a running thread's time at the tick.
@@ -33,13 +31,32 @@ const (
 
 // overshootBound is the bound of Spec.CPUTimeLimit's doc comment for an
 // execution that can use cpus CPUs and runs threads burning threads in
-// procs processes, measured by backend.
-func overshootBound(backend metrics.Backend, cpus, threads, procs int) time.Duration {
-	b := time.Duration(cpus)*(minCPUCheck+testWakeDelay) + time.Duration(min(threads, cpus))*testSchedTick
+// procs processes, measured by backend, when the sampler's check that
+// killed it ended, kill done, late after it was due. On a loaded machine
+// late is what the test cannot choose: the sampler's thread waits for a
+// CPU like every other (tens of milliseconds here when other tests and
+// a VM run beside it, under one on an idle machine).
+func overshootBound(backend metrics.Backend, cpus, threads, procs int, late time.Duration) time.Duration {
+	b := time.Duration(cpus)*(minCPUCheck+late) + time.Duration(min(threads, cpus))*testSchedTick
 	if backend == metrics.BackendProcfs {
 		b += time.Duration(procs) * testProcfsUnit
 	}
 	return b
+}
+
+// runLimited runs s through m.start and m.wait, as Run does, and returns
+// its record and how late its last CPU-time check ended.
+func runLimited(t *testing.T, m *Monitor, s Spec) (metrics.Execution, time.Duration) {
+	t.Helper()
+	r, running, err := m.start(context.Background(), s)
+	require.NoError(t, err)
+	require.True(t, running)
+	m.wait(r)
+	ex, err := r.result()
+	require.NoError(t, err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return ex, r.late
 }
 
 // TestCPUTimeLimit runs burners past CPU-time limits of 5 ms, 100 ms and
@@ -70,16 +87,15 @@ func TestCPUTimeLimit(t *testing.T) {
 		for _, c := range cases {
 			for _, limit := range limits {
 				t.Run(fmt.Sprintf("%s/%s/%v", backend, c.name, limit), func(t *testing.T) {
-					ex, err := m.Run(context.Background(), Spec{Command: c.cmd, CPUTimeLimit: limit})
-					require.NoError(t, err)
+					ex, late := runLimited(t, m, Spec{Command: c.cmd, CPUTimeLimit: limit})
 					assert.Equal(t, metrics.StatusCPUTimeout, ex.Status, ex.Reason)
 					assert.False(t, ex.TimedOut, "the wall-clock timeout did not end it")
 					cpu, ok := ex.Usage.CPUTotal.Get()
 					require.True(t, ok, ex.Usage.CPUTotal.Reason())
 					cpus := onlineCPUs()
-					bound := overshootBound(ex.Backend, cpus, c.threads, c.procs)
-					t.Logf("backend %s, limit %v: CPU time %v (%s), overshoot %v, bound %v, wall %v",
-						ex.Backend, limit, cpu, ex.Usage.CPUTotal.Source(), cpu-limit, bound, ex.Usage.WallTime.Value())
+					bound := overshootBound(ex.Backend, cpus, c.threads, c.procs, late)
+					t.Logf("backend %s, limit %v: CPU time %v (%s), overshoot %v, bound %v (the killing check %v late), wall %v",
+						ex.Backend, limit, cpu, ex.Usage.CPUTotal.Source(), cpu-limit, bound, late, ex.Usage.WallTime.Value())
 					assert.GreaterOrEqual(t, cpu, limit, "killed before its limit")
 					assert.LessOrEqual(t, cpu-limit, bound, "overshoot beyond the stated bound (%d CPUs)", cpus)
 					assert.Contains(t, ex.Reason, fmt.Sprintf("CPU-time limit of %v reached (CPU time %v)", limit, cpu.Round(time.Microsecond)))
@@ -184,6 +200,49 @@ func TestParseCPUList(t *testing.T) {
 		assert.ErrorIs(t, err, errMalformed, "%q", in)
 		if err != nil {
 			assert.Contains(t, err.Error(), "online: ")
+		}
+	}
+}
+
+// TestCPUTimeLimitOvershoot measures the overshoot of the CPU-time limit:
+// the CPU time measured at the end minus the limit, over several runs of
+// each workload and limit, and logs its median and maximum (the numbers
+// of BENCHMARKS.md). Each run must be within the stated bound. By default
+// it takes 3 runs at 5 ms and 100 ms; selected by name with -run (the
+// pattern names TestCPUTimeLimitOvershoot, as in BENCHMARKS.md's
+// commands), it takes 20 runs at 5 ms, 100 ms and 1 s.
+func TestCPUTimeLimitOvershoot(t *testing.T) {
+	burn := wl(t, "burn")
+	runs, limits := 3, []time.Duration{5 * time.Millisecond, 100 * time.Millisecond}
+	if f := flag.Lookup("test.run"); f != nil && strings.Contains(f.Value.String(), "TestCPUTimeLimitOvershoot") {
+		runs, limits = 20, append(limits, time.Second)
+	}
+	m := newMonitor(t, Options{})
+	for _, c := range []struct {
+		name           string
+		cmd            []string
+		threads, procs int
+	}{
+		{"1 thread", []string{burn, "1", "60000"}, 1, 1},
+		{"2 threads", []string{burn, "2", "60000"}, 2, 1},
+		{"child burns", []string{"/bin/sh", "-c", burn + " 2 60000 & wait"}, 2, 2},
+	} {
+		for _, limit := range limits {
+			var over, lates []time.Duration
+			var backend metrics.Backend
+			for range runs {
+				ex, late := runLimited(t, m, Spec{Command: c.cmd, CPUTimeLimit: limit})
+				require.Equal(t, metrics.StatusCPUTimeout, ex.Status, ex.Reason)
+				cpu, ok := ex.Usage.CPUTotal.Get()
+				require.True(t, ok, ex.Usage.CPUTotal.Reason())
+				backend = ex.Backend
+				over, lates = append(over, cpu-limit), append(lates, late)
+				assert.GreaterOrEqual(t, cpu, limit, "killed before its limit")
+				assert.LessOrEqual(t, cpu-limit, overshootBound(backend, onlineCPUs(), c.threads, c.procs, late),
+					"%s at %v: overshoot beyond the stated bound (the killing check %v late)", c.name, limit, late)
+			}
+			t.Logf("overshoot: %s, %s, limit %v, %d CPUs, %d runs: median %v, max %v, min %v; sampler delay median %v, max %v",
+				backend, c.name, limit, onlineCPUs(), runs, median(over), slices.Max(over), slices.Min(over), median(lates), slices.Max(lates))
 		}
 	}
 }

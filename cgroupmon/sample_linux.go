@@ -291,8 +291,8 @@ func (s *sampler) checkDue(now time.Time) {
 	}
 	for i := range due {
 		c := &due[i]
-		wait, live := c.r.checkCPU(c.cpus, s.interval)
-		c.next = time.Now().Add(wait)
+		next, live := c.r.checkCPU(c.next, c.cpus, s.interval)
+		c.next = next
 		if !live {
 			c.cpus = 0 // dropped below
 		}
@@ -427,29 +427,33 @@ func checkDelay(left time.Duration, cpus int, interval time.Duration) time.Durat
 // checkCPU enforces Spec.CPUTimeLimit: it reads the execution's CPU time,
 // all its processes and threads together (cpu.stat of its cgroup, else
 // its procfs tree), and kills it as cpu_timeout once that reaches the
-// limit. Otherwise it returns how long to wait before the next check
-// (checkDelay of what is left). live is false once the run has ended or
-// has been killed: it needs no more checks.
-func (r *run) checkCPU(cpus int, interval time.Duration) (wait time.Duration, live bool) {
+// limit. Otherwise it returns when to check next: checkDelay of what is
+// left after the moment of the read. live is false once the run has
+// ended or has been killed: it needs no more checks. due is when the
+// check was meant to run; how late it ended (its kill included) is
+// recorded, the sampler's delay of the bound Spec.CPUTimeLimit states.
+func (r *run) checkCPU(due time.Time, cpus int, interval time.Duration) (next time.Time, live bool) {
+	defer func() { r.checkedLate(time.Since(due)) }()
 	r.mu.Lock()
 	if r.ended {
 		r.mu.Unlock()
-		return 0, false
+		return next, false
 	}
+	at := time.Now() // before the read: the next check is never later than meant
 	used, ok, err := r.cpuNowLocked()
 	if err != nil {
 		r.noteErrLocked(err)
 	}
 	r.mu.Unlock()
 	if !ok {
-		return interval, true // tried again at the pace of the ticks
+		return at.Add(interval), true // tried again at the pace of the ticks
 	}
 	left := r.spec.CPUTimeLimit - used
 	if left <= 0 {
 		r.kill(metrics.StatusCPUTimeout)
-		return 0, false
+		return next, false
 	}
-	return checkDelay(left, cpus, interval), true
+	return at.Add(checkDelay(left, cpus, interval)), true
 }
 
 // cpuNowLocked reads the CPU time the execution has used so far: its
