@@ -132,7 +132,9 @@ type Spec struct {
 	// at most), as cpu.stat counts a running thread's time at the tick;
 	// plus the kernel's teardown of the killed processes, charged to
 	// them. Without a cgroup add 20 ms per process: /proc/PID/stat counts
-	// in 10 ms units. BENCHMARKS.md has the overshoot measured.
+	// in 10 ms units. In a virtual machine without steal-time accounting,
+	// T is as long as the host keeps a vCPU away. BENCHMARKS.md has the
+	// overshoot measured.
 	CPUTimeLimit time.Duration
 	// WaitAll waits for every process of the execution to exit instead of
 	// killing what is left when the main process exits.
