@@ -683,13 +683,21 @@ func (r *run) setStatus(rec *metrics.Execution, ps *os.ProcessState, oomKills ui
 	}
 	rec.OOMKilled = oomKills > 0
 	rec.TimedOut = r.killedAs == metrics.StatusTimeout
+	cpu, cpuOK := rec.Usage.CPUTotal.Get()
 	switch {
 	case r.killedAs == metrics.StatusTimeout:
 		rec.Status = metrics.StatusTimeout
 		rec.Reason = fmt.Sprintf("wall-clock limit of %v reached; every process was killed%s", r.spec.Timeout, killedCount(rec.LeftoverProcessesKilled))
+	case r.killedAs == metrics.StatusCPUTimeout:
+		rec.Status = metrics.StatusCPUTimeout
+		rec.Reason = fmt.Sprintf("CPU-time limit of %v reached (CPU time %s); every process was killed%s", r.spec.CPUTimeLimit, cpuTime(rec.Usage.CPUTotal), killedCount(rec.LeftoverProcessesKilled))
 	case r.killedAs != "":
 		rec.Status = r.killedAs
 		rec.Reason = "canceled by the caller; every process was killed" + killedCount(rec.LeftoverProcessesKilled)
+	case r.spec.CPUTimeLimit > 0 && cpuOK && cpu > r.spec.CPUTimeLimit:
+		// It ended between two checks, past its limit.
+		rec.Status = metrics.StatusCPUTimeout
+		rec.Reason = fmt.Sprintf("CPU-time limit of %v exceeded (CPU time %s); the execution ended before cgmon's check", r.spec.CPUTimeLimit, cpuTime(rec.Usage.CPUTotal))
 	case rec.OOMKilled:
 		rec.Status = metrics.StatusOOM
 		rec.Reason = fmt.Sprintf("the kernel's OOM killer killed %d process(es) of this execution (memory.events oom_kill)", oomKills)
@@ -714,4 +722,13 @@ func killedCount(leftovers int) string {
 		return ""
 	}
 	return fmt.Sprintf(" (%d beside the main process)", leftovers)
+}
+
+// cpuTime prints a measured CPU time to the microsecond, as cpu.stat and
+// rusage count it, or says that it is unknown.
+func cpuTime(m metrics.Measure[time.Duration]) string {
+	if v, ok := m.Get(); ok {
+		return v.Round(time.Microsecond).String()
+	}
+	return "unknown: " + m.Reason()
 }

@@ -196,3 +196,19 @@ func FuzzParseMountinfo(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseCPUList(f *testing.F) {
+	for _, s := range []string{"0\n", "0-1\n", "0-3,8,10-11\n", "", "3-1", "0,,1", "0-8191\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		n, err := parseCPUList("cpuset.cpus.effective", in)
+		checkFuzzErr(t, in, err)
+		if err == nil && (n < 0 || n > maxCPUs) {
+			t.Fatalf("%d CPUs from %q", n, in)
+		}
+		if err != nil && n != 0 {
+			t.Fatalf("error %v with %d CPUs", err, n)
+		}
+	})
+}

@@ -265,7 +265,7 @@ func (c cpuCapacity) allows(cpu, dt time.Duration) bool {
 var onlineCPUs = sync.OnceValue(func() int {
 	b, err := readCapped("/sys/devices/system/cpu/online")
 	if err == nil {
-		if n, err := parseCPUList(b); err == nil && n > 0 {
+		if n, err := parseCPUList("online", b); err == nil && n > 0 {
 			return n
 		}
 	}
@@ -278,7 +278,7 @@ var onlineCPUs = sync.OnceValue(func() int {
 func (l *leaf) capacity() cpuCapacity {
 	c := cpuCapacity{cpus: onlineCPUs()}
 	if b, err := l.readFile("cpuset.cpus.effective"); err == nil {
-		if n, err := parseCPUList(b); err == nil && n > 0 {
+		if n, err := parseCPUList("cpuset.cpus.effective", b); err == nil && n > 0 {
 			c.cpus = min(c.cpus, n)
 		}
 	}

@@ -113,6 +113,29 @@ type Spec struct {
 	Limits *specs.LinuxResources
 	// Timeout is the wall-clock limit; 0 means none.
 	Timeout time.Duration
+	// CPUTimeLimit is the limit on the CPU time (user plus system) of the
+	// whole execution, every process and thread together; 0 means none,
+	// and a negative one is ErrInvalidSpec. The sampler reads it from the
+	// cgroup's cpu.stat (without a cgroup, the procfs tree's sum) and
+	// checks again as soon as the execution could have spent what is left
+	// on every CPU it can use (online CPUs, or fewer by the leaf's cpuset
+	// or cpu.max), at least 1 ms and at most one tick apart. Once it is
+	// reached every process is killed and the status is
+	// metrics.StatusCPUTimeout, distinct from Timeout's StatusTimeout; an
+	// execution that ends by itself between two checks with more CPU time
+	// than the limit is cpu_timeout too. The CPU time measured then
+	// exceeds the limit by at most N × (1 ms + D) + T × min(threads, N):
+	// N the CPUs it can use, D how late the sampler's killing check ran
+	// (under 1 ms on an idle machine, tens of milliseconds on an
+	// overloaded one, where the sampler waits for a CPU like any thread),
+	// T the scheduler tick (1/CONFIG_HZ: 4 ms on Debian's kernels, 10 ms
+	// at most), as cpu.stat counts a running thread's time at the tick;
+	// plus the kernel's teardown of the killed processes, charged to
+	// them. Without a cgroup add 20 ms per process: /proc/PID/stat counts
+	// in 10 ms units. In a virtual machine without steal-time accounting,
+	// T is as long as the host keeps a vCPU away. BENCHMARKS.md has the
+	// overshoot measured.
+	CPUTimeLimit time.Duration
 	// WaitAll waits for every process of the execution to exit instead of
 	// killing what is left when the main process exits.
 	WaitAll bool

@@ -214,39 +214,6 @@ func parseMemoryMakeup(b []byte) (memoryMakeup, error) {
 	return m, nil
 }
 
-// parseCPUList parses a CPU list such as cpuset.cpus.effective or
-// /sys/devices/system/cpu/online ("0-3,8,10-11") and returns how many
-// CPUs it names. An empty list names none.
-func parseCPUList(b []byte) (int, error) {
-	const file = "cpu list"
-	t, err := trimNewline(file, b)
-	if err != nil {
-		return 0, err
-	}
-	if len(t) == 0 {
-		return 0, nil
-	}
-	n := 0
-	for _, r := range bytes.Split(t, []byte{','}) {
-		lo, hi, isRange := bytes.Cut(r, []byte{'-'})
-		a, ok := kparse.AtoU64(lo)
-		if !ok || a > 1<<22 {
-			return 0, kparse.Malformed(file, "%s is not a CPU number or range", kparse.Quote(r))
-		}
-		z := a
-		if isRange {
-			if z, ok = kparse.AtoU64(hi); !ok || z < a || z > 1<<22 {
-				return 0, kparse.Malformed(file, "%s is not a CPU range", kparse.Quote(r))
-			}
-		}
-		n += int(z-a) + 1
-		if n > 1<<22 {
-			return 0, kparse.Malformed(file, "more CPUs than Linux supports")
-		}
-	}
-	return n, nil
-}
-
 // ioStat is io.stat summed over all devices: bytes and I/O operations.
 type ioStat struct{ RBytes, WBytes, RIOs, WIOs uint64 }
 
@@ -757,3 +724,39 @@ func unescapeOctal(b []byte) (string, error) {
 	}
 	return string(out), nil
 }
+
+// parseCPUList parses a CPU list as cpuset.cpus.effective and
+// /sys/devices/system/cpu/online write it, e.g. "0-3,8,10-11", with an
+// optional '\n', and returns how many CPUs it names. An empty list (a
+// cpuset with no CPUs of its own yet) is 0.
+func parseCPUList(file string, b []byte) (int, error) {
+	t, err := trimNewline(file, b)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for len(t) > 0 {
+		item, rest, _ := bytes.Cut(t, []byte{','})
+		t = rest
+		lo, hi, isRange := bytes.Cut(item, []byte{'-'})
+		first, ok := kparse.AtoU64(lo)
+		if !ok {
+			return 0, kparse.Malformed(file, "%s is not a CPU number", kparse.Quote(lo))
+		}
+		last := first
+		if isRange {
+			if last, ok = kparse.AtoU64(hi); !ok || last < first {
+				return 0, kparse.Malformed(file, "%s is not a range of CPUs", kparse.Quote(item))
+			}
+		}
+		if last-first >= maxCPUs || n+int(last-first+1) > maxCPUs {
+			return 0, kparse.Malformed(file, "%s names more than %d CPUs", kparse.Quote(b), maxCPUs)
+		}
+		n += int(last - first + 1)
+	}
+	return n, nil
+}
+
+// maxCPUs is the most CPUs a CPU list may name: the kernel's NR_CPUS is at
+// most 8192 on every architecture it supports.
+const maxCPUs = 8192

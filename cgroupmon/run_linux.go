@@ -56,6 +56,7 @@ type run struct {
 	mainRSS  mainMaxRSS     // the main process's maxrss, where a leaf gives the memory
 	pressure pressureStart  // the PSI totals when the run began
 	capacity cpuCapacity    // the CPU time the execution can use, for the peak
+	late     time.Duration  // how late the last check of the CPU-time limit ended, kill included
 	rec      metrics.Execution
 	err      error
 }
@@ -323,6 +324,16 @@ func (r *run) escapedFound(n int, cgroups []string) {
 	defer r.mu.Unlock()
 	r.escaped += n
 	r.outside = append(r.outside, fmt.Sprintf("%d process(es) had moved out of the execution's cgroup (into %s)", n, strings.Join(cgroups, ", ")))
+}
+
+// checkedLate records that the last check of the CPU-time limit ended
+// (when it killed, with the kill done) d after it was due. That of the
+// check that killed is the sampler's delay of the bound
+// Spec.CPUTimeLimit states.
+func (r *run) checkedLate(d time.Duration) {
+	r.mu.Lock()
+	r.late = d
+	r.mu.Unlock()
 }
 
 // dropMaxRSS records that the main process's maxrss (KiB) was not used, as

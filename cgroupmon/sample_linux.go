@@ -3,6 +3,7 @@ package cgroupmon
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,6 +39,24 @@ type sampler struct {
 
 	batch []*run        // reused by the loop: no allocation per tick
 	quit  chan struct{} // closed by stop
+
+	// checks are the live runs with a CPU-time limit, each with when it
+	// is checked next (between ticks: see run.checkCPU); due is the loop's
+	// reused list of those to check now.
+	checks []cpuCheck
+	due    []cpuCheck
+	// wake tells the loop that a run with a CPU-time limit was added, so
+	// that its first check need not wait for a tick. Only such runs pay
+	// for the wake-up.
+	wake chan struct{}
+}
+
+// cpuCheck is a run with a CPU-time limit, the CPUs it can use at once,
+// and when the sampler checks its CPU time next.
+type cpuCheck struct {
+	r    *run
+	cpus int
+	next time.Time
 }
 
 // pendingLeaf is an ended execution's cgroup, empty, its descriptors
@@ -54,13 +73,29 @@ type pendingLeaf struct {
 const reclaimTries = 10
 
 func newSampler(interval time.Duration) *sampler {
-	return &sampler{interval: interval, maxPending: defaultMaxPending, quit: make(chan struct{})}
+	return &sampler{interval: interval, maxPending: defaultMaxPending, quit: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
 
+// add makes r one of the runs the sampler ticks for. A run with a
+// CPU-time limit is also checked between ticks: first when it could have
+// used its whole budget on every CPU it can use, which r.usableCPUs
+// reads from its cgroup (outside the sampler's lock).
 func (s *sampler) add(r *run) {
+	var c cpuCheck
+	if limit := r.spec.CPUTimeLimit; limit > 0 {
+		c = cpuCheck{r: r, cpus: r.usableCPUs(onlineCPUs())}
+		c.next = r.start.Add(checkDelay(limit, c.cpus, s.interval))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.runs = append(s.runs, r)
+	if c.r != nil {
+		s.checks = append(s.checks, c)
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
 	s.startLocked()
 }
 
@@ -163,6 +198,7 @@ func (s *sampler) removePending() {
 func (s *sampler) remove(r *run) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.dropCheckLocked(r)
 	for i, x := range s.runs {
 		if x == r {
 			last := len(s.runs) - 1
@@ -178,27 +214,105 @@ func (s *sampler) loop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
+	check := time.NewTimer(time.Hour)
+	defer check.Stop()
 	for {
+		s.armCheck(check)
 		select {
 		case <-t.C:
+			if !s.tickAll() {
+				return
+			}
+		case <-check.C:
+		case <-s.wake:
 		case <-s.quit:
 			return
 		}
-		s.mu.Lock()
-		if len(s.runs) == 0 && len(s.pending) == 0 {
-			s.active = false
-			s.mu.Unlock()
-			return
-		}
-		s.batch = append(s.batch[:0], s.runs...)
-		s.mu.Unlock()
-		for _, r := range s.batch {
-			r.tick()
-		}
-		clear(s.batch)
-		// After the samples, so that removing cgroups never delays them.
-		s.removePending()
+		s.checkDue(time.Now())
 	}
+}
+
+// tickAll samples every live run and removes the queued cgroups. It
+// reports false, ending the loop, when it finds nothing to do.
+func (s *sampler) tickAll() bool {
+	s.mu.Lock()
+	if len(s.runs) == 0 && len(s.pending) == 0 {
+		s.active = false
+		s.mu.Unlock()
+		return false
+	}
+	s.batch = append(s.batch[:0], s.runs...)
+	s.mu.Unlock()
+	for _, r := range s.batch {
+		r.tick()
+	}
+	clear(s.batch)
+	// After the samples, so that removing cgroups never delays them.
+	s.removePending()
+	return true
+}
+
+// armCheck sets t to fire at the earliest CPU-time check, or stops it
+// when no run has a CPU-time limit.
+func (s *sampler) armCheck(t *time.Timer) {
+	s.mu.Lock()
+	var first time.Time
+	for _, c := range s.checks {
+		if first.IsZero() || c.next.Before(first) {
+			first = c.next
+		}
+	}
+	s.mu.Unlock()
+	if first.IsZero() {
+		t.Stop()
+		return
+	}
+	t.Reset(time.Until(first))
+}
+
+// checkDue checks the CPU time of every run whose check is due at now
+// (run.checkCPU), and schedules its next check, or drops it once it has
+// ended or been killed. The reads run without the sampler's lock.
+func (s *sampler) checkDue(now time.Time) {
+	s.mu.Lock()
+	s.due = s.due[:0]
+	for _, c := range s.checks {
+		if !c.next.After(now) {
+			s.due = append(s.due, c)
+		}
+	}
+	due := s.due
+	s.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	for i := range due {
+		c := &due[i]
+		next, live := c.r.checkCPU(c.next, c.cpus, s.interval)
+		c.next = next
+		if !live {
+			c.cpus = 0 // dropped below
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range due {
+		if d.cpus == 0 {
+			s.dropCheckLocked(d.r)
+			continue
+		}
+		for i := range s.checks {
+			if s.checks[i].r == d.r {
+				s.checks[i].next = d.next
+			}
+		}
+	}
+	clear(due)
+}
+
+// dropCheckLocked stops the CPU-time checks of r.
+func (s *sampler) dropCheckLocked(r *run) {
+	s.checks = slices.DeleteFunc(s.checks, func(c cpuCheck) bool { return c.r == r })
 }
 
 // stop ends the loop now and waits for it, then tries once more to remove
@@ -302,4 +416,86 @@ func (r *run) readLocked() (x reading, ok bool, err error) {
 		x.procs, x.procsOK = uint64(ts.Procs), true
 	}
 	return x, ok, nil
+}
+
+// minCPUCheck is the shortest wait between two checks of an execution's
+// CPU time. A run that uses fewer CPUs than it could is checked more and
+// more often as its budget runs out (each wait is what is left spread over
+// every CPU); this floor bounds how often, and adds at most minCPUCheck
+// of CPU time per usable CPU to the overshoot.
+const minCPUCheck = time.Millisecond
+
+// checkDelay is how long an execution that can use cpus CPUs at once
+// and has left of its CPU-time budget cannot use it up: the wait before
+// its next check, within [minCPUCheck, interval].
+func checkDelay(left time.Duration, cpus int, interval time.Duration) time.Duration {
+	d := left / time.Duration(max(cpus, 1))
+	return min(max(d, minCPUCheck), max(interval, minCPUCheck))
+}
+
+// checkCPU enforces Spec.CPUTimeLimit: it reads the execution's CPU time,
+// all its processes and threads together (cpu.stat of its cgroup, else
+// its procfs tree), and kills it as cpu_timeout once that reaches the
+// limit. Otherwise it returns when to check next: checkDelay of what is
+// left after the moment of the read. live is false once the run has
+// ended or has been killed: it needs no more checks. due is when the
+// check was meant to run; how late it ended (its kill included) is
+// recorded, the sampler's delay of the bound Spec.CPUTimeLimit states.
+func (r *run) checkCPU(due time.Time, cpus int, interval time.Duration) (next time.Time, live bool) {
+	defer func() { r.checkedLate(time.Since(due)) }()
+	r.mu.Lock()
+	if r.ended {
+		r.mu.Unlock()
+		return next, false
+	}
+	at := time.Now() // before the read: the next check is never later than meant
+	used, ok, err := r.cpuNowLocked()
+	if err != nil {
+		r.noteErrLocked(err)
+	}
+	r.mu.Unlock()
+	if !ok {
+		return at.Add(interval), true // tried again at the pace of the ticks
+	}
+	left := r.spec.CPUTimeLimit - used
+	if left <= 0 {
+		r.kill(metrics.StatusCPUTimeout)
+		return next, false
+	}
+	return at.Add(checkDelay(left, cpus, interval)), true
+}
+
+// cpuNowLocked reads the CPU time the execution has used so far: its
+// leaf's cpu.stat usage_usec, else the sum over its procfs tree (live
+// processes' utime and stime, the rusage of those reaped). ok is false
+// when cpu.stat could not be read; the tree's sum is used even when a
+// process's files failed (it vanished during the walk), as a lower bound.
+func (r *run) cpuNowLocked() (used time.Duration, ok bool, err error) {
+	if l := r.leaf; l != nil {
+		st, err := l.readCPU()
+		if err != nil {
+			return 0, false, err
+		}
+		return time.Duration(st.UsageUsec) * time.Microsecond, true, nil
+	}
+	ts, err := r.tree.Sample()
+	return ts.CPU, true, err
+}
+
+// usableCPUs is how many CPUs the execution's processes can run on at
+// once: online CPUs, or fewer where its cgroup's cpuset.cpus.effective
+// (cpuset controller) or cpu.max quota (the quota divided by the period,
+// rounded up) says so (leaf.capacity). Counting too many only makes the
+// checks more frequent; a cpu.max of a cgroup above the leaf is not read.
+func (r *run) usableCPUs(online int) int {
+	l := r.leaf
+	if l == nil {
+		return max(online, 1)
+	}
+	c := l.capacity()
+	n := min(online, c.cpus)
+	if c.quota > 0 && c.period > 0 {
+		n = min(n, int((c.quota+c.period-1)/c.period))
+	}
+	return max(n, 1)
 }

@@ -114,6 +114,9 @@ func (m *Monitor) checkSpec(s Spec) (Spec, *limitPlan, error) {
 	if s.Timeout < 0 {
 		return s, nil, fmt.Errorf("%w: negative timeout %v", ErrInvalidSpec, s.Timeout)
 	}
+	if s.CPUTimeLimit < 0 {
+		return s, nil, fmt.Errorf("%w: negative CPU-time limit %v", ErrInvalidSpec, s.CPUTimeLimit)
+	}
 	plan, err := planLimits(s.Limits, m.limitHost())
 	return s, plan, err
 }

@@ -26,17 +26,30 @@ func TestParseBatchLine(t *testing.T) {
 	if err != nil || s.Timeout != 1500*time.Millisecond || s.Language != "unknown" || repeat != 1 {
 		t.Errorf("numeric timeout: %+v, repeat %d, %v", s, repeat, err)
 	}
+	s, _, err = parseBatchLine([]byte(`{"command": ["true"], "timeout": "2s", "cpu_time_limit": "1.5s"}`))
+	if err != nil || s.CPUTimeLimit != 1500*time.Millisecond || s.Timeout != 2*time.Second {
+		t.Errorf("cpu_time_limit: %+v, %v", s, err)
+	}
+	s, _, err = parseBatchLine([]byte(`{"command": ["true"], "cpu_time_limit": 0.005}`))
+	if err != nil || s.CPUTimeLimit != 5*time.Millisecond {
+		t.Errorf("numeric cpu_time_limit: %+v, %v", s, err)
+	}
 	for line, msg := range map[string]string{
-		`{"command": ["true"]`:                          "not a JSON",
-		`{"command": []}`:                               "command",
-		`{"id": "x"}`:                                   "command",
-		`{"command": ["true"], "timout": "5s"}`:         "timout",
-		`{"command": ["true"], "timeout": "5 parsecs"}`: "timeout",
-		`{"command": ["true"], "timeout": "-1s"}`:       "negative",
-		`{"command": ["true"], "timeout": -3}`:          "out of range",
-		`{"command": ["true"], "limits": {"cpu": 1}}`:   "limits",
-		`{"command": ["true"], "code_length": -1}`:      "negative",
-		`{"command": ["true"]} {"command": ["true"]}`:   "more than one",
+		`{"command": ["true"], "cpu_time_limit": "-1s"}`: `"cpu_time_limit" "-1s" is negative`,
+		`{"command": ["true"], "cpu_time_limit": "1 s"}`: `"cpu_time_limit" "1 s": not a duration`,
+		`{"command": ["true"], "cpu_time_limit": -0.5}`:  `"cpu_time_limit" -0.5 is out of range`,
+		`{"command": ["true"], "cpu_time_limit": true}`:  `"cpu_time_limit" true: want a duration`,
+		`{"command": ["true"], "cpu_time_limits": "1s"}`: "cpu_time_limits",
+		`{"command": ["true"]`:                           "not a JSON",
+		`{"command": []}`:                                "command",
+		`{"id": "x"}`:                                    "command",
+		`{"command": ["true"], "timout": "5s"}`:          "timout",
+		`{"command": ["true"], "timeout": "5 parsecs"}`:  "timeout",
+		`{"command": ["true"], "timeout": "-1s"}`:        "negative",
+		`{"command": ["true"], "timeout": -3}`:           "out of range",
+		`{"command": ["true"], "limits": {"cpu": 1}}`:    "limits",
+		`{"command": ["true"], "code_length": -1}`:       "negative",
+		`{"command": ["true"]} {"command": ["true"]}`:    "more than one",
 		`["true"]`: "not a JSON",
 		`{"id": "r", "command": ["true"], "repeat": 0}`:     `"repeat" 0: want a whole number from 1 to 10000`,
 		`{"id": "r", "command": ["true"], "repeat": 2.5}`:   "whole number",

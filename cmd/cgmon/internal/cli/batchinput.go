@@ -110,6 +110,9 @@ type BatchLine struct {
 	Command    []string `json:"command"`
 	// Timeout is a Go duration ("5s", "1m30s") or a number of seconds.
 	Timeout json.RawMessage `json:"timeout,omitempty"`
+	// CPUTimeLimit is the CPU-time limit of the whole execution, in the
+	// form of Timeout.
+	CPUTimeLimit json.RawMessage `json:"cpu_time_limit,omitempty"`
 	// Limits is an OCI LinuxResources object.
 	Limits  json.RawMessage `json:"limits,omitempty"`
 	WaitAll bool            `json:"wait_all"`
@@ -122,7 +125,7 @@ type BatchLine struct {
 const maxRepeat = 10000
 
 // parseBatchLine parses one NDJSON line strictly: unknown fields, a missing
-// command, a bad timeout, bad limits or a bad repeat are errors. It
+// command, a bad timeout or CPU-time limit, bad limits or a bad repeat are errors. It
 // returns the execution and how many times to run it.
 func parseBatchLine(b []byte) (cgroupmon.Spec, int, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -177,11 +180,18 @@ func lineSpec(l *BatchLine) (cgroupmon.Spec, error) {
 		s.Language = "unknown"
 	}
 	if len(l.Timeout) > 0 && string(l.Timeout) != "null" {
-		d, err := parseTimeout(l.Timeout)
+		d, err := parseDuration("timeout", l.Timeout)
 		if err != nil {
 			return cgroupmon.Spec{}, err
 		}
 		s.Timeout = d
+	}
+	if len(l.CPUTimeLimit) > 0 && string(l.CPUTimeLimit) != "null" {
+		d, err := parseDuration("cpu_time_limit", l.CPUTimeLimit)
+		if err != nil {
+			return cgroupmon.Spec{}, err
+		}
+		s.CPUTimeLimit = d
 	}
 	if len(l.Limits) > 0 && string(l.Limits) != "null" {
 		lim, err := decodeLimits(l.Limits, "limits")
@@ -193,26 +203,26 @@ func lineSpec(l *BatchLine) (cgroupmon.Spec, error) {
 	return s, nil
 }
 
-// parseTimeout reads a line's "timeout": a Go duration or a number of
-// seconds, not negative.
-func parseTimeout(raw json.RawMessage) (time.Duration, error) {
+// parseDuration reads a line's "timeout" or "cpu_time_limit" (its key):
+// a Go duration or a number of seconds, not negative.
+func parseDuration(key string, raw json.RawMessage) (time.Duration, error) {
 	var str string
 	if err := json.Unmarshal(raw, &str); err == nil {
 		d, err := time.ParseDuration(str)
 		if err != nil {
-			return 0, fmt.Errorf(`"timeout" %q: not a duration such as "5s"`, str)
+			return 0, fmt.Errorf(`%q %q: not a duration such as "5s"`, key, str)
 		}
 		if d < 0 {
-			return 0, fmt.Errorf(`"timeout" %q is negative`, str)
+			return 0, fmt.Errorf(`%q %q is negative`, key, str)
 		}
 		return d, nil
 	}
 	var secs float64
 	if err := json.Unmarshal(raw, &secs); err != nil {
-		return 0, fmt.Errorf(`"timeout" %s: want a duration such as "5s" or a number of seconds`, raw)
+		return 0, fmt.Errorf(`%q %s: want a duration such as "5s" or a number of seconds`, key, raw)
 	}
 	if secs < 0 || secs > float64(1<<62)/1e9 {
-		return 0, fmt.Errorf(`"timeout" %s is out of range`, raw)
+		return 0, fmt.Errorf(`%q %s is out of range`, key, raw)
 	}
 	return time.Duration(secs * float64(time.Second)), nil
 }

@@ -17,6 +17,10 @@ import (
 const (
 	// ExitTimeout: cgmon's timeout ended the execution.
 	ExitTimeout = 124
+	// ExitCPUTimeout: the CPU-time limit ended the execution; 128 plus
+	// SIGXCPU (24), what a shell shows for a program that RLIMIT_CPU
+	// ended, and distinct from the wall-clock timeout's 124.
+	ExitCPUTimeout = 152
 	// ExitFailure: cgmon itself failed (bad flag or size, a limit whose
 	// controller is unavailable, a cgroup it cannot create, a target to
 	// watch that does not exist).

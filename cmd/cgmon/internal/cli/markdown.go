@@ -23,6 +23,7 @@ var statusIcons = map[metrics.Status]string{
 	metrics.StatusError:         "❌",
 	metrics.StatusSignaled:      "⚡",
 	metrics.StatusTimeout:       "⏱️",
+	metrics.StatusCPUTimeout:    "⌛",
 	metrics.StatusOOM:           "💥",
 	metrics.StatusCanceled:      "⏹️",
 	metrics.StatusFailedToStart: "🚫",

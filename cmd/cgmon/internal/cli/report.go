@@ -310,6 +310,8 @@ func (r *Report) WriteHuman(w io.Writer) error {
 		status += " (" + r.SignalName + ")"
 	case r.Status == metrics.StatusOOM:
 		status += " (killed by the kernel's OOM killer)"
+	case r.Status == metrics.StatusCPUTimeout:
+		status += " (CPU-time limit: Time Limit Exceeded)"
 	}
 	line("Status", status, "")
 	if r.Reason != "" {

@@ -240,6 +240,7 @@ func TestExitStatus(t *testing.T) {
 		{"error", metrics.Execution{Status: metrics.StatusError, ExitCode: 3}, nil, nil, 3},
 		{"signaled", metrics.Execution{Status: metrics.StatusSignaled, ExitCode: -1, Signal: 11}, nil, nil, 139},
 		{"timeout", metrics.Execution{Status: metrics.StatusTimeout, ExitCode: -1, Signal: 9, TimedOut: true}, nil, nil, 124},
+		{"cpu timeout", metrics.Execution{Status: metrics.StatusCPUTimeout, ExitCode: -1, Signal: 9}, nil, nil, 152},
 		{"oom killed", metrics.Execution{Status: metrics.StatusOOM, ExitCode: -1, Signal: 9, OOMKilled: true}, nil, nil, 137},
 		{"oom exited", metrics.Execution{Status: metrics.StatusOOM, ExitCode: 1, OOMKilled: true}, nil, nil, 1},
 		{"canceled by SIGINT", metrics.Execution{Status: metrics.StatusCanceled, ExitCode: -1, Signal: 9}, nil, syscall.SIGINT, 130},
@@ -301,17 +302,17 @@ func TestLimitFlags(t *testing.T) {
 }
 
 func TestParseRunFlags(t *testing.T) {
-	o, err := parseRunFlags([]string{"--id", "x", "--timeout", "2s", "--cpus", "1.5", "-o", "r.json", "--", "echo", "--timeout"}, &bytes.Buffer{})
+	o, err := parseRunFlags([]string{"--id", "x", "--timeout", "2s", "--cpu-time-limit", "1.5s", "--cpus", "1.5", "-o", "r.json", "--", "echo", "--timeout"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.ID != "x" || o.Timeout != 2*time.Second || o.Limits.CPUs != 1.5 || !o.Limits.cpusSet || o.Output != "r.json" || o.Language != "unknown" {
+	if o.ID != "x" || o.Timeout != 2*time.Second || o.CPUTime != 1500*time.Millisecond || o.Limits.CPUs != 1.5 || !o.Limits.cpusSet || o.Output != "r.json" || o.Language != "unknown" {
 		t.Errorf("options %+v", o)
 	}
 	if strings.Join(o.Command, " ") != "echo --timeout" {
 		t.Errorf("command %q: flags after -- belong to the command", o.Command)
 	}
-	for _, args := range [][]string{{}, {"--"}, {"--interval", "0", "--", "true"}, {"--timeout", "-1s", "--", "true"}, {"--code-length", "-2", "--", "true"}} {
+	for _, args := range [][]string{{}, {"--"}, {"--interval", "0", "--", "true"}, {"--timeout", "-1s", "--", "true"}, {"--cpu-time-limit", "-1ms", "--", "true"}, {"--cpu-time-limit", "1 s", "--", "true"}, {"--code-length", "-2", "--", "true"}} {
 		_, err := parseRunFlags(args, &bytes.Buffer{})
 		var ee *exitError
 		if !errors.As(err, &ee) || ee.code != ExitFailure {

@@ -43,6 +43,7 @@ type runOptions struct {
 	CodeLength int
 	Interval   time.Duration
 	Timeout    time.Duration
+	CPUTime    time.Duration
 	Limits     limitFlags
 	Backend    string
 	CgroupRoot string
@@ -64,6 +65,7 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	c.IntVar(&o.CodeLength, "code-length", 0, "length of the program's source, `N` bytes")
 	c.DurationVar(&o.Interval, "interval", defaultInterval, intervalUsage)
 	c.DurationVar(&o.Timeout, "timeout", 0, "wall-clock limit, a `DURATION` such as 5s or 1m30s; 0 means none (exit status 124 when it ends the command)")
+	c.DurationVar(&o.CPUTime, "cpu-time-limit", 0, "CPU-time limit of the whole execution (every process and thread), a `DURATION` such as 1.5s or 100ms; 0 means none (status cpu_timeout, exit status 152 when it ends the command)")
 	c.StringVar(&o.Limits.MemoryMax, "memory-max", "", "memory limit (memory.max), a `SIZE` such as 512K, 256M or 1G (binary multiples), or a number of bytes")
 	c.Func("cpus", "CPU limit, `N` CPUs (cpu.max quota per 100 ms period), e.g. 0.5", func(s string) error {
 		_, err := fmt.Sscan(s, &o.Limits.CPUs)
@@ -107,6 +109,9 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	}
 	if o.Timeout < 0 {
 		return nil, fail("run: --timeout %v: must not be negative", o.Timeout)
+	}
+	if o.CPUTime < 0 {
+		return nil, fail("run: --cpu-time-limit %v: must not be negative", o.CPUTime)
 	}
 	if o.CodeLength < 0 {
 		return nil, fail("run: --code-length %d: must not be negative", o.CodeLength)
@@ -157,17 +162,18 @@ func runMain(args []string, stdio IO) (int, error) {
 	defer catchSIGPIPE()()
 
 	ex, runErr := mon.Run(ctx, cgroupmon.Spec{
-		ID:          o.ID,
-		Language:    o.Language,
-		CodeLength:  o.CodeLength,
-		Command:     o.Command,
-		Stdin:       stdio.In,
-		Stdout:      stdio.Out,
-		Stderr:      stdio.Err,
-		Limits:      limits,
-		Timeout:     o.Timeout,
-		WaitAll:     o.WaitAll,
-		KeepSamples: o.keepSamples(),
+		ID:           o.ID,
+		Language:     o.Language,
+		CodeLength:   o.CodeLength,
+		Command:      o.Command,
+		Stdin:        stdio.In,
+		Stdout:       stdio.Out,
+		Stderr:       stdio.Err,
+		Limits:       limits,
+		Timeout:      o.Timeout,
+		CPUTimeLimit: o.CPUTime,
+		WaitAll:      o.WaitAll,
+		KeepSamples:  o.keepSamples(),
 	})
 	sig := signals.stop()
 	if runErr != nil && ex.StartedAt.IsZero() {
@@ -212,6 +218,8 @@ func exitStatus(ex *metrics.Execution, runErr error, sig os.Signal) int {
 		return 0
 	case metrics.StatusTimeout:
 		return ExitTimeout
+	case metrics.StatusCPUTimeout:
+		return ExitCPUTimeout
 	case metrics.StatusCanceled:
 		if s, ok := sig.(syscall.Signal); ok {
 			return exitSignalBase + int(s)
