@@ -180,7 +180,7 @@ func BenchmarkStarterHandOff(b *testing.B) {
 		}
 	})
 	b.Run("starter", func(b *testing.B) {
-		st := newStarter()
+		st := newStarter(false)
 		defer st.stop()
 		for b.Loop() {
 			if err := st.do(work); err != nil {
