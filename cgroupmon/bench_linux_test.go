@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -113,6 +114,23 @@ func BenchmarkRunTrue(b *testing.B) {
 		ctx := context.Background()
 		for b.Loop() {
 			if _, err := m.Run(ctx, Spec{Command: []string{"/bin/true"}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// The same as another user (Spec.User): the credential switch in the
+	// child and the hand-off to the no_new_privs starter.
+	b.Run("cgmon-user", func(b *testing.B) {
+		if os.Geteuid() != 0 {
+			b.Skip("running as another user needs root")
+		}
+		m, err := New(Options{})
+		require.NoError(b, err)
+		defer m.Close()
+		ctx := context.Background()
+		u := &specs.User{UID: 65534, GID: 65534}
+		for b.Loop() {
+			if _, err := m.Run(ctx, Spec{Command: []string{"/bin/true"}, User: u}); err != nil {
 				b.Fatal(err)
 			}
 		}

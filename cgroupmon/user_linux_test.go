@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,12 +81,9 @@ func TestUser(t *testing.T) {
 		})
 		return
 	}
-	before := ownNoNewPrivs(t)
-	var own string // this process's main thread's flag (1 in a container that set it)
-	for _, v := range before {
-		own = v
-		break
-	}
+	// The main thread's flag: 0, or 1 where the tests were started with
+	// it (a container whose runtime set it).
+	own := ownNoNewPrivs(t)[strconv.Itoa(os.Getpid())]
 	m, err := New(Options{Subreaper: true})
 	require.NoError(t, err)
 	closed := false

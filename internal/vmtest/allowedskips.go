@@ -22,6 +22,7 @@ var AllowedSkips = map[string]map[string]string{
 		"TestVMSystemdRootless":                 whySystemdOnly,
 		"TestVMMemoryPeakSampledOn510":          "6.1 has memory.peak: the sampled fallback is tested on 5.10",
 		"TestSharedRootRemovedByAnotherMonitor": whyOwnDelegatedCgroup,
+		"TestUserCannotEscape":                  whyNotRoot,
 	},
 	"hybrid": withV2Controllers(whyHybridNoControllers, map[string]string{
 		"TestVMSystemdRootless": whySystemdOnly,
@@ -34,11 +35,13 @@ var AllowedSkips = map[string]map[string]string{
 		"TestEndedCgroupIsRemoved/close":        whyNoCgroupFS + ": executions get no cgroup to remove",
 		"TestSharedRootRemovedByAnotherMonitor": whyNoCgroupFS + ": there is no shared root",
 		"TestPendingCgroupsAreBounded":          whyNoCgroupFS + ": executions get no cgroup to remove",
+		"TestUserCannotEscape":                  whyNoCgroupFS + ": there is no cgroup to escape from",
 	}),
 	SystemdRootless: withV2Controllers(
 		"cgroupmon's fullV2 runs these only in the busybox pure-v2 scenarios, though runner's scope has cpu, memory and pids (not io)",
 		map[string]string{
 			"TestSharedRootRemovedByAnotherMonitor": whyOwnDelegatedCgroup,
+			"TestUserCannotEscape":                  whyNotRoot,
 		}),
 }
 
@@ -48,6 +51,7 @@ const (
 	whyOwnDelegatedCgroup  = "cgmon's own cgroup is delegated and holds only it, so it nests executions beside itself and makes no shared root that another monitor could remove"
 	whyHybridNoControllers = "the cgroup2 tree of a hybrid host has no controllers (v1 holds them): no memory.peak, memory.max, pids.max or cpu.max"
 	whyNoCgroupFS          = "no cgroup filesystem is mounted"
+	whyNotRoot             = "the tests run as an unprivileged user, who cannot switch users: TestUser checks the refusal there"
 )
 
 // v2ControllerTests are cgroupmon's tests of the cgroup v2 controllers
