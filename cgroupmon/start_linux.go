@@ -193,11 +193,12 @@ func (m *Monitor) launch(r *run) error {
 		defer done()
 	}
 	r.bootTicks = proctree.BootTicks() // before the fork: see TreeOptions.StartTicks
-	st := m.starter
-	if r.spec.User != nil {
-		st = m.userStarter
+	var err error
+	if r.spec.User == nil {
+		err = m.starter().do(func() error { return m.fork(r) })
+	} else {
+		err = m.userStarter().do(func() error { return keepDumpable(func() error { return m.fork(r) }) })
 	}
-	err := st().do(func() error { return m.fork(r) })
 	if err == nil {
 		r.pipes.started()
 		if m.reaper != nil {

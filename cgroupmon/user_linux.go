@@ -84,3 +84,19 @@ func idMapped(file, what string, id uint32) error {
 func credential(u *specs.User) *syscall.Credential {
 	return &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: append([]uint32{}, u.AdditionalGids...)}
 }
+
+// keepDumpable runs fork, which starts a command with a Credential, and
+// gives this process back its dumpable flag. Go's child runs on this
+// process's memory until it executes (vfork), and its setuid marks that
+// memory, so this process, not dumpable (the kernel's suid_dumpable, 0 by
+// default): no core dump, and its /proc files owned by root.
+func keepDumpable(fork func() error) error {
+	was, gerr := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	err := fork()
+	if gerr == nil && was == 1 {
+		if now, nerr := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); nerr == nil && now != 1 {
+			_ = unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
+		}
+	}
+	return err
+}

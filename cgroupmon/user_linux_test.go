@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/cgmon/cgmon/metrics"
 )
@@ -93,8 +94,15 @@ func TestUser(t *testing.T) {
 		}
 	}()
 
+	dumpable, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	require.NoError(t, err)
 	u := nobody
 	got := statusLines(t, m, Spec{User: &u})
+	// Go's child setuid on this process's memory (vfork) made it not
+	// dumpable: it is given back.
+	now, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, dumpable, now, "this process's dumpable flag changed")
 	assert.Equal(t, "65534 65534 65534 65534", got["Uid"], "real, effective, saved and filesystem uid")
 	assert.Equal(t, "65534 65534 65534 65534", got["Gid"])
 	assert.Equal(t, "", got["Groups"], "root's supplementary groups were kept")
