@@ -1,7 +1,6 @@
 package cgroupmon
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,43 +38,39 @@ func checkUser(u *specs.User, procRoot string) error {
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
-	if err := idMapped(filepath.Join(procRoot, "self/uid_map"), "uid", u.UID); err != nil {
+	if err := idsMapped(filepath.Join(procRoot, "self/uid_map"), "uid", u.UID); err != nil {
 		return err
 	}
-	for _, g := range append([]uint32{u.GID}, u.AdditionalGids...) {
-		if err := idMapped(filepath.Join(procRoot, "self/gid_map"), "gid", g); err != nil {
-			return err
-		}
-	}
-	return nil
+	return idsMapped(filepath.Join(procRoot, "self/gid_map"), "gid", append([]uint32{u.GID}, u.AdditionalGids...)...)
 }
 
-// idMapped returns ErrUserUnsupported when id has no mapping in the user
-// namespace map file (uid_map or gid_map: "inside outside count" lines);
-// the kernel would refuse setuid or setgid to it. A map that cannot be
-// read checks nothing: the child's own setuid then says what is wrong.
-func idMapped(file, what string, id uint32) error {
-	f, err := os.Open(file)
+// idsMapped returns ErrUserUnsupported for the first of ids that has no
+// mapping in the user namespace map file (uid_map or gid_map: "inside
+// outside count" lines); the kernel would refuse setuid or setgid to it.
+// A map that cannot be read checks nothing: the child's own setuid then
+// says what is wrong.
+func idsMapped(file, what string, ids ...uint32) error {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) != 3 {
-			continue
+	lines := strings.Split(string(b), "\n")
+next:
+	for _, id := range ids {
+		for _, l := range lines {
+			fields := strings.Fields(l)
+			if len(fields) != 3 {
+				continue
+			}
+			inside, err1 := strconv.ParseUint(fields[0], 10, 32)
+			count, err2 := strconv.ParseUint(fields[2], 10, 32)
+			if err1 == nil && err2 == nil && uint64(id) >= inside && uint64(id)-inside < count {
+				continue next
+			}
 		}
-		inside, err1 := strconv.ParseUint(fields[0], 10, 32)
-		count, err2 := strconv.ParseUint(fields[2], 10, 32)
-		if err1 == nil && err2 == nil && uint64(id) >= inside && uint64(id)-inside < count {
-			return nil
-		}
+		return fmt.Errorf("%w: %s %d is not mapped in cgmon's user namespace (%s)", ErrUserUnsupported, what, id, file)
 	}
-	if sc.Err() != nil {
-		return nil
-	}
-	return fmt.Errorf("%w: %s %d is not mapped in cgmon's user namespace (%s)", ErrUserUnsupported, what, id, file)
+	return nil
 }
 
 // credential is the SysProcAttr credential of u: its uid and gid, and

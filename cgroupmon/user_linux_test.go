@@ -211,3 +211,23 @@ func TestUserCannotEscape(t *testing.T) {
 	assert.Contains(t, stdout.String(), "exit 0")
 	assert.Equal(t, 1, ex.EscapedProcessesKilled, "the control did not escape: the test proves nothing")
 }
+
+// TestIDsMapped: an id outside every range of a user namespace's map is
+// refused, naming it; one inside a range, or any id of the initial
+// namespace's map, is not; a map that cannot be read refuses nothing.
+func TestIDsMapped(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+		return p
+	}
+	initial := write("initial", "         0          0 4294967295\n")
+	rootless := write("rootless", "         0       1000          1\n         1     100000      65536\n")
+	assert.NoError(t, idsMapped(initial, "uid", 0, 65534, 4294967294))
+	assert.NoError(t, idsMapped(rootless, "gid", 0, 1, 65534, 65536))
+	err := idsMapped(rootless, "gid", 65534, 65537)
+	require.ErrorIs(t, err, ErrUserUnsupported)
+	assert.Contains(t, err.Error(), "gid 65537 is not mapped")
+	assert.NoError(t, idsMapped(filepath.Join(dir, "missing"), "uid", 65537))
+}
