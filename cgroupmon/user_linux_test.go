@@ -3,9 +3,11 @@ package cgroupmon
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -230,4 +232,32 @@ func TestIDsMapped(t *testing.T) {
 	require.ErrorIs(t, err, ErrUserUnsupported)
 	assert.Contains(t, err.Error(), "gid 65537 is not mapped")
 	assert.NoError(t, idsMapped(filepath.Join(dir, "missing"), "uid", 65537))
+}
+
+// TestUserDiesWithMonitor: an execution run as another user still gets
+// the parent-death signal (Go's child sets it after the uid change, which
+// would clear it): a monitor killed with SIGKILL takes the main process
+// with it, and the next monitor reaps the rest.
+func TestUserDiesWithMonitor(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running as another user needs root: TestUser checks the refusal")
+	}
+	root := testRoot(t)
+	t.Setenv(envUser, "nobody")
+	h := startHelper(t, root, 1, nil, "/bin/sh", "-c", "sleep 300 & exec sleep 301")
+	leaf, main := h.leafs[0], h.pids[0]
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", main))
+	require.NoError(t, err)
+	assert.Regexp(t, `(?m)^Uid:\s+65534\s`, string(b))
+	require.Eventually(t, func() bool { return len(leafPids(t, leaf)) == 2 }, 5*time.Second, 10*time.Millisecond, "the background sleep in %s", leaf)
+	others := slices.DeleteFunc(leafPids(t, leaf), func(p int) bool { return p == main })
+	h.kill()
+	assertGone(t, main) // Pdeathsig
+	defer reapOwn(append(others, main))
+	m := newMonitor(t, Options{CgroupRoot: root})
+	assert.Equal(t, 1, m.Reaped().ProcessesKilled)
+	assert.NoDirExists(t, leaf)
+	for _, p := range others {
+		assertGone(t, p)
+	}
 }

@@ -23,6 +23,7 @@ var AllowedSkips = map[string]map[string]string{
 		"TestVMMemoryPeakSampledOn510":          "6.1 has memory.peak: the sampled fallback is tested on 5.10",
 		"TestSharedRootRemovedByAnotherMonitor": whyOwnDelegatedCgroup,
 		"TestUserCannotEscape":                  whyNotRoot,
+		"TestUserDiesWithMonitor":               whyNotRoot,
 	},
 	"hybrid": withV2Controllers(whyHybridNoControllers, map[string]string{
 		"TestVMSystemdRootless": whySystemdOnly,
@@ -36,12 +37,14 @@ var AllowedSkips = map[string]map[string]string{
 		"TestSharedRootRemovedByAnotherMonitor": whyNoCgroupFS + ": there is no shared root",
 		"TestPendingCgroupsAreBounded":          whyNoCgroupFS + ": executions get no cgroup to remove",
 		"TestUserCannotEscape":                  whyNoCgroupFS + ": there is no cgroup to escape from",
+		"TestUserDiesWithMonitor":               whyNoCgroupFS + ": no leaf is left to reap",
 	}),
 	SystemdRootless: withV2Controllers(
 		"cgroupmon's fullV2 runs these only in the busybox pure-v2 scenarios, though runner's scope has cpu, memory and pids (not io)",
 		map[string]string{
 			"TestSharedRootRemovedByAnotherMonitor": whyOwnDelegatedCgroup,
 			"TestUserCannotEscape":                  whyNotRoot,
+			"TestUserDiesWithMonitor":               whyNotRoot,
 		}),
 }
 
