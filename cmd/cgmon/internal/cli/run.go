@@ -89,7 +89,7 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	c.StringVar(&o.CgroupRoot, "cgroup-root", "", cgroupRootUsage)
 	c.BoolVar(&o.MoveOthers, "move-others", false, "inside a container whose cgroup-namespace root holds its processes: move them into <mount>/init first, as docker-in-docker does, so that executions get controllers (see cgmon doctor)")
 	c.BoolVar(&o.WaitAll, "wait-all", false, "wait for every process of the command to exit instead of killing what is left")
-	c.Func("user", "run the command as `USER[:GROUP]` (numbers or names; default group: the user's primary one), without supplementary groups and with no_new_privs; needs root", func(v string) error {
+	c.Func("user", "run the command as `USER`, or USER:GROUP (numbers or names; default group: the user's primary one), without supplementary groups and with no_new_privs; needs root", func(v string) error {
 		u, err := parseUser(v)
 		o.User = u
 		return err
