@@ -173,6 +173,8 @@ var moreSkips = map[string]map[string]string{
 		"TestVMMoveOthersCLI":                         "--move-others inside the privileged container: runs in make vmtest, scenario container-privileged; scenario \"container-unprivileged\"",
 		"TestVMWatchContainerByPrefix":                "needs a writable cgroup v2 tree as root (make vmtest: v2-6.1, v2-5.10, hybrid, container-privileged); scenario \"container-unprivileged\"",
 		"TestVMRemediesWork":                          "no remedy of this scenario can be followed in the guest",
+		"TestUserCannotEscape":                        "needs a writable cgroup v2 directory: neither /sys/fs/cgroup nor the own cgroup / is writable",
+		"TestUserDiesWithMonitor":                     "needs a writable cgroup v2 directory: neither /sys/fs/cgroup nor the own cgroup / is writable",
 	},
 	ContainerPrivileged: {
 		"TestVMSystemdRootless":             "needs a systemd host and an unprivileged user (make vmtest, scenario systemd-rootless); scenario \"container-privileged\"",
