@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -117,6 +118,23 @@ func BenchmarkRunTrue(b *testing.B) {
 			}
 		}
 	})
+	// The same as another user (Spec.User): the credential switch in the
+	// child and the hand-off to the no_new_privs starter.
+	b.Run("cgmon-user", func(b *testing.B) {
+		if os.Geteuid() != 0 {
+			b.Skip("running as another user needs root")
+		}
+		m, err := New(Options{})
+		require.NoError(b, err)
+		defer m.Close()
+		ctx := context.Background()
+		u := &specs.User{UID: 65534, GID: 65534}
+		for b.Loop() {
+			if _, err := m.Run(ctx, Spec{Command: []string{"/bin/true"}, User: u}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkRunTrueRatio measures the same two side by side: every
@@ -180,7 +198,7 @@ func BenchmarkStarterHandOff(b *testing.B) {
 		}
 	})
 	b.Run("starter", func(b *testing.B) {
-		st := newStarter()
+		st := newStarter(false)
 		defer st.stop()
 		for b.Loop() {
 			if err := st.do(work); err != nil {

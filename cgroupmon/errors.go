@@ -22,6 +22,11 @@ var (
 	// does not exist, or the kernel refused the value); the error names the
 	// field, and nothing is run or left behind.
 	ErrLimitUnsupported = errors.New("cgmon cannot apply this limit")
+	// ErrUserUnsupported is returned when Spec.User asks for a user this
+	// process cannot switch to: it lacks CAP_SETUID and CAP_SETGID (cgmon
+	// is not root, e.g. rootless), or the uid or a gid is not mapped in its
+	// user namespace; nothing is run or created.
+	ErrUserUnsupported = errors.New("cannot switch to another user here")
 	// ErrNotDelegated is returned when the cgroup root is not writable by
 	// this process.
 	ErrNotDelegated = errors.New("cgroup root not delegated")

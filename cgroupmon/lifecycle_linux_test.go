@@ -37,6 +37,7 @@ const (
 	envCmd    = "CGMON_TEST_CMD"    // monitor: the command, fields split by \x1f
 	envCount  = "CGMON_TEST_COUNT"  // monitor: how many executions to start
 	envBomb   = "CGMON_TEST_BOMB"   // bomb: the fork bomb to exec
+	envUser   = "CGMON_TEST_USER"   // monitor: run the executions as uid and gid 65534 when "nobody"
 )
 
 func TestMain(m *testing.M) {
@@ -59,7 +60,11 @@ func monitorHelper() int {
 	}
 	n, _ := strconv.Atoi(os.Getenv(envCount))
 	for i := 0; i < max(n, 1); i++ {
-		h, err := m.Start(context.Background(), Spec{ID: "helper", Command: strings.Split(os.Getenv(envCmd), "\x1f")})
+		s := Spec{ID: "helper", Command: strings.Split(os.Getenv(envCmd), "\x1f")}
+		if os.Getenv(envUser) == "nobody" {
+			s.User = &nobody
+		}
+		h, err := m.Start(context.Background(), s)
 		if err != nil {
 			fmt.Println("ERROR", err)
 			return 1

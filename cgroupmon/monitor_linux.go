@@ -31,6 +31,10 @@ type Monitor struct {
 
 	startOnce sync.Once
 	st        atomic.Pointer[starter] // forks every execution (start_linux.go)
+	// userOnce and ust are the same for executions with Spec.User: their
+	// starter's thread is marked no_new_privs (see starter).
+	userOnce sync.Once
+	ust      atomic.Pointer[starter]
 
 	mu     sync.Mutex
 	closed bool
@@ -255,16 +259,27 @@ func (m *Monitor) Close() error {
 // on first use (a Monitor that only watches never starts one); nil once
 // Close has stopped it.
 func (m *Monitor) starter() *starter {
-	m.startOnce.Do(func() { m.st.Store(newStarter()) })
+	m.startOnce.Do(func() { m.st.Store(newStarter(false)) })
 	return m.st.Load()
 }
 
-// stopStarter ends the starter, if it was started, and waits for it. Call
-// it once no execution is live.
+// userStarter returns the starter of executions that run as another user
+// (Spec.User), whose thread is marked no_new_privs, starting it on first
+// use; nil once Close has stopped it.
+func (m *Monitor) userStarter() *starter {
+	m.userOnce.Do(func() { m.ust.Store(newStarter(true)) })
+	return m.ust.Load()
+}
+
+// stopStarter ends the starters, those that were started, and waits for
+// them. Call it once no execution is live.
 func (m *Monitor) stopStarter() {
 	m.startOnce.Do(func() {}) // none may start after this
-	if st := m.st.Load(); st != nil {
-		st.stop()
+	m.userOnce.Do(func() {})
+	for _, st := range []*starter{m.st.Load(), m.ust.Load()} {
+		if st != nil {
+			st.stop()
+		}
 	}
 }
 

@@ -111,6 +111,20 @@ type Spec struct {
 	// are an eBPF program cgmon attaches and owns; they start from every
 	// device denied, as in runc. See the README for each field's file.
 	Limits *specs.LinuxResources
+	// User, when set, is the user the command runs as: its UID, GID and
+	// exactly its AdditionalGids as supplementary groups (none when empty;
+	// cgmon's own are dropped), with no_new_privs set, so that neither it
+	// nor anything it executes gains privileges (setuid binaries, file
+	// capabilities). cgmon needs CAP_SETUID and CAP_SETGID for it (root):
+	// without them, or for an id its user namespace does not map, Start
+	// returns ErrUserUnsupported and nothing is run. Umask and Username
+	// are ErrInvalidSpec (cgmon cannot set a umask per execution; give
+	// numeric ids). The cgroup stays root's: the user cannot move its
+	// processes out of it, nor change its limits. Dir, when set, must be
+	// one the user may enter; when empty the command starts in cgmon's
+	// working directory, which it may be unable to read. Env is not
+	// changed for the user (HOME, USER stay as given).
+	User *specs.User
 	// Timeout is the wall-clock limit; 0 means none.
 	Timeout time.Duration
 	// CPUTimeLimit is the limit on the CPU time (user plus system) of the

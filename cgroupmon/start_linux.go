@@ -117,6 +117,11 @@ func (m *Monitor) checkSpec(s Spec) (Spec, *limitPlan, error) {
 	if s.CPUTimeLimit < 0 {
 		return s, nil, fmt.Errorf("%w: negative CPU-time limit %v", ErrInvalidSpec, s.CPUTimeLimit)
 	}
+	if s.User != nil {
+		if err := checkUser(s.User, m.opts.ProcRoot); err != nil {
+			return s, nil, err
+		}
+	}
 	plan, err := planLimits(s.Limits, m.limitHost())
 	return s, plan, err
 }
@@ -163,6 +168,11 @@ func (m *Monitor) command(r *run) (marker string) {
 	cmd.Env, cmd.Dir = s.Env, s.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.Stdin, s.Stdout, s.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if s.User != nil {
+		// Go's child sets the groups, gid and uid before exec, then the
+		// parent-death signal (the uid change would clear it otherwise).
+		cmd.SysProcAttr.Credential = credential(s.User)
+	}
 	if r.leaf == nil {
 		cmd.SysProcAttr.Setpgid = true
 	}
@@ -181,15 +191,21 @@ func (m *Monitor) command(r *run) (marker string) {
 // launch starts the command inside the leaf: directly with
 // CLONE_INTO_CGROUP, or gated (stopped at exec under ptrace, moved, then
 // released) where the kernel refuses that. The fork happens on the
-// Monitor's starter thread. The reaper, when there is one, protects the
-// new pid before it can see it exit.
+// Monitor's starter thread (for Spec.User, the one marked no_new_privs).
+// The reaper, when there is one, protects the new pid before it can see
+// it exit.
 func (m *Monitor) launch(r *run) error {
 	if m.reaper != nil {
 		done := m.reaper.Starting()
 		defer done()
 	}
 	r.bootTicks = proctree.BootTicks() // before the fork: see TreeOptions.StartTicks
-	err := m.starter().do(func() error { return m.fork(r) })
+	var err error
+	if r.spec.User == nil {
+		err = m.starter().do(func() error { return m.fork(r) })
+	} else {
+		err = m.userStarter().do(func() error { return keepDumpable(func() error { return m.fork(r) }) })
+	}
 	if err == nil {
 		r.pipes.started()
 		if m.reaper != nil {

@@ -3,6 +3,8 @@ package cgroupmon
 import (
 	"fmt"
 	"runtime"
+
+	"golang.org/x/sys/unix"
 )
 
 // starter is the goroutine that forks every execution of a Monitor, locked
@@ -15,29 +17,78 @@ import (
 // process dies (or Close ends the starter, once every execution has
 // ended). The gated start's ptrace requests must come from the thread
 // that forked, which is this one too.
+//
+// A starter with noNewPrivs set marks its thread no_new_privs
+// (prctl PR_SET_NO_NEW_PRIVS) before its first fork: the kernel keeps the
+// flag per thread, every child inherits it through fork and clone and
+// keeps it across execve, and it cannot be cleared. Go's fork has no hook
+// to run prctl in the child (SysProcAttr has no field for it), and
+// re-executing cgmon as a tiny init, as runc does, would cost an exec per
+// execution; forking from a thread that already carries the flag costs
+// nothing per execution. That thread is never handed back to Go's pool:
+// its goroutine returns locked, which ends it; and Go creates no new
+// thread by cloning a locked one (it asks its template thread), so the
+// flag reaches no other thread of cgmon. Executions with Spec.User are
+// started by such a starter; the others keep the plain one.
 type starter struct {
-	reqs  chan func() error // work to do on the starter's thread
-	reply chan error        // its result
-	quit  chan struct{}     // closed by stop
-	done  chan struct{}     // closed when the goroutine has returned
+	reqs       chan func() error // work to do on the starter's thread
+	reply      chan error        // its result
+	quit       chan struct{}     // closed by stop
+	done       chan struct{}     // closed when the goroutine has returned
+	noNewPrivs bool              // mark the thread no_new_privs first
 }
 
-// newStarter starts the starter's goroutine.
-func newStarter() *starter {
-	st := &starter{reqs: make(chan func() error), reply: make(chan error), quit: make(chan struct{}), done: make(chan struct{})}
+// newStarter starts the starter's goroutine; with noNewPrivs, its thread
+// is marked no_new_privs.
+func newStarter(noNewPrivs bool) *starter {
+	st := &starter{reqs: make(chan func() error), reply: make(chan error), quit: make(chan struct{}), done: make(chan struct{}), noNewPrivs: noNewPrivs}
 	go st.loop()
 	return st
 }
 
 func (st *starter) loop() {
 	runtime.LockOSThread()
+	if st.noNewPrivs && unix.Gettid() == unix.Getpid() {
+		// Go never ends the main thread: a goroutine that returns locked
+		// to it leaves it parked, still marked, for the process's life.
+		// Serve from another thread: no new goroutine can be scheduled on
+		// this one while it is locked here.
+		moved := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			close(moved)
+			st.serve()
+		}()
+		<-moved
+		runtime.UnlockOSThread()
+		return
+	}
+	st.serve()
+}
+
+// serve answers requests on the goroutine's thread, to which it is
+// locked, until stop.
+func (st *starter) serve() {
 	defer close(st.done)
-	// Unlocked before returning, the thread goes back to Go's pool instead
-	// of ending: nothing it started is alive by then (Monitor.Close).
-	defer runtime.UnlockOSThread()
+	var err error // why this starter cannot fork, answered to every request
+	if st.noNewPrivs {
+		// Returning locked ends the thread: the flag goes with it.
+		if perr := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); perr != nil {
+			err = fmt.Errorf("%w: setting no_new_privs: %w", errCgmon, perr)
+		}
+	} else {
+		// Unlocked before returning, the thread goes back to Go's pool
+		// instead of ending: nothing it started is alive by then
+		// (Monitor.Close).
+		defer runtime.UnlockOSThread()
+	}
 	for {
 		select {
 		case f := <-st.reqs:
+			if err != nil {
+				st.reply <- err
+				continue
+			}
 			st.reply <- f()
 		case <-st.quit:
 			return

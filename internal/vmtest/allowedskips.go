@@ -22,6 +22,8 @@ var AllowedSkips = map[string]map[string]string{
 		"TestVMSystemdRootless":                 whySystemdOnly,
 		"TestVMMemoryPeakSampledOn510":          "6.1 has memory.peak: the sampled fallback is tested on 5.10",
 		"TestSharedRootRemovedByAnotherMonitor": whyOwnDelegatedCgroup,
+		"TestUserCannotEscape":                  whyNotRoot,
+		"TestUserDiesWithMonitor":               whyNotRoot,
 	},
 	"hybrid": withV2Controllers(whyHybridNoControllers, map[string]string{
 		"TestVMSystemdRootless": whySystemdOnly,
@@ -35,11 +37,15 @@ var AllowedSkips = map[string]map[string]string{
 		"TestSharedRootRemovedByAnotherMonitor": whyNoCgroupFS + ": there is no shared root",
 		"TestPendingCgroupsAreBounded":          whyNoCgroupFS + ": executions get no cgroup to remove",
 		"TestPSIWait":                           whyNoCgroupFS + ": pressure stall information is kept per cgroup",
+		"TestUserCannotEscape":                  whyNoCgroupFS + ": there is no cgroup to escape from",
+		"TestUserDiesWithMonitor":               whyNoCgroupFS + ": no leaf is left to reap",
 	}),
 	SystemdRootless: withV2Controllers(
 		"cgroupmon's fullV2 runs these only in the busybox pure-v2 scenarios, though runner's scope has cpu, memory and pids (not io)",
 		map[string]string{
 			"TestSharedRootRemovedByAnotherMonitor": whyOwnDelegatedCgroup,
+			"TestUserCannotEscape":                  whyNotRoot,
+			"TestUserDiesWithMonitor":               whyNotRoot,
 		}),
 }
 
@@ -49,6 +55,7 @@ const (
 	whyOwnDelegatedCgroup  = "cgmon's own cgroup is delegated and holds only it, so it nests executions beside itself and makes no shared root that another monitor could remove"
 	whyHybridNoControllers = "the cgroup2 tree of a hybrid host has no controllers (v1 holds them): no memory.peak, memory.max, pids.max or cpu.max"
 	whyNoCgroupFS          = "no cgroup filesystem is mounted"
+	whyNotRoot             = "the tests run as an unprivileged user, who cannot switch users: TestUser checks the refusal there"
 )
 
 // v2ControllerTests are cgroupmon's tests of the cgroup v2 controllers
@@ -168,6 +175,8 @@ var moreSkips = map[string]map[string]string{
 		"TestVMMoveOthersCLI":                         "--move-others inside the privileged container: runs in make vmtest, scenario container-privileged; scenario \"container-unprivileged\"",
 		"TestVMWatchContainerByPrefix":                "needs a writable cgroup v2 tree as root (make vmtest: v2-6.1, v2-5.10, hybrid, container-privileged); scenario \"container-unprivileged\"",
 		"TestVMRemediesWork":                          "no remedy of this scenario can be followed in the guest",
+		"TestUserCannotEscape":                        "needs a writable cgroup v2 directory: neither /sys/fs/cgroup nor the own cgroup / is writable",
+		"TestUserDiesWithMonitor":                     "needs a writable cgroup v2 directory: neither /sys/fs/cgroup nor the own cgroup / is writable",
 	},
 	ContainerPrivileged: {
 		"TestVMSystemdRootless":             "needs a systemd host and an unprivileged user (make vmtest, scenario systemd-rootless); scenario \"container-privileged\"",

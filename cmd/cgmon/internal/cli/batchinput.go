@@ -119,6 +119,9 @@ type BatchLine struct {
 	// Repeat is how many times to run the line (default 1); each result
 	// carries its repeat_index, from 0.
 	Repeat json.RawMessage `json:"repeat,omitempty"`
+	// User is who the command runs as: "UID[:GID]" or "NAME[:GROUP]" as
+	// --user takes, or an OCI user object {"uid", "gid", "additionalGids"}.
+	User json.RawMessage `json:"user,omitempty"`
 }
 
 // maxRepeat is the most runs one line may ask for with "repeat".
@@ -199,6 +202,13 @@ func lineSpec(l *BatchLine) (cgroupmon.Spec, error) {
 			return cgroupmon.Spec{}, err
 		}
 		s.Limits = lim
+	}
+	if len(l.User) > 0 && string(l.User) != "null" {
+		u, err := decodeUser(l.User)
+		if err != nil {
+			return cgroupmon.Spec{}, err
+		}
+		s.User = u
 	}
 	return s, nil
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/cgmon/cgmon/cgroupmon"
 	"github.com/cgmon/cgmon/metrics"
 )
@@ -49,6 +51,7 @@ type runOptions struct {
 	CgroupRoot string
 	MoveOthers bool
 	WaitAll    bool
+	User       *specs.User // --user; nil without it
 	reportFlags
 	Command []string
 }
@@ -88,6 +91,11 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 	c.StringVar(&o.CgroupRoot, "cgroup-root", "", cgroupRootUsage)
 	c.BoolVar(&o.MoveOthers, "move-others", false, "inside a container whose cgroup-namespace root holds its processes: move them into <mount>/init first, as docker-in-docker does, so that executions get controllers (see cgmon doctor)")
 	c.BoolVar(&o.WaitAll, "wait-all", false, "wait for every process of the command to exit instead of killing what is left")
+	c.Func("user", "run the command as `USER`, or USER:GROUP (numbers or names; default group: the user's primary one), without supplementary groups and with no_new_privs; needs root", func(v string) error {
+		u, err := parseUser(v)
+		o.User = u
+		return err
+	})
 	o.reportFlags.register(c)
 	if err := c.parse(args, help); err != nil {
 		return nil, err
@@ -173,6 +181,7 @@ func runMain(args []string, stdio IO) (int, error) {
 		Timeout:      o.Timeout,
 		CPUTimeLimit: o.CPUTime,
 		WaitAll:      o.WaitAll,
+		User:         o.User,
 		KeepSamples:  o.keepSamples(),
 	})
 	sig := signals.stop()
