@@ -283,7 +283,14 @@ func TestTimeoutKillsStubbornTree(t *testing.T) {
 		assert.Equal(t, metrics.StatusTimeout, ex.Status)
 		assert.True(t, ex.TimedOut)
 		assert.False(t, ex.OOMKilled, "a timeout kill is never an OOM")
-		assert.Less(t, took, 300*time.Millisecond+50*time.Millisecond+time.Second, "kill within one interval plus a grace")
+		// A grace far below any SIGTERM-then-wait scheme's seconds; under
+		// the VM suite's emulation on a busy host, starting and killing
+		// take several times longer.
+		grace := time.Second
+		if scenario != "" {
+			grace = 3 * time.Second
+		}
+		assert.Less(t, took, 300*time.Millisecond+50*time.Millisecond+grace, "kill within one interval plus a grace")
 	})
 }
 
