@@ -196,10 +196,16 @@ var moreSkips = map[string]map[string]string{
 		"TestVMRemediesWork":                "no remedy of this scenario can be followed in the guest",
 	},
 	SystemdRootless: {
-		"TestReaperReapsZombiesOfCgroup": "no writable cgroup v2 here: mkdir /sys/fs/cgroup/cgmon-proctree-test-1336: permission denied",
-		"TestVMMoveOthersCLI":            "--move-others inside the privileged container: runs in make vmtest, scenario container-privileged; scenario \"systemd-rootless\"",
-		"TestVMWatchContainerByPrefix":   "needs a writable cgroup v2 tree as root (make vmtest: v2-6.1, v2-5.10, hybrid, container-privileged); scenario \"systemd-rootless\"",
-		"TestVMRemediesWork":             "no remedy of this scenario can be followed in the guest",
+		"TestLiveLeafIsNotReaped/other_pid_namespace": "a new pid namespace needs root (CAP_SYS_ADMIN)",
+		"TestForkBombIsContained":                     "becoming nobody needs root",
+		"TestVMInsideContainer":                       "runs inside the VM's containers (make vmtest, scenarios container-unprivileged and container-privileged); scenario \"systemd-rootless\"",
+		"TestVMLimitsOfEveryController":               "enabling controllers at the cgroup root needs root; scenario systemd-rootless runs the tests as a user",
+		"TestVMDeviceRulesMemlock":                    "device rules need root; scenario systemd-rootless runs the tests as a user",
+		"TestVMOperatorSharedRootSurvives":            "needs the shared root of a pure cgroup v2 host as root (make vmtest); scenario \"systemd-rootless\"",
+		"TestReaperReapsZombiesOfCgroup":              "no writable cgroup v2 here: mkdir /sys/fs/cgroup/cgmon-proctree-test-1336: permission denied",
+		"TestVMMoveOthersCLI":                         "--move-others inside the privileged container: runs in make vmtest, scenario container-privileged; scenario \"systemd-rootless\"",
+		"TestVMWatchContainerByPrefix":                "needs a writable cgroup v2 tree as root (make vmtest: v2-6.1, v2-5.10, hybrid, container-privileged); scenario \"systemd-rootless\"",
+		"TestVMRemediesWork":                          "no remedy of this scenario can be followed in the guest",
 	},
 }
 
