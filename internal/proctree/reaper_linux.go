@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,6 +47,9 @@ var reaperActive atomic.Bool
 // ECHILD. exec.Cmd children that cgmon starts are protected by cgmon.
 type Reaper struct {
 	fs FS
+	// wasSubreaper: this process was a child subreaper before the Reaper
+	// made it one, and stays one after Close.
+	wasSubreaper bool
 	// gate is read-held by Starting and write-held by every scan, so that
 	// no scan runs while a main pid is started but not yet protected.
 	gate sync.RWMutex
@@ -84,17 +88,23 @@ func EnableReaper(fs FS) (*Reaper, error) {
 	if !reaperActive.CompareAndSwap(false, true) {
 		return nil, errors.New("procfallback: a Reaper is already enabled in this process")
 	}
+	var was int32
+	if err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&was)), 0, 0, 0); err != nil {
+		reaperActive.Store(false)
+		return nil, fmt.Errorf("procfallback: is this process a child subreaper: %w", err)
+	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		reaperActive.Store(false)
 		return nil, fmt.Errorf("procfallback: become child subreaper: %w", err)
 	}
 	r := &Reaper{
-		fs:        fs,
-		protected: make(map[int]int),
-		sig:       make(chan os.Signal, 1),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		buf:       make([]byte, 0, 4096),
+		wasSubreaper: was != 0,
+		fs:           fs,
+		protected:    make(map[int]int),
+		sig:          make(chan os.Signal, 1),
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+		buf:          make([]byte, 0, 4096),
 	}
 	signal.Notify(r.sig, unix.SIGCHLD)
 	go r.run()
@@ -162,6 +172,14 @@ func (r *Reaper) protects(pid int) bool {
 // processes are dead and before t.Totals.
 func (r *Reaper) Unregister(t *Tree) {
 	r.scan(t)
+	// A member the tree saw as a zombie may not be reapable yet: the
+	// leader of a killed multi-threaded process shows Z while its other
+	// threads still exit, and only then does it come to this process.
+	// Left behind, no tree would claim it. Wait for it, briefly.
+	for i := 0; i < 100 && t.zombieLeft(); i++ {
+		time.Sleep(2 * time.Millisecond)
+		r.scan(t)
+	}
 	t.mu.Lock()
 	t.protected = nil
 	t.mu.Unlock()
@@ -494,15 +512,24 @@ func zombieChild() bool {
 	return err != nil || info.Signo != 0
 }
 
-// Close stops the goroutine. The process stays a child subreaper (it
-// cannot hand orphans back): orphans that arrive later stay zombies until
-// a new Reaper or someone else waits for them.
+// Close stops the goroutine and, unless this process was a child
+// subreaper before EnableReaper, makes it stop being one: orphans that
+// arrive later go to init, which reaps them. Zombies already here stay
+// until someone waits for them.
 func (r *Reaper) Close() error {
+	var err error
 	r.closing.Do(func() {
 		signal.Stop(r.sig)
 		close(r.stop)
 		<-r.done
+		// Orphans from now on go to init again, as before the Reaper:
+		// nothing here would reap them.
+		if !r.wasSubreaper {
+			if e := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0); e != nil {
+				err = fmt.Errorf("procfallback: stop being a child subreaper: %w", e)
+			}
+		}
 		reaperActive.Store(false)
 	})
-	return nil
+	return err
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -603,6 +605,21 @@ func (t *Tree) Pids(dst []int) []int {
 		}
 	}
 	return dst
+}
+
+// zombieLeft reports whether a member the tree saw exit is still a
+// zombie, not reaped yet (its /proc entry is there).
+func (t *Tree) zombieLeft() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for pid, p := range t.procs {
+		if p.state == stZombie {
+			if _, err := os.Stat(filepath.Join(t.fs.root, strconv.Itoa(pid))); err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Owns reports whether pid is or was a member of this tree.
