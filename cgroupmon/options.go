@@ -2,6 +2,7 @@ package cgroupmon
 
 import (
 	"io"
+	"math"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -170,6 +171,10 @@ type Spec struct {
 	// KeepSamples keeps the sampled timeline in the result (Execution.Samples).
 	KeepSamples bool
 }
+
+// RlimitInfinity is the value of an unlimited soft or hard limit in
+// Spec.Rlimits (RLIM_INFINITY).
+const RlimitInfinity = math.MaxUint64
 
 // Target is what Attach watches: exactly one of CgroupPath, PID and
 // ContainerID.

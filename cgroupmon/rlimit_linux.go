@@ -2,7 +2,6 @@ package cgroupmon
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -52,9 +51,11 @@ var rlimitResources = map[string]int{
 	"RLIMIT_STACK":      unix.RLIMIT_STACK,
 }
 
-// RlimitInfinity is the value of an unlimited soft or hard limit in a
-// POSIXRlimit (RLIM_INFINITY).
-const RlimitInfinity = math.MaxUint64
+// CheckRlimits returns the error Start would return for Spec.Rlimits rl,
+// nil when Start would set them; nothing is run or created.
+func (m *Monitor) CheckRlimits(rl []specs.POSIXRlimit) error {
+	return checkRlimits(rl)
+}
 
 // checkRlimits refuses rlimits that cgmon cannot set before anything is
 // created: an unknown type, a type given twice, a soft limit above the hard
