@@ -6,8 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
@@ -190,4 +192,47 @@ func TestRlimitRefusedByTheKernelRunsNothing(t *testing.T) {
 		assert.True(t, ex.StartedAt.IsZero())
 		assert.NoFileExists(t, marker, "nothing may run")
 	})
+}
+
+// BenchmarkRunTrueRlimits is what rlimits cost a start: every iteration
+// runs /bin/true without rlimits (the usual start), with one (RLIMIT_CORE
+// 0: the held start, one prlimit and its read-back) and with four, in
+// turn, and it reports the median of each and the ratios to the usual
+// start.
+func BenchmarkRunTrueRlimits(b *testing.B) {
+	m, err := New(Options{})
+	require.NoError(b, err)
+	defer m.Close()
+	ctx := context.Background()
+	one := []specs.POSIXRlimit{{Type: "RLIMIT_CORE", Soft: 0, Hard: 0}}
+	four := append(slices.Clone(one),
+		specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: 64, Hard: 64},
+		specs.POSIXRlimit{Type: "RLIMIT_FSIZE", Soft: 1 << 20, Hard: 1 << 20},
+		specs.POSIXRlimit{Type: "RLIMIT_STACK", Soft: 8 << 20, Hard: 8 << 20})
+	var times [3][]time.Duration
+	i := 0
+	for b.Loop() {
+		for k := range 3 {
+			k = (k + i) % 3 // each kind goes first in turn
+			var rl []specs.POSIXRlimit
+			switch k {
+			case 1:
+				rl = one
+			case 2:
+				rl = four
+			}
+			t0 := time.Now()
+			if _, err := m.Run(ctx, Spec{Command: []string{"/bin/true"}, Rlimits: rl}); err != nil {
+				b.Fatal(err)
+			}
+			times[k] = append(times[k], time.Since(t0))
+		}
+		i++
+	}
+	none, m1, m4 := median(times[0]), median(times[1]), median(times[2])
+	b.ReportMetric(float64(none.Microseconds()), "none-µs")
+	b.ReportMetric(float64(m1.Microseconds()), "one-µs")
+	b.ReportMetric(float64(m4.Microseconds()), "four-µs")
+	b.ReportMetric(float64(m1)/float64(none), "one-ratio")
+	b.ReportMetric(float64(m4)/float64(none), "four-ratio")
 }
