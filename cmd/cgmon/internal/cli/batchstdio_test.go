@@ -93,13 +93,13 @@ func TestBatch100StdinStdout(t *testing.T) {
 }
 
 // TestBatchFsizeStopsAWriter is the acceptance line's second half: an
-// RLIMIT_FSIZE of 1 MiB stops `head -c 5M /dev/zero`, whose output file
+// RLIMIT_FSIZE of 1 MiB stops `head -c 5242880 /dev/zero` (5 MiB), whose output file
 // holds 1 MiB, and the result says which limit it was.
 func TestBatchFsizeStopsAWriter(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "big.out")
 	code, res, diag := runBatchLines(t, dir, []string{
-		fmt.Sprintf(`{"id": "w", "command": ["head", "-c", "5M", "/dev/zero"], "stdout": %q, "rlimits": [{"type": "RLIMIT_FSIZE", "soft": 1048576, "hard": 1048576}]}`, out),
+		fmt.Sprintf(`{"id": "w", "command": ["head", "-c", "5242880", "/dev/zero"], "stdout": %q, "rlimits": [{"type": "RLIMIT_FSIZE", "soft": 1048576, "hard": 1048576}]}`, out),
 	})
 	if code != 0 {
 		t.Fatalf("exit status %d:\n%s", code, diag)
