@@ -87,7 +87,7 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 		o.Limits.pidsSet = true
 		return nil
 	})
-	c.Func("rlimit", "resource limit of the command, `NAME=SOFT[:HARD]` (NAME as RLIMIT_NOFILE or nofile; each value a number in the limit's unit or unlimited; HARD defaults to SOFT); repeatable", func(v string) error {
+	c.Func("rlimit", "resource `LIMIT` of the command (setrlimit), NAME=SOFT[:HARD]: NAME as RLIMIT_NOFILE or nofile, each value a number in the limit's unit or unlimited, HARD defaults to SOFT; repeatable", func(v string) error {
 		r, err := parseRlimitFlag(v)
 		if err != nil {
 			return err
