@@ -140,8 +140,9 @@ var moreSkips = map[string]map[string]string{
 		"TestVMWatchContainerByPrefix":                "needs a writable cgroup v2 tree as root (make vmtest: v2-6.1, v2-5.10, hybrid, container-privileged); scenario \"none\"",
 	},
 	ContainerUnprivileged: {
-		"TestAttachCgroup":                            "no writable cgroup v2 here to make the workload's cgroup: the cgroup v2 mount /sys/fs/cgroup is read-only",
-		"TestGatedStart":                              "no writable cgroup v2 here: the cgroup v2 mount /sys/fs/cgroup is read-only",
+		"TestAttachCgroup": "no writable cgroup v2 here to make the workload's cgroup: the cgroup v2 mount /sys/fs/cgroup is read-only",
+		"TestGatedStart":   "no writable cgroup v2 here: the cgroup v2 mount /sys/fs/cgroup is read-only",
+		"TestRlimitsInForceAtFirstInstruction/gated":  "no writable cgroup v2 here: the cgroup v2 mount /sys/fs/cgroup is read-only",
 		"TestMonitorDeathIsReaped":                    "needs a writable cgroup v2 directory: neither /sys/fs/cgroup nor the own cgroup / is writable",
 		"TestReap":                                    "needs a writable cgroup v2 directory: neither /sys/fs/cgroup nor the own cgroup / is writable",
 		"TestLiveLeafIsNotReaped/same_process":        "needs a writable cgroup v2 directory: neither /sys/fs/cgroup nor the own cgroup / is writable",
