@@ -704,6 +704,9 @@ func (r *run) setStatus(rec *metrics.Execution, ps *os.ProcessState, oomKills ui
 	case rec.Signal != 0:
 		rec.Status = metrics.StatusSignaled
 		rec.Reason = "killed by signal " + unix.SignalName(syscall.Signal(rec.Signal))
+		if why := signalReason(syscall.Signal(rec.Signal), r.spec.Rlimits); why != "" {
+			rec.Reason = why
+		}
 	case rec.ExitCode == 0:
 		rec.Status = metrics.StatusSuccess
 	case ps == nil:

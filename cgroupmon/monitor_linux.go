@@ -43,6 +43,9 @@ type Monitor struct {
 	// forceGated makes every start take the gated path (tests only; set
 	// through the package's test helpers, never by callers).
 	forceGated bool
+	// rlimitsUnchecked skips checkRlimits, so that the kernel refuses
+	// what it would have (tests only, as forceGated).
+	rlimitsUnchecked bool
 }
 
 // New probes the host and prepares a Monitor as opts ask. With the default

@@ -28,6 +28,9 @@ func (m *Monitor) Backend() metrics.Backend { return "" }
 // CheckLimits returns ErrNotSupported outside Linux.
 func (m *Monitor) CheckLimits(*specs.LinuxResources) error { return ErrNotSupported }
 
+// CheckRlimits returns ErrNotSupported outside Linux.
+func (m *Monitor) CheckRlimits([]specs.POSIXRlimit) error { return ErrNotSupported }
+
 // Start returns ErrNotSupported outside Linux.
 func (m *Monitor) Start(context.Context, Spec) (*Handle, error) { return nil, ErrNotSupported }
 

@@ -2,6 +2,7 @@ package cgroupmon
 
 import (
 	"io"
+	"math"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -125,6 +126,20 @@ type Spec struct {
 	// working directory, which it may be unable to read. Env is not
 	// changed for the user (HOME, USER stay as given).
 	User *specs.User
+	// Rlimits are POSIX resource limits (setrlimit(2)) of the main process,
+	// inherited by its children, as in an OCI runtime's process.rlimits:
+	// Type is RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_STACK, RLIMIT_CORE, ...,
+	// Soft and Hard are numbers in the limit's unit (bytes, files,
+	// seconds), RlimitInfinity for none. They are in force from the
+	// program's first instruction: the child is held after its execve,
+	// given them with prlimit(2) and released (see the README for what exec
+	// itself did with cgmon's own). An unknown type, a type given twice or
+	// a soft limit above the hard one is ErrInvalidSpec, a hard limit above
+	// cgmon's own without CAP_SYS_RESOURCE ErrLimitUnsupported, refused
+	// before anything runs. A main process killed by SIGXFSZ or SIGXCPU
+	// under RLIMIT_FSIZE or RLIMIT_CPU has status signaled and a Reason
+	// naming the limit. Empty: the start is the usual one, at no cost.
+	Rlimits []specs.POSIXRlimit
 	// Timeout is the wall-clock limit; 0 means none.
 	Timeout time.Duration
 	// CPUTimeLimit is the limit on the CPU time (user plus system) of the
@@ -156,6 +171,10 @@ type Spec struct {
 	// KeepSamples keeps the sampled timeline in the result (Execution.Samples).
 	KeepSamples bool
 }
+
+// RlimitInfinity is the value of an unlimited soft or hard limit in
+// Spec.Rlimits (RLIM_INFINITY).
+const RlimitInfinity = math.MaxUint64
 
 // Target is what Attach watches: exactly one of CgroupPath, PID and
 // ContainerID.

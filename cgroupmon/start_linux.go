@@ -122,6 +122,11 @@ func (m *Monitor) checkSpec(s Spec) (Spec, *limitPlan, error) {
 			return s, nil, err
 		}
 	}
+	if !m.rlimitsUnchecked {
+		if err := checkRlimits(s.Rlimits); err != nil {
+			return s, nil, err
+		}
+	}
 	plan, err := planLimits(s.Limits, m.limitHost())
 	return s, plan, err
 }
@@ -219,17 +224,27 @@ func (m *Monitor) launch(r *run) error {
 
 // fork starts the command, with CLONE_INTO_CGROUP when there is a leaf,
 // falling back to the gated start when the kernel refuses it or the
-// leaf's limits need the move (leaf.moveIn).
+// leaf's limits need the move (leaf.moveIn). A spec with rlimits is held
+// at exec to set them (see rlimit_linux.go); one without is not.
 func (m *Monitor) fork(r *run) error {
+	hold := len(r.spec.Rlimits) > 0
 	if r.leaf == nil {
+		if hold {
+			return r.startHeld(false)
+		}
 		r.start = time.Now()
 		return r.cmd.Start()
 	}
 	if !m.forceGated && !r.leaf.moveIn {
 		r.cmd.SysProcAttr.UseCgroupFD = true
 		r.cmd.SysProcAttr.CgroupFD = r.leaf.dir
-		r.start = time.Now()
-		err := r.cmd.Start()
+		var err error
+		if hold {
+			err = r.startHeld(false)
+		} else {
+			r.start = time.Now()
+			err = r.cmd.Start()
+		}
 		if err == nil || !cloneIntoCgroupRefused(err) || r.cmd.Process != nil {
 			return err
 		}
@@ -237,7 +252,8 @@ func (m *Monitor) fork(r *run) error {
 		r.cmd = cloneCmd(r.cmd)
 		r.cmd.SysProcAttr.UseCgroupFD = false
 	}
-	return r.startGated()
+	r.gated = true
+	return r.startHeld(true)
 }
 
 // cloneIntoCgroupRefused reports whether err is the kernel refusing
@@ -264,12 +280,13 @@ func cloneCmd(c *exec.Cmd) *exec.Cmd {
 	return n
 }
 
-// startGated starts the command traced, so that it stops right after exec
-// before running any instruction of its own, moves it into the leaf and
-// detaches. ptrace requests must come from the thread that started it:
-// it runs on the starter's locked thread.
-func (r *run) startGated() error {
-	r.gated = true
+// startHeld starts the command traced, so that it stops right after exec
+// before running any instruction of its own; then, with move, moves it
+// into the leaf (the gated start), sets the spec's rlimits, and detaches.
+// Anything that fails kills the child before it runs. ptrace requests
+// must come from the thread that started it: it runs on the starter's
+// locked thread.
+func (r *run) startHeld(move bool) error {
 	r.cmd.SysProcAttr.Ptrace = true
 	r.start = time.Now()
 	if err := r.cmd.Start(); err != nil {
@@ -280,19 +297,27 @@ func (r *run) startGated() error {
 	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() {
 		_ = r.cmd.Process.Kill()
 		_ = r.cmd.Wait()
-		return fmt.Errorf("%w: gated start: waiting for the stopped child: %v (status %v)", errCgmon, err, ws)
+		return fmt.Errorf("%w: held start: waiting for the stopped child: %v (status %v)", errCgmon, err, ws)
 	}
-	werr := os.WriteFile(r.leaf.path+"/cgroup.procs", []byte(strconv.Itoa(pid)), 0)
+	var werr error
+	if move {
+		if werr = os.WriteFile(r.leaf.path+"/cgroup.procs", []byte(strconv.Itoa(pid)), 0); werr != nil {
+			werr = fmt.Errorf("gated start into %s: %w", r.leaf.path, werr)
+		}
+	}
+	if werr == nil && len(r.spec.Rlimits) > 0 {
+		werr = setRlimits(pid, r.spec.Rlimits)
+	}
 	if werr != nil {
 		_ = r.cmd.Process.Kill()
 	}
 	if err := unix.PtraceDetach(pid); err != nil && werr == nil {
 		_ = r.cmd.Process.Kill()
-		werr = err
+		werr = fmt.Errorf("held start: detaching: %w", err)
 	}
 	if werr != nil {
 		_ = r.cmd.Wait()
-		return fmt.Errorf("%w: gated start into %s: %w", errCgmon, r.leaf.path, werr)
+		return fmt.Errorf("%w: %w (nothing of the command ran)", errCgmon, werr)
 	}
 	return nil
 }

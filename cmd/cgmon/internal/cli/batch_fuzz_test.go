@@ -7,7 +7,8 @@ import (
 )
 
 // batchFields are the keys of a batch input line, as an error names them.
-var batchFields = []string{`"id"`, `"language"`, `"code_length"`, `"command"`, `"timeout"`, `"limits"`, `"wait_all"`, `"repeat"`}
+var batchFields = []string{`"id"`, `"language"`, `"code_length"`, `"command"`, `"timeout"`, `"limits"`, `"wait_all"`, `"repeat"`,
+	`"stdin"`, `"stdout"`, `"stderr"`, `"env"`, `"dir"`, `"rlimits"`}
 
 // FuzzParseBatchLine: a line is either a usable execution (a command to
 // run, a non-negative timeout and code length, a language, run 1 to
@@ -35,6 +36,11 @@ func FuzzParseBatchLine(f *testing.F) {
 		`{"command": "true"}`,
 		`[1, 2]`, `null`, `"x"`, `{`, ``, `{"command": ["true"], "wait_all": "yes"}`,
 		`{"id": "r", "command": ["true"], "repeat": 3}`, `{"command": ["true"], "repeat": 3}`, `{"id": "r", "command": ["true"], "repeat": 1.5}`,
+		`{"command": ["true"], "stdin": "in", "stdout": "out", "stderr": "out", "env": ["A=1"], "dir": "/tmp"}`,
+		`{"command": ["true"], "env": ["A"]}`, `{"command": ["true"], "env": "A=1"}`, `{"command": ["true"], "stdout": 1}`,
+		`{"command": ["true"], "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 64, "hard": "unlimited"}]}`,
+		`{"command": ["true"], "rlimits": [{"type": "nofile", "soft": -1, "hard": 1}]}`, `{"command": ["true"], "rlimits": {"type": "x"}}`,
+		`{"id": "r", "command": ["true"], "repeat": 2, "stdout": "o"}`,
 		`{"id": "r", "command": ["true"], "repeat": 0}`, `{"id": "r", "command": ["true"], "repeat": 10001}`, `{"id": "r", "command": ["true"], "repeat": null}`,
 	} {
 		f.Add([]byte(s))

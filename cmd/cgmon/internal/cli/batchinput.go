@@ -122,6 +122,21 @@ type BatchLine struct {
 	// User is who the command runs as: "UID[:GID]" or "NAME[:GROUP]" as
 	// --user takes, or an OCI user object {"uid", "gid", "additionalGids"}.
 	User json.RawMessage `json:"user,omitempty"`
+	// Stdin is a file the command reads as its standard input; Stdout
+	// and Stderr are files it writes, created (mode 0644 before the
+	// umask) or truncated. Relative paths are from cgmon's working
+	// directory. Absent: /dev/null.
+	Stdin  string `json:"stdin,omitempty"`
+	Stdout string `json:"stdout,omitempty"`
+	Stderr string `json:"stderr,omitempty"`
+	// Env is the command's whole environment as "KEY=VALUE" strings, as
+	// in an OCI process's env; absent: cgmon's own.
+	Env []string `json:"env,omitempty"`
+	// Dir is the command's working directory; absent: cgmon's own.
+	Dir string `json:"dir,omitempty"`
+	// Rlimits are OCI POSIXRlimits: {"type": "RLIMIT_FSIZE", "soft": N,
+	// "hard": N}, where a value may also be "unlimited".
+	Rlimits json.RawMessage `json:"rlimits,omitempty"`
 }
 
 // maxRepeat is the most runs one line may ask for with "repeat".
@@ -131,32 +146,46 @@ const maxRepeat = 10000
 // command, a bad timeout or CPU-time limit, bad limits or a bad repeat are errors. It
 // returns the execution and how many times to run it.
 func parseBatchLine(b []byte) (cgroupmon.Spec, int, error) {
+	s, _, repeat, err := parseLine(b)
+	return s, repeat, err
+}
+
+// parseLine is parseBatchLine, and also returns the files the line's
+// command reads and writes, opened only when it runs (openLineFiles).
+func parseLine(b []byte) (cgroupmon.Spec, lineFiles, int, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var l BatchLine
 	if err := dec.Decode(&l); err != nil {
 		if jsonFieldError(err) {
-			return cgroupmon.Spec{}, 0, errors.New(jsonError(err, l, ""))
+			return cgroupmon.Spec{}, lineFiles{}, 0, errors.New(jsonError(err, l, ""))
 		}
-		return cgroupmon.Spec{}, 0, fmt.Errorf("not a JSON execution object: %s", jsonError(err, l, ""))
+		return cgroupmon.Spec{}, lineFiles{}, 0, fmt.Errorf("not a JSON execution object: %s", jsonError(err, l, ""))
 	}
 	if trailing(b, dec) {
-		return cgroupmon.Spec{}, 0, errors.New("more than one JSON value on the line")
+		return cgroupmon.Spec{}, lineFiles{}, 0, errors.New("more than one JSON value on the line")
 	}
 	s, err := lineSpec(&l)
 	if err != nil {
-		return cgroupmon.Spec{}, 0, err
+		return cgroupmon.Spec{}, lineFiles{}, 0, err
+	}
+	files, err := lineFilesOf(&l)
+	if err != nil {
+		return cgroupmon.Spec{}, lineFiles{}, 0, err
 	}
 	repeat := 1
 	if len(l.Repeat) > 0 && string(l.Repeat) != "null" {
 		if repeat, err = parseRepeat(l.Repeat); err != nil {
-			return cgroupmon.Spec{}, 0, err
+			return cgroupmon.Spec{}, lineFiles{}, 0, err
 		}
 		if repeat > 1 && l.ID == "" {
-			return cgroupmon.Spec{}, 0, errors.New(`"repeat" needs an "id": the results of the runs are told apart by id and repeat_index`)
+			return cgroupmon.Spec{}, lineFiles{}, 0, errors.New(`"repeat" needs an "id": the results of the runs are told apart by id and repeat_index`)
+		}
+		if repeat > 1 && (files.Stdout != "" || files.Stderr != "") {
+			return cgroupmon.Spec{}, lineFiles{}, 0, fmt.Errorf(`"repeat" %d with "stdout" or "stderr": the runs would write the same file at once; give each its own line`, repeat)
 		}
 	}
-	return s, repeat, nil
+	return s, files, repeat, nil
 }
 
 // parseRepeat reads a line's "repeat": a whole number from 1 to
@@ -209,6 +238,9 @@ func lineSpec(l *BatchLine) (cgroupmon.Spec, error) {
 			return cgroupmon.Spec{}, err
 		}
 		s.User = u
+	}
+	if err := lineProcess(l, &s); err != nil {
+		return cgroupmon.Spec{}, err
 	}
 	return s, nil
 }

@@ -69,7 +69,8 @@ type BadLine struct {
 type batchJob struct {
 	line   int
 	spec   cgroupmon.Spec
-	repeat int // the run's repeat_index
+	files  lineFiles // opened when the job runs
+	repeat int       // the run's repeat_index
 }
 
 // batchEnd says why a batch stopped taking lines; the zero value is the
@@ -257,7 +258,10 @@ func (b *batch) accept(n int, line []byte, tooLong bool) (batchJob, []int) {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return batchJob{}, nil
 	}
-	spec, repeat, err := parseBatchLine(line)
+	spec, files, repeat, err := parseLine(line)
+	if err == nil && len(spec.Rlimits) > 0 {
+		err = b.mon.CheckRlimits(spec.Rlimits)
+	}
 	id := spec.ID
 	if err != nil {
 		id = lineID(line)
@@ -279,7 +283,7 @@ func (b *batch) accept(n int, line []byte, tooLong bool) (batchJob, []int) {
 		// matched with those of an earlier run.
 		spec.ID = lineDefaultID(n)
 	}
-	j := batchJob{line: n, spec: spec}
+	j := batchJob{line: n, spec: spec, files: files}
 	if b.keys != nil {
 		return j, b.keys.todo(id, repeat)
 	}
@@ -301,13 +305,23 @@ func (b *batch) accept(n int, line []byte, tooLong bool) (batchJob, []int) {
 
 // run runs one job and writes its result line.
 func (b *batch) run(ctx context.Context, j batchJob) {
-	ex, err := b.mon.Run(ctx, j.spec)
-	if err != nil && ex.StartedAt.IsZero() {
-		// Nothing ran: the monitor refused the line.
+	stdio, err := openLineFiles(j.files)
+	if err != nil {
+		// Nothing ran: a file of the line cannot be used.
 		b.finished()
 		b.reject(j.line, j.spec.ID, &j.repeat, err)
 		return
 	}
+	stdio.use(&j.spec)
+	ex, err := b.mon.Run(ctx, j.spec)
+	if err != nil && ex.StartedAt.IsZero() {
+		// Nothing ran: the monitor refused the line.
+		stdio.undo()
+		b.finished()
+		b.reject(j.line, j.spec.ID, &j.repeat, err)
+		return
+	}
+	stdio.close()
 	res := resultLine{Protocol: ProtocolVersion, Report: NewReport(&ex), RepeatIndex: j.repeat}
 	res.InputLine = j.line
 	if err != nil && !errors.Is(err, cgroupmon.ErrStart) {

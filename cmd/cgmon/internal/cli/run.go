@@ -47,6 +47,7 @@ type runOptions struct {
 	Timeout    time.Duration
 	CPUTime    time.Duration
 	Limits     limitFlags
+	Rlimits    []specs.POSIXRlimit
 	Backend    string
 	CgroupRoot string
 	MoveOthers bool
@@ -84,6 +85,14 @@ func parseRunFlags(args []string, help io.Writer) (*runOptions, error) {
 			return errors.New("not a whole number")
 		}
 		o.Limits.pidsSet = true
+		return nil
+	})
+	c.Func("rlimit", "resource `LIMIT` of the command (setrlimit), NAME=SOFT[:HARD]: NAME as RLIMIT_NOFILE or nofile, each value a number in the limit's unit or unlimited, HARD defaults to SOFT; repeatable", func(v string) error {
+		r, err := parseRlimitFlag(v)
+		if err != nil {
+			return err
+		}
+		o.Rlimits = append(o.Rlimits, r)
 		return nil
 	})
 	c.StringVar(&o.Limits.File, "limits", "", "OCI LinuxResources JSON `FILE`; the limit flags override it")
@@ -153,6 +162,9 @@ func runMain(args []string, stdio IO) (int, error) {
 	if err := mon.CheckLimits(limits); err != nil {
 		return 0, fail("run: %v", err)
 	}
+	if err := mon.CheckRlimits(o.Rlimits); err != nil {
+		return 0, fail("run: --rlimit: %v", err)
+	}
 
 	out, err := openOutputs("run", o.reportFlags)
 	if err != nil {
@@ -178,6 +190,7 @@ func runMain(args []string, stdio IO) (int, error) {
 		Stdout:       stdio.Out,
 		Stderr:       stdio.Err,
 		Limits:       limits,
+		Rlimits:      o.Rlimits,
 		Timeout:      o.Timeout,
 		CPUTimeLimit: o.CPUTime,
 		WaitAll:      o.WaitAll,
