@@ -146,7 +146,7 @@ class Cgmon:
     # The protocol.
 
     def submit(self, command, *, id=None, language=None, code_length=None, timeout=None,
-               limits=None, wait_all=False):
+               limits=None, wait_all=False, **fields):
         """submit starts command (a list of strings: the argv) under cgmon
         and returns a concurrent.futures.Future of its record (a dict: the
         JSON result line). The future raises RejectedError when cgmon
@@ -158,18 +158,25 @@ class Cgmon:
         timeout: wall-clock limit in seconds (status "timeout" when hit).
         limits: an OCI LinuxResources dict, e.g. {"memory": {"limit": 268435456}}.
         wait_all: wait for every process of the command, not only the first.
+        fields: more fields of the batch line, as cgmon's README lists them:
+            cpu_time_limit (seconds of CPU time, status "cpu_timeout"),
+            stdin, stdout, stderr (file paths), env (a list of "KEY=VALUE"),
+            dir, rlimits (OCI POSIXRlimit dicts, e.g.
+            {"type": "RLIMIT_FSIZE", "soft": 1048576, "hard": 1048576}),
+            user ("65534:65534" or {"uid": ..., "gid": ...}). An unknown
+            field is rejected by cgmon, never dropped.
         """
-        return self._submit(command, False, id, language, code_length, timeout, limits, wait_all)
+        return self._submit(command, False, id, language, code_length, timeout, limits, wait_all, fields)
 
     def run(self, command, *, wait=None, id=None, language=None, code_length=None, timeout=None,
-            limits=None, wait_all=False):
+            limits=None, wait_all=False, **fields):
         """run runs command under cgmon and returns its record once it has
         ended; the options are those of submit. wait bounds the wait in
         seconds (concurrent.futures.TimeoutError past it; the run goes on)."""
         # A caller without a bound on its wait reads its own result, which
         # saves handing it over from another thread.
         reads = wait is None
-        fut = self._submit(command, reads, id, language, code_length, timeout, limits, wait_all)
+        fut = self._submit(command, reads, id, language, code_length, timeout, limits, wait_all, fields)
         try:
             self._await(fut, wait, reads)
         finally:
@@ -216,7 +223,7 @@ class Cgmon:
 
     # Inside.
 
-    def _submit(self, command, reads, id, language, code_length, timeout, limits, wait_all):
+    def _submit(self, command, reads, id, language, code_length, timeout, limits, wait_all, fields=None):
         if isinstance(command, (str, bytes)) or not command:
             raise TypeError("command must be a non-empty list of strings (the argv), not %r" % (command,))
         req = {"command": [str(a) for a in command]}
@@ -230,6 +237,12 @@ class Cgmon:
             req["limits"] = limits
         if wait_all:
             req["wait_all"] = True
+        for k, v in (fields or {}).items():
+            if v is None:
+                continue
+            if k == "cpu_time_limit":
+                v = float(v)
+            req[k] = v
         fut = Future()
         with self._wlock:
             with self._lock:

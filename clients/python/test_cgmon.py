@@ -74,6 +74,24 @@ class ClientTest(unittest.TestCase):
             self.assertTrue((rec[key] is not None and key in rec["sources"]) or
                             (rec[key] is None and key in rec["unavailable"]), key)
 
+    def test_judge_fields(self):
+        # What a judge passes: the submission's input and output files, a
+        # CPU-time limit and an rlimit; cgmon applies each or rejects the run.
+        with tempfile.TemporaryDirectory() as d:
+            inp, out = os.path.join(d, "in.txt"), os.path.join(d, "out.txt")
+            with open(inp, "w") as f:
+                f.write("3 4\n")
+            rec = self.c.run(["sh", "-c", "read a b; echo $((a+b)); ulimit -n"], stdin=inp, stdout=out,
+                             rlimits=[{"type": "RLIMIT_NOFILE", "soft": 64, "hard": 64}])
+            self.assertEqual(rec["status"], "success", rec.get("reason"))
+            with open(out) as f:
+                self.assertEqual(f.read(), "7\n64\n")
+        rec = self.c.run(["sh", "-c", "while :; do :; done"], cpu_time_limit=0.2, timeout=30)
+        self.assertEqual(rec["status"], "cpu_timeout", rec.get("reason"))
+        self.assertGreaterEqual(rec["cpu_total_seconds"], 0.2)
+        with self.assertRaises(cgmon.RejectedError):
+            self.c.run(["true"], no_such_field=1)
+
     def test_timeout_and_failed_start(self):
         t0 = time.monotonic()
         rec = self.c.run(["sleep", "10"], timeout=0.3)
