@@ -409,8 +409,21 @@ func TestSharedRootRemovedByAnotherMonitor(t *testing.T) {
 	a, err := New(Options{})
 	require.NoError(t, err)
 	require.NoError(t, a.Close())
-	_, err = os.Stat(b.rootPath())
-	require.ErrorIs(t, err, os.ErrNotExist, "the last monitor out (a, while b had no execution) removes the shared root")
+	// The last monitor out (a, while b had no execution) removes the
+	// shared root, unless other processes' monitors (go test runs
+	// packages in parallel) have leaves there: then it must be kept.
+	ents, err := os.ReadDir(b.rootPath())
+	if !errors.Is(err, os.ErrNotExist) {
+		require.NoError(t, err)
+		others := 0
+		for _, e := range ents {
+			if e.IsDir() {
+				others++
+			}
+		}
+		require.NotZero(t, others, "the shared root was left empty by the last monitor out")
+		t.Logf("the shared root holds %d other monitors' cgroups: kept", others)
+	}
 	ex, err := b.Run(context.Background(), Spec{Command: []string{"/bin/true"}})
 	require.NoError(t, err)
 	assert.Equal(t, metrics.StatusSuccess, ex.Status)
