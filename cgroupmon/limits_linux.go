@@ -547,6 +547,14 @@ func (p *planner) cpu(c *specs.LinuxCPU) {
 			p.refuse(ErrLimitUnsupported, f.field, "cgroup v2 has no real-time bandwidth files (cpu.rt_runtime_us is cgroup v1's); remove the field")
 		}
 	}
+	p.cpuWeightAndMax(c)
+	p.cpuBurstAndIdle(c)
+	p.cpuset(c)
+}
+
+// cpuWeightAndMax plans cpu.shares (as cpu.weight) and the quota and
+// period (cpu.max).
+func (p *planner) cpuWeightAndMax(c *specs.LinuxCPU) {
 	if v := c.Shares; v != nil {
 		switch {
 		case *v == 0:
@@ -593,6 +601,10 @@ func (p *planner) cpu(c *specs.LinuxCPU) {
 			})
 		}
 	}
+}
+
+// cpuBurstAndIdle plans cpu.max.burst and cpu.idle.
+func (p *planner) cpuBurstAndIdle(c *specs.LinuxCPU) {
 	if v := c.Burst; v != nil {
 		switch {
 		case c.Quota != nil && *c.Quota > 0 && *v > uint64(*c.Quota):
@@ -617,6 +629,10 @@ func (p *planner) cpu(c *specs.LinuxCPU) {
 			})
 		}
 	}
+}
+
+// cpuset plans cpuset.cpus and cpuset.mems.
+func (p *planner) cpuset(c *specs.LinuxCPU) {
 	for _, s := range []struct {
 		field, file, v string
 		dst            func(*specs.LinuxCPU) *string
