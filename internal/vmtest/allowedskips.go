@@ -90,7 +90,7 @@ func withV2Controllers(why string, m map[string]string) map[string]string {
 var moreSkips = map[string]map[string]string{
 	"v2-6.1": {
 		"TestVMInsideContainer": "runs inside the VM's containers (make vmtest, scenarios container-unprivileged and container-privileged); scenario \"v2-6.1\"",
-		"TestVMMoveOthersCLI": "--move-others inside the privileged container: runs in make vmtest, scenario container-privileged; scenario \"v2-6.1\"",
+		"TestVMMoveOthersCLI":   "--move-others inside the privileged container: runs in make vmtest, scenario container-privileged; scenario \"v2-6.1\"",
 	},
 	"v2-5.10": {
 		"TestVMInsideContainer": "runs inside the VM's containers (make vmtest, scenarios container-unprivileged and container-privileged); scenario \"v2-5.10\"",
