@@ -103,7 +103,10 @@ func TestPSIWait(t *testing.T) {
 		t.Skip("no pressure stall information (cpu.pressure) in the cgroups here: the kernel lacks CONFIG_PSI or it is off")
 	}
 	run := func() (wait, wall time.Duration) {
-		ex := mustRun(t, m, Spec{Command: []string{wl(t, "burn"), "1", "500"}})
+		// Two threads: where the cpu controller shares the CPUs between
+		// cgroups (a pure v2 host), the burn's leaf gets about its half
+		// of them beside the hog, and two threads then wait for one.
+		ex := mustRun(t, m, Spec{Command: []string{wl(t, "burn"), "2", "500"}})
 		require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
 		w, ok := ex.Usage.CPUWait.Get()
 		require.True(t, ok, ex.Usage.CPUWait.Reason())
@@ -115,7 +118,14 @@ func TestPSIWait(t *testing.T) {
 	busy, wallBusy := run()
 	stop()
 	t.Logf("waited %v of %v alone, %v of %v beside a hog", alone, wallAlone, busy, wallBusy)
-	assert.Greater(t, busy, alone, "beside a hog the burn waited no longer than alone")
+	// "Alone" means alone only on a host that is not busy already: where
+	// the run alone waited half its wall time (another engineer's qemu on
+	// the same cores), that is what PSI is for, and no comparison holds.
+	if alone < wallAlone/2 {
+		assert.Greater(t, busy, alone, "beside a hog the burn waited no longer than alone")
+	} else {
+		t.Logf("the host was busy: the run alone waited %v of %v; not compared", alone, wallAlone)
+	}
 	assert.Greater(t, float64(busy), 0.10*float64(wallBusy), "beside a hog on every CPU the burn waited under 10%% of the wall time")
 }
 
