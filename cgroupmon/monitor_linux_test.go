@@ -235,7 +235,11 @@ func TestSequentialChildrenAddUp(t *testing.T) {
 
 func TestLeftoverDaemonIsKilled(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend BackendChoice) {
-		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs})
+		// A double-forked daemon leaves the tree: only a cgroup or the
+		// subreaper (as the CLI has it) brings it back; where auto finds
+		// no cgroup (scenarios none, container-unprivileged) it needs the
+		// subreaper too.
+		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs || !hasCgroupRoot(t)})
 		var out bytes.Buffer
 		ex := mustRun(t, m, Spec{Command: []string{wl(t, "daemon"), "30000"}, Stdout: &out})
 		require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
@@ -248,7 +252,11 @@ func TestLeftoverDaemonIsKilled(t *testing.T) {
 
 func TestWaitAllCountsTheDaemon(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend BackendChoice) {
-		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs})
+		// A double-forked daemon leaves the tree: only a cgroup or the
+		// subreaper (as the CLI has it) brings it back; where auto finds
+		// no cgroup (scenarios none, container-unprivileged) it needs the
+		// subreaper too.
+		m := newMonitor(t, Options{Backend: backend, Subreaper: backend == BackendProcfs || !hasCgroupRoot(t)})
 		var out bytes.Buffer
 		ex := mustRun(t, m, Spec{Command: []string{wl(t, "daemon"), "100", "300"}, Stdout: &out, WaitAll: true})
 		require.Equal(t, metrics.StatusSuccess, ex.Status, ex.Reason)
@@ -496,4 +504,12 @@ func TestPendingCgroupsAreBounded(t *testing.T) {
 		}
 	}
 	assert.Equal(t, bound, n, "ended executions' cgroups waiting for a tick")
+}
+
+// hasCgroupRoot reports whether a default Monitor gets a cgroup root here.
+func hasCgroupRoot(t *testing.T) bool {
+	t.Helper()
+	p, err := ProbeHost(Options{})
+	require.NoError(t, err)
+	return p.Root != "" || p.Path == PathScopePossible
 }

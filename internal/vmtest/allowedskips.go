@@ -141,8 +141,10 @@ var moreSkips = map[string]map[string]string{
 		"TestVMWatchContainerByPrefix":                "needs a writable cgroup v2 tree as root (make vmtest: v2-6.1, v2-5.10, hybrid, container-privileged); scenario \"none\"",
 	},
 	ContainerUnprivileged: {
-		"TestAttachCgroup": "no writable cgroup v2 here to make the workload's cgroup: the cgroup v2 mount /sys/fs/cgroup is read-only",
-		"TestGatedStart":   "no writable cgroup v2 here: the cgroup v2 mount /sys/fs/cgroup is read-only",
+		"TestPSIWait":        "no pressure stall information (cpu.pressure) in the cgroups here: the kernel lacks CONFIG_PSI or it is off",
+		"TestVMMemoryMakeup": "needs a cgroup v2 host with controllers (make vmtest); scenario \"container-unprivileged\"",
+		"TestAttachCgroup":   "no writable cgroup v2 here to make the workload's cgroup: the cgroup v2 mount /sys/fs/cgroup is read-only",
+		"TestGatedStart":     "no writable cgroup v2 here: the cgroup v2 mount /sys/fs/cgroup is read-only",
 		"TestRlimitsInForceAtFirstInstruction/gated":  "no writable cgroup v2 here: the cgroup v2 mount /sys/fs/cgroup is read-only",
 		"TestMonitorDeathIsReaped":                    "needs a writable cgroup v2 directory: neither /sys/fs/cgroup nor the own cgroup / is writable",
 		"TestReap":                                    "needs a writable cgroup v2 directory: neither /sys/fs/cgroup nor the own cgroup / is writable",
@@ -182,6 +184,7 @@ var moreSkips = map[string]map[string]string{
 		"TestUserDiesWithMonitor":                     "needs a writable cgroup v2 directory: neither /sys/fs/cgroup nor the own cgroup / is writable",
 	},
 	ContainerPrivileged: {
+		"TestVMMemoryMakeup":                "needs a cgroup v2 host with controllers (make vmtest); scenario \"container-privileged\"",
 		"TestVMSystemdRootless":             "needs a systemd host and an unprivileged user (make vmtest, scenario systemd-rootless); scenario \"container-privileged\"",
 		"TestVMLimitsEveryField":            "needs a cgroup v2 host with controllers (make vmtest); scenario \"container-privileged\"",
 		"TestVMLimitValueTheKernelRejects":  "needs a cgroup v2 host with controllers (make vmtest); scenario \"container-privileged\"",
