@@ -141,7 +141,7 @@ var moreSkips = map[string]map[string]string{
 		"TestVMWatchContainerByPrefix":                "needs a writable cgroup v2 tree as root (make vmtest: v2-6.1, v2-5.10, hybrid, container-privileged); scenario \"none\"",
 	},
 	ContainerUnprivileged: {
-		"TestPSIWait":        "no pressure stall information (cpu.pressure) in the cgroups here: the kernel lacks CONFIG_PSI or it is off",
+		"TestPSIWait":        "no cgroup for executions here (the cgroup2 mount is read-only), so no cgroup's pressure to read",
 		"TestVMMemoryMakeup": "needs a cgroup v2 host with controllers (make vmtest); scenario \"container-unprivileged\"",
 		"TestAttachCgroup":   "no writable cgroup v2 here to make the workload's cgroup: the cgroup v2 mount /sys/fs/cgroup is read-only",
 		"TestGatedStart":     "no writable cgroup v2 here: the cgroup v2 mount /sys/fs/cgroup is read-only",
