@@ -96,7 +96,8 @@ func FuzzCgroupDir(f *testing.F) {
 
 // FuzzCgroupRoot fuzzes --cgroup-root (Options.CgroupRoot) as the probe
 // takes it, against a fake mount that holds one usable cgroup directory.
-// The fuzzed text is tried as given and appended to the mount.
+// The fuzzed text is tried as given and appended to the mount. Accepted,
+// it is that cgroup or a new one to be made directly in it.
 func FuzzCgroupRoot(f *testing.F) {
 	mount := f.TempDir()
 	given := filepath.Join(mount, "given")
@@ -128,8 +129,13 @@ func FuzzCgroupRoot(f *testing.F) {
 			if p.Path != PathGiven || !inside(mount, p.Root) {
 				t.Fatalf("--cgroup-root %q gives root %q (%s), outside the mount %s", root, p.Root, p.Path, mount)
 			}
+			// The usable cgroup, or a root that does not exist yet and will
+			// be made in it (a missing root is made when its parent is a
+			// cgroup that allows it).
 			if p.Root != given {
-				t.Fatalf("--cgroup-root %q gives root %q, which is not a usable cgroup here", root, p.Root)
+				if _, err := os.Stat(p.Root); !errors.Is(err, os.ErrNotExist) || filepath.Dir(p.Root) != given {
+					t.Fatalf("--cgroup-root %q gives root %q, which is neither the usable cgroup here nor one to be made in it", root, p.Root)
+				}
 			}
 		}
 	})
