@@ -10,6 +10,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cgmon/cgmon/metrics"
 )
@@ -237,6 +238,11 @@ func (p *resultParser) str(b []byte, i int) ([]byte, int, error) {
 		return nil, 0, err
 	}
 	raw := b[i+1 : end-1]
+	if !utf8.Valid(raw) {
+		// cgmon writes UTF-8 only (ids and languages are checked); a
+		// reader that replaced the bytes would merge different ids.
+		return nil, 0, lineErr("a string is not UTF-8")
+	}
 	escaped := false
 	for _, c := range raw {
 		if c < 0x20 {
