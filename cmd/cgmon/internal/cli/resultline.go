@@ -207,6 +207,26 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
+// skipString returns the index after the string that opens at b[i], a
+// string of a value the scanner skips, once it has checked that the string
+// is one JSON takes: no raw control character, only valid escapes.
+func skipString(b []byte, i int) (int, error) {
+	end, err := stringEnd(b, i)
+	if err != nil {
+		return 0, err
+	}
+	raw := b[i+1 : end-1]
+	for _, c := range raw {
+		if c < 0x20 {
+			return 0, lineErr("a string holds a raw control character")
+		}
+	}
+	if bytes.IndexByte(raw, '\\') >= 0 && !json.Valid(b[i:end]) {
+		return 0, lineErr("a string with a bad escape: %s", b[i:end])
+	}
+	return end, nil
+}
+
 // stringEnd returns the index after the closing quote of the string that
 // opens at b[i]. It does not check the string's contents.
 func stringEnd(b []byte, i int) (int, error) {
@@ -381,7 +401,7 @@ func skipValue(b []byte, i, depth int) (int, error) {
 	}
 	switch c := b[i]; {
 	case c == '"':
-		return stringEnd(b, i)
+		return skipString(b, i)
 	case c == '{' || c == '[':
 		closing := byte('}')
 		if c == '[' {
@@ -396,7 +416,7 @@ func skipValue(b []byte, i, depth int) (int, error) {
 				if i >= len(b) || b[i] != '"' {
 					return 0, cutOrBad(b, i, "a field name")
 				}
-				end, err := stringEnd(b, i)
+				end, err := skipString(b, i)
 				if err != nil {
 					return 0, err
 				}
