@@ -199,7 +199,11 @@ func TestCPUOfTwoThreads(t *testing.T) {
 		// Two busy threads read about 200% on an idle 2-core machine. Other
 		// test packages share the cores, so the bound is relative: the peak
 		// interval is at least the average one and at most all the CPUs.
-		assert.GreaterOrEqual(t, peak, avg*0.9, "peak CPU below the average")
+		// (With fewer than three samples the sampled intervals may miss
+		// the run's busiest part: a 0.5 s run under emulation.)
+		if ex.Usage.CPUSamples.Value() >= 3 {
+			assert.GreaterOrEqual(t, peak, avg*0.9, "peak CPU below the average")
+		}
 		// An interval whose CPU time exceeds what the CPUs give is dropped
 		// (cpu.stat and /proc/PID/stat charge a running task at the
 		// scheduler's tick), never reported.

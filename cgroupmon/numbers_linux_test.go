@@ -160,7 +160,13 @@ func TestVMMemoryMakeup(t *testing.T) {
 	_, ok = u.MemoryKernelAtEnd.Get()
 	require.True(t, ok, u.MemoryKernelAtEnd.Reason())
 	t.Logf("tmpfs writer: peak %d MiB, file %d MiB, shmem %d MiB, anon %v, largest process %v (%s)", peak>>20, file>>20, shmem>>20, u.MemoryAnonPeak.Value()>>20, u.MemoryProcessPeak.Value()>>20, u.MemoryProcessPeak.Reason())
-	assert.GreaterOrEqual(t, peak, uint64(100<<20))
+	if u.MemoryPeak.Source() == metrics.SourceCgroupMemoryPeak {
+		assert.GreaterOrEqual(t, peak, uint64(100<<20))
+	} else {
+		// Before 5.19 the peak is memory.current as sampled: a lower
+		// bound that may miss the end of the write.
+		assert.GreaterOrEqual(t, peak, uint64(50<<20), "sampled peak (source %s)", u.MemoryPeak.Source())
+	}
 	assert.GreaterOrEqual(t, shmem, uint64(95<<20), "the tmpfs file stays charged to the cgroup")
 	assert.GreaterOrEqual(t, file, shmem, "shmem is part of file")
 	if v, ok := u.MemoryProcessPeak.Get(); ok {

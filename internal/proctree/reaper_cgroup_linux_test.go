@@ -2,12 +2,15 @@ package proctree
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,20 +64,33 @@ func TestReaperReapsZombiesOfCgroup(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { unix.Rmdir(dir) })
-		// The shell moves itself in through cgroup.procs, so that this
-		// works where clone3 (CLONE_INTO_CGROUP) is refused, as Docker's
-		// seccomp profile does; the sleep is born there.
-		cmd := exec.Command("/bin/sh", "-c", `echo $$ > "$1/cgroup.procs" && { sleep 0.2 & echo $!; }`, "sh", dir)
-		out, err := cmd.StdoutPipe()
+		start := func(cmd *exec.Cmd) (io.ReadCloser, error) {
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				return nil, err
+			}
+			done := r.Starting()
+			err = cmd.Start()
+			if err == nil {
+				r.Protect(cmd.Process.Pid)
+			}
+			done()
+			return out, err
+		}
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := r.Starting()
-		err = cmd.Start()
-		if err == nil {
-			r.Protect(cmd.Process.Pid)
+		defer unix.Close(fd)
+		cmd := exec.Command("/bin/sh", "-c", "sleep 0.2 & echo $!")
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+		out, err := start(cmd)
+		if errors.Is(err, unix.ENOSYS) {
+			// clone3 refused (Docker's seccomp profile): the shell moves
+			// itself in through cgroup.procs; the sleep is born there.
+			cmd = exec.Command("/bin/sh", "-c", `echo $$ > "$1/cgroup.procs" && { sleep 0.2 & echo $!; }`, "sh", dir)
+			out, err = start(cmd)
 		}
-		done()
 		if err != nil {
 			t.Fatal(err)
 		}
