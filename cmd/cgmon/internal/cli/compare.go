@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -608,15 +607,7 @@ func statusText(cs []*compared) string {
 
 // write renders r in format: human, json or markdown.
 func (r *CompareResult) write(w io.Writer, format string) error {
-	switch format {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
-	case "markdown":
-		return r.WriteMarkdown(w)
-	}
-	return r.WriteHuman(w)
+	return writeAs(w, format, r, r.WriteMarkdown, r.WriteHuman)
 }
 
 // formatValue renders a value of a metric's unit.

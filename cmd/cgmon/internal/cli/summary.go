@@ -152,15 +152,20 @@ func writeTo(output, appendTo string, def io.Writer, fn func(io.Writer) error) e
 
 // write renders r in format: human, json or markdown.
 func (r *SummaryResult) write(w io.Writer, format string) error {
+	return writeAs(w, format, r, r.WriteMarkdown, r.WriteHuman)
+}
+
+// writeAs writes v to w in format: indented JSON, markdown or human.
+func writeAs(w io.Writer, format string, v any, markdown, human func(io.Writer) error) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return enc.Encode(v)
 	case "markdown":
-		return r.WriteMarkdown(w)
+		return markdown(w)
 	}
-	return r.WriteHuman(w)
+	return human(w)
 }
 
 // inputLines describe what was read, for the human and Markdown forms:
